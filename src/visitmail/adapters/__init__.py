@@ -1,0 +1,1 @@
+"""Implementations of the services' ports: database, crypto, SMTP, rendering."""

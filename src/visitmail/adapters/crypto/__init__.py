@@ -1,0 +1,1 @@
+"""Password hashing, token digests, the master key ring and the secret box."""

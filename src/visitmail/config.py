@@ -1,0 +1,102 @@
+"""Operator settings, read from ``VISITMAIL_*`` environment variables (and ``.env``).
+
+A broken configuration is refused at start with one line that names the variable
+(:class:`ConfigError`); nothing here ever echoes a key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_VAR_DIR = Path("var")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(Exception):
+    """The operator configuration cannot be used; ``str()`` is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Field names map to ``VISITMAIL_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VISITMAIL_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means SQLite at var/visitmail.db",
+    )
+    var_dir: Path = Field(default=DEFAULT_VAR_DIR, description="state directory (embedded)")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    master_key_file: Path | None = Field(
+        default=None, description="key ring file; default var/master.key"
+    )
+    master_keys: SecretStr | None = Field(
+        default=None,
+        description="key ring inline: 'id:base64key' entries separated by commas, newest last",
+    )
+    smtp_allowed_networks: list[IPNetwork] = Field(
+        default_factory=list,
+        description="CIDR networks SMTP hosts and proxies may resolve to besides public ones",
+    )
+    allow_plaintext_auth: bool = Field(
+        default=False, description="allow sending SMTP passwords over unencrypted connections"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    secure_cookies: bool = Field(default=False, description="mark cookies Secure (behind HTTPS)")
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    login_max_failures: int = Field(default=10, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+
+    @field_validator("smtp_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite or postgresql")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The async SQLAlchemy URL actually used (drivers aiosqlite / asyncpg)."""
+        url = self.database_url or f"sqlite:///{self.var_dir / 'visitmail.db'}"
+        return to_async_url(url)
+
+    @property
+    def effective_key_file(self) -> Path:
+        return self.master_key_file or self.var_dir / "master.key"
+
+
+def to_async_url(url: str) -> str:
+    """Map ``sqlite://`` / ``postgresql://`` URLs to their async drivers."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    if url.startswith("postgresql://") or url.startswith("postgresql+psycopg"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    return url
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise :class:`ConfigError` with one line per the first problem."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "VISITMAIL_" + "_".join(str(p) for p in first["loc"][:1]).upper()
+        raise ConfigError(f"{name}: {first['msg']}") from None

@@ -1,0 +1,76 @@
+"""Organizations, users, API tokens and web sessions as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from visitmail.domain.errors import InvalidInput
+from visitmail.domain.roles import Role
+
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UUID
+    organization_id: UUID
+    email: str
+    display_name: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A token's public face; the secret itself exists only once, at issue."""
+
+    id: UUID
+    organization_id: UUID
+    user_id: UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: the user and the organization every query is scoped by."""
+
+    user: User
+    via: str  # "token" or "session"
+
+    @property
+    def organization_id(self) -> UUID:
+        return self.user.organization_id
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+
+def clean_name(value: str, *, field: str) -> str:
+    """A display name: stripped, non-empty, bounded, no control characters."""
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidInput("must not be empty", field=field)
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"must be at most {MAX_NAME_LENGTH} characters", field=field)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
+        raise InvalidInput("must not contain control characters", field=field)
+    return cleaned

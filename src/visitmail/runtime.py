@@ -1,0 +1,101 @@
+"""The composition root: settings, database engine, key ring and hashers, built once per
+process and shared by the web app, the CLI and (later) the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from visitmail.adapters.crypto.keyring import (
+    KeyRing,
+    KeyRingError,
+    create_file,
+    load_file,
+    parse_keys,
+)
+from visitmail.adapters.crypto.passwords import Argon2Hasher
+from visitmail.adapters.db.engine import create_engine, session_factory
+from visitmail.adapters.db.uow import SqlUnitOfWork
+from visitmail.config import ConfigError, Settings
+from visitmail.logs import get_logger
+from visitmail.services.login import LoginPolicy
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+    hasher: Argon2Hasher
+    dummy_hash: str
+    login_policy: LoginPolicy
+    notes: list[str] = field(default_factory=list)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.sessionmaker)
+
+    async def database_ok(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # any failure means "unreachable" to a health check
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def load_keyring(settings: Settings, *, create: bool, notes: list[str]) -> KeyRing:
+    """Keys from ``VISITMAIL_MASTER_KEYS``, else the key file (created on first start)."""
+    try:
+        if settings.master_keys is not None:
+            return parse_keys(
+                settings.master_keys.get_secret_value(),
+                source="VISITMAIL_MASTER_KEYS",
+                separator=",",
+            )
+        path = settings.effective_key_file
+        if not path.exists() and create:
+            ring = create_file(path)
+            notes.append(f"created the master key file {path} (mode 0600); back it up")
+            return ring
+        return load_file(path)
+    except KeyRingError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    create_key: bool = True,
+    fast_hashing: bool = False,
+    engine_factory: Callable[[str], AsyncEngine] = create_engine,
+) -> Runtime:
+    notes: list[str] = []
+    keyring = load_keyring(settings, create=create_key, notes=notes)
+    engine = engine_factory(settings.effective_database_url)
+    hasher = Argon2Hasher(fast=fast_hashing)
+    policy = LoginPolicy(
+        max_failures=settings.login_max_failures,
+        window=timedelta(seconds=settings.login_window_seconds),
+        session_lifetime=timedelta(hours=settings.session_hours),
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=session_factory(engine),
+        keyring=keyring,
+        hasher=hasher,
+        dummy_hash=hasher.hash("visitmail-dummy-password"),
+        login_policy=policy,
+        notes=notes,
+    )

@@ -1,0 +1,304 @@
+"""Use cases for organizations, users and API tokens.
+
+Every function takes an open :class:`UnitOfWork`, does its work and commits, or raises a
+domain error and commits nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from visitmail.domain.addresses import normalize_email
+from visitmail.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from visitmail.domain.identity import ApiToken, Organization, Principal, User, clean_name
+from visitmail.domain.roles import Role
+from visitmail.services.clock import Clock, utcnow
+from visitmail.services.ports import PasswordHasher, UnitOfWork
+from visitmail.services.secrets_gen import digest, new_api_token, new_password
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrganization:
+    organization: Organization
+    admin: User
+    admin_password: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    user: User
+    initial_password: str | None  # set when visitmail generated it
+
+
+def check_password_strength(password: str, *, field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"must be at least {MIN_PASSWORD_LENGTH} characters", field=field)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"must be at most {MAX_PASSWORD_LENGTH} characters", field=field)
+
+
+def require_role(principal: Principal, role: Role) -> None:
+    if not principal.role.at_least(role):
+        raise PermissionDenied(f"this needs the role {role.value} or higher")
+
+
+async def create_organization(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    *,
+    name: str,
+    admin_email: str,
+    clock: Clock = utcnow,
+) -> NewOrganization:
+    """A new organization with one admin (generated password) and one API token for them."""
+    org_name = clean_name(name, field="name")
+    email = normalize_email(admin_email, field="admin_email")
+    if await uow.users.email_taken(email):
+        raise Conflict("a user with this email already exists", field="admin_email")
+    now = clock()
+    org = await uow.organizations.add(org_name, now)
+    password = new_password()
+    admin = await uow.users.add(
+        org.id,
+        email=email,
+        display_name=email.split("@", 1)[0],
+        role=Role.ADMIN,
+        password_hash=hasher.hash(password),
+        now=now,
+    )
+    secret, prefix = new_api_token()
+    await uow.tokens.add(
+        org.id, user_id=admin.id, name="initial", prefix=prefix, secret_hash=digest(secret), now=now
+    )
+    await uow.audit.record(
+        org.id,
+        actor_id=None,
+        action="organization.create",
+        target=str(org.id),
+        fields=["name"],
+        now=now,
+    )
+    await uow.commit()
+    return NewOrganization(org, admin, password, secret)
+
+
+async def create_user(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    actor: Principal,
+    *,
+    email: str,
+    role: Role,
+    display_name: str | None = None,
+    password: str | None = None,
+    clock: Clock = utcnow,
+) -> NewUser:
+    require_role(actor, Role.ADMIN)
+    address = normalize_email(email, field="email")
+    name = clean_name(display_name, field="display_name") if display_name else address.split("@")[0]
+    if password is not None:
+        check_password_strength(password)
+    if await uow.users.email_taken(address):
+        raise Conflict("a user with this email already exists", field="email")
+    generated = new_password() if password is None else None
+    now = clock()
+    user = await uow.users.add(
+        actor.organization_id,
+        email=address,
+        display_name=name,
+        role=role,
+        password_hash=hasher.hash(password or generated or ""),
+        now=now,
+    )
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="user.create",
+        target=str(user.id),
+        fields=["email", "role", "display_name", "password"],
+        now=now,
+    )
+    await uow.commit()
+    return NewUser(user, generated)
+
+
+async def list_users(uow: UnitOfWork, actor: Principal) -> Sequence[User]:
+    require_role(actor, Role.ADMIN)
+    return await uow.users.list(actor.organization_id)
+
+
+async def get_user(uow: UnitOfWork, actor: Principal, user_id: UUID) -> User:
+    if user_id != actor.user.id:
+        require_role(actor, Role.ADMIN)
+    user = await uow.users.get(actor.organization_id, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+async def update_user(
+    uow: UnitOfWork,
+    actor: Principal,
+    user_id: UUID,
+    *,
+    role: Role | None = None,
+    disabled: bool | None = None,
+    display_name: str | None = None,
+    clock: Clock = utcnow,
+) -> User:
+    """Change a user's role, name or disabled flag. The last enabled admin cannot be demoted
+    or disabled (the organization would lock itself out)."""
+    require_role(actor, Role.ADMIN)
+    current = await uow.users.get(actor.organization_id, user_id)
+    if current is None:
+        raise NotFound("no such user")
+    name = clean_name(display_name, field="display_name") if display_name is not None else None
+    loses_admin = (
+        current.role is Role.ADMIN
+        and not current.disabled
+        and ((role is not None and role is not Role.ADMIN) or disabled is True)
+    )
+    if loses_admin and await uow.users.count_admins(actor.organization_id) <= 1:
+        raise Conflict(
+            "the organization needs at least one enabled admin",
+            field="role" if role is not None else "disabled",
+        )
+    now = clock()
+    user = await uow.users.update(
+        actor.organization_id, user_id, role=role, disabled=disabled, display_name=name, now=now
+    )
+    assert user is not None  # checked above, same transaction
+    changed = [
+        f
+        for f, v in (("role", role), ("disabled", disabled), ("display_name", name))
+        if v is not None
+    ]
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="user.update",
+        target=str(user_id),
+        fields=changed,
+        now=now,
+    )
+    await uow.commit()
+    return user
+
+
+async def set_password(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    actor: Principal,
+    user_id: UUID,
+    *,
+    password: str | None,
+    clock: Clock = utcnow,
+) -> str | None:
+    """Set a user's password (own, or any as admin); ``None`` generates one and returns it."""
+    if user_id != actor.user.id:
+        require_role(actor, Role.ADMIN)
+    if password is not None:
+        check_password_strength(password)
+    generated = new_password() if password is None else None
+    now = clock()
+    user = await uow.users.update(
+        actor.organization_id,
+        user_id,
+        password_hash=hasher.hash(password or generated or ""),
+        now=now,
+    )
+    if user is None:
+        raise NotFound("no such user")
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="user.password",
+        target=str(user_id),
+        fields=["password"],
+        now=now,
+    )
+    await uow.commit()
+    return generated
+
+
+async def issue_token(
+    uow: UnitOfWork, actor: Principal, *, name: str, clock: Clock = utcnow
+) -> IssuedToken:
+    """A new API token for the acting user; the secret is returned once and stored hashed."""
+    label = clean_name(name, field="name")
+    secret, prefix = new_api_token()
+    now = clock()
+    token = await uow.tokens.add(
+        actor.organization_id,
+        user_id=actor.user.id,
+        name=label,
+        prefix=prefix,
+        secret_hash=digest(secret),
+        now=now,
+    )
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="token.create",
+        target=str(token.id),
+        fields=["name"],
+        now=now,
+    )
+    await uow.commit()
+    return IssuedToken(token, secret)
+
+
+async def list_tokens(uow: UnitOfWork, actor: Principal) -> Sequence[ApiToken]:
+    """Admins see every token of the organization; others their own."""
+    owner = None if actor.role.at_least(Role.ADMIN) else actor.user.id
+    return await uow.tokens.list(actor.organization_id, owner)
+
+
+async def revoke_token(
+    uow: UnitOfWork, actor: Principal, token_id: UUID, *, clock: Clock = utcnow
+) -> ApiToken:
+    token = await uow.tokens.get(actor.organization_id, token_id)
+    if token is None or (token.user_id != actor.user.id and not actor.role.at_least(Role.ADMIN)):
+        raise NotFound("no such token")
+    now = clock()
+    await uow.tokens.revoke(actor.organization_id, token_id, now)
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="token.revoke",
+        target=str(token_id),
+        fields=[],
+        now=now,
+    )
+    await uow.commit()
+    revoked = await uow.tokens.get(actor.organization_id, token_id)
+    assert revoked is not None
+    return revoked
+
+
+async def authenticate_token(
+    uow: UnitOfWork, secret: str, *, clock: Clock = utcnow
+) -> Principal | None:
+    """The principal for a bearer token, or ``None`` if unknown, revoked or its user disabled."""
+    found = await uow.tokens.find_active(digest(secret))
+    if found is None:
+        return None
+    token, user = found
+    now = clock()
+    # Write last-use at most once a minute: a read-mostly API should not write per request.
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        await uow.tokens.touch(token.id, now)
+        await uow.commit()
+    return Principal(user=user, via="token")

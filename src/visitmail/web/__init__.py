@@ -1,0 +1,1 @@
+"""The FastAPI shell: JSON API under /api/v1, server-rendered UI, health."""

@@ -1,0 +1,103 @@
+"""Who am I, the organization's users, and API tokens."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, status
+
+from visitmail.domain.errors import NotFound
+from visitmail.services import identity
+from visitmail.web.api.schemas import (
+    ErrorResponse,
+    Me,
+    OrganizationOut,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    UserCreate,
+    UserCreated,
+    UserOut,
+    UserUpdate,
+)
+from visitmail.web.deps import AdminDep, PrincipalDep, RuntimeDep, UowDep
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+}
+
+router = APIRouter(prefix="/api/v1", tags=["identity"], responses=ERRORS)
+
+
+@router.get("/me", summary="The token's user and organization")
+async def me(principal: PrincipalDep, uow: UowDep) -> Me:
+    org = await uow.organizations.get(principal.organization_id)
+    if org is None:  # the token outlived its organization
+        raise NotFound("no such organization")
+    return Me(
+        user=UserOut.of(principal.user),
+        organization=OrganizationOut(id=org.id, name=org.name, created_at=org.created_at),
+    )
+
+
+@router.get("/users", summary="The organization's users (admin)")
+async def list_users(principal: AdminDep, uow: UowDep) -> list[UserOut]:
+    return [UserOut.of(u) for u in await identity.list_users(uow, principal)]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, summary="Add a user (admin)")
+async def create_user(
+    body: UserCreate, principal: AdminDep, uow: UowDep, runtime: RuntimeDep
+) -> UserCreated:
+    created = await identity.create_user(
+        uow,
+        runtime.hasher,
+        principal,
+        email=body.email,
+        role=body.role,
+        display_name=body.display_name,
+        password=body.password,
+    )
+    return UserCreated(
+        **UserOut.of(created.user).model_dump(), initial_password=created.initial_password
+    )
+
+
+@router.get("/users/{user_id}", summary="One user (admin, or yourself)")
+async def get_user(user_id: UUID, principal: PrincipalDep, uow: UowDep) -> UserOut:
+    return UserOut.of(await identity.get_user(uow, principal, user_id))
+
+
+@router.patch("/users/{user_id}", summary="Change role, name or disabled (admin)")
+async def update_user(user_id: UUID, body: UserUpdate, principal: AdminDep, uow: UowDep) -> UserOut:
+    user = await identity.update_user(
+        uow,
+        principal,
+        user_id,
+        role=body.role,
+        disabled=body.disabled,
+        display_name=body.display_name,
+    )
+    return UserOut.of(user)
+
+
+@router.get("/tokens", summary="API tokens (admins see all of the organization's)")
+async def list_tokens(principal: PrincipalDep, uow: UowDep) -> list[TokenOut]:
+    return [TokenOut.of(t) for t in await identity.list_tokens(uow, principal)]
+
+
+@router.post(
+    "/tokens", status_code=status.HTTP_201_CREATED, summary="Issue an API token for yourself"
+)
+async def create_token(body: TokenCreate, principal: PrincipalDep, uow: UowDep) -> TokenCreated:
+    issued = await identity.issue_token(uow, principal, name=body.name)
+    return TokenCreated(**TokenOut.of(issued.token).model_dump(), token=issued.secret)
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke a token (yours, or any as admin)")
+async def revoke_token(token_id: UUID, principal: PrincipalDep, uow: UowDep) -> TokenOut:
+    return TokenOut.of(await identity.revoke_token(uow, principal, token_id))

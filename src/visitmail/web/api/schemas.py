@@ -1,0 +1,109 @@
+"""Request and response bodies shared by the API routers. Requests forbid unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visitmail.domain.identity import ApiToken, User
+from visitmail.domain.roles import Role
+
+
+class Strict(BaseModel):
+    """Base of every request body: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    display_name: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            role=user.role,
+            disabled=user.disabled,
+            created_at=user.created_at,
+        )
+
+
+class UserCreate(Strict):
+    email: str = Field(max_length=320)
+    role: Role
+    display_name: str | None = Field(default=None, max_length=200)
+    password: str | None = Field(
+        default=None, max_length=1024, description="omit to have one generated and returned once"
+    )
+
+
+class UserCreated(UserOut):
+    initial_password: str | None = Field(
+        default=None, description="present only when generated; shown this once"
+    )
+
+
+class UserUpdate(Strict):
+    role: Role | None = None
+    disabled: bool | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: UUID
+    name: str
+    prefix: str
+    user_id: UUID
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenOut:
+        return cls(
+            id=token.id,
+            name=token.name,
+            prefix=token.prefix,
+            user_id=token.user_id,
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+            revoked_at=token.revoked_at,
+        )
+
+
+class TokenCreate(Strict):
+    name: str = Field(max_length=200)
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret; shown this once, stored only as a hash")
+
+
+class OrganizationOut(BaseModel):
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+class Me(BaseModel):
+    user: UserOut
+    organization: OrganizationOut

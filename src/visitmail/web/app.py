@@ -1,0 +1,51 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from visitmail import __version__
+from visitmail.runtime import Runtime
+from visitmail.web.api import health
+from visitmail.web.api import identity as identity_api
+from visitmail.web.errors import install_error_handlers
+from visitmail.web.limits import BodySizeLimit
+from visitmail.web.ui import pages
+
+STATIC = Path(__file__).parent / "ui" / "static"
+
+
+def create_app(runtime: Runtime, *, own_runtime: bool = False) -> FastAPI:
+    """Build the app around ``runtime``; with ``own_runtime`` the app disposes it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if own_runtime:
+                await runtime.close()
+
+    app = FastAPI(
+        title="visitmail",
+        version=__version__,
+        description="Outgoing mail for a lead-capture platform. Authenticate with "
+        "`Authorization: Bearer <api token>`; the token decides the organization.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(identity_api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
