@@ -107,7 +107,11 @@ async def create_user(
 ) -> NewUser:
     require_role(actor, Role.ADMIN)
     address = normalize_email(email, field="email")
-    name = clean_name(display_name, field="display_name") if display_name else address.split("@")[0]
+    name = (
+        clean_name(display_name, field="display_name")
+        if display_name is not None
+        else address.split("@")[0]
+    )
     if password is not None:
         check_password_strength(password)
     if await uow.users.email_taken(address):
