@@ -1,0 +1,74 @@
+"""The connection test's report: ordered steps, each passed / failed / skipped, with the
+server's reply where there is one, an explanation in plain words and a concrete fix.
+
+Transcripts and texts in here are shown to users: they never contain a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class StepName(StrEnum):
+    RESOLVE = "resolve"
+    CONNECT = "connect"
+    GREETING = "greeting"
+    EHLO = "ehlo"
+    TLS = "tls"
+    AUTH = "auth"
+    MAIL_FROM = "mail_from"
+    RCPT_TO = "rcpt_to"
+    SEND = "send"
+    QUIT = "quit"
+
+
+STEP_ORDER: tuple[StepName, ...] = tuple(StepName)
+
+
+class StepStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: StepName
+    status: StepStatus
+    duration_ms: int = 0
+    reply_code: int | None = None
+    reply_text: str | None = None
+    explanation: str | None = None  # what happened, in words
+    fix: str | None = None  # what to change (failed steps)
+    details: dict[str, str | int | list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisReport:
+    steps: list[Step]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status is not StepStatus.FAILED for s in self.steps) and any(
+            s.status is StepStatus.PASSED for s in self.steps
+        )
+
+    @property
+    def failed_step(self) -> Step | None:
+        return next((s for s in self.steps if s.status is StepStatus.FAILED), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AutodetectCandidate:
+    port: int
+    security: str
+    ok: bool
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class AutodetectReport:
+    candidates: list[AutodetectCandidate]
+    recommended: AutodetectCandidate | None

@@ -1,0 +1,23 @@
+"""Ports the SMTP use cases need; ``adapters/smtp`` implements them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from visitmail.domain.diagnosis import AutodetectReport, DiagnosisReport
+from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
+
+
+class SmtpDiagnoser(Protocol):
+    async def diagnose(
+        self, settings: SmtpSettings, secrets: SmtpSecrets, *, send_to: str | None = None
+    ) -> DiagnosisReport:
+        """Run the step-by-step connection test within ``settings.timeouts.overall``.
+        Never raises for a failing server: failures are steps. Never puts a secret in
+        the report."""
+        ...
+
+    async def autodetect(self, settings: SmtpSettings, secrets: SmtpSecrets) -> AutodetectReport:
+        """Try the usual port x security combinations against ``settings.host`` (keeping the
+        other settings) and recommend the one that works best."""
+        ...
