@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def app(runtime: Runtime) -> FastAPI:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    # A distinct client address per test keeps per-client login limits apart.
+    transport = httpx.ASGITransport(app=app, client=(f"10.9.{secrets.randbelow(250)}.{secrets.randbelow(250)}", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 

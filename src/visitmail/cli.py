@@ -27,8 +27,8 @@ user_app = typer.Typer(no_args_is_help=True, help="Users.")
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 DEMO_ORG = "Demo organization"
@@ -195,10 +195,20 @@ def serve(
             "lost password? `visitmail user reset-password EMAIL`.",
             markup=False,
         )
+    inbox = None
+    if dev_inbox:
+        from visitmail.adapters.devinbox.sink import DevInbox
+
+        inbox = DevInbox(settings.var_dir / "dev-inbox", port=settings.dev_inbox_port)
+        out.print(
+            f"dev inbox: SMTP sink on 127.0.0.1:{settings.dev_inbox_port} "
+            f"(security none, no auth); received mail at {url}dev-inbox",
+            markup=False,
+        )
     if no_worker:
         out.print("delivery worker: not in this process (--no-worker)", markup=False)
     uvicorn.run(
-        create_app(runtime, own_runtime=True),
+        create_app(runtime, own_runtime=True, dev_inbox=inbox),
         host=bind_host,
         port=bind_port,
         log_config=None,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 DEFAULT_VAR_DIR = Path("var")
 
@@ -43,13 +43,14 @@ class Settings(BaseSettings):
         default=None,
         description="key ring inline: 'id:base64key' entries separated by commas, newest last",
     )
-    smtp_allowed_networks: list[IPNetwork] = Field(
+    smtp_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
         description="CIDR networks SMTP hosts and proxies may resolve to besides public ones",
     )
     allow_plaintext_auth: bool = Field(
         default=False, description="allow sending SMTP passwords over unencrypted connections"
     )
+    dev_inbox_port: int = Field(default=2525, ge=1, le=65535, description="serve --dev-inbox")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
     secure_cookies: bool = Field(default=False, description="mark cookies Secure (behind HTTPS)")
@@ -100,3 +101,7 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         name = "VISITMAIL_" + "_".join(str(p) for p in first["loc"][:1]).upper()
         raise ConfigError(f"{name}: {first['msg']}") from None
+    except SettingsError as exc:
+        # pydantic-settings names the field in its message: 'error parsing value for field "x"'
+        field = str(exc).split('"')[1] if '"' in str(exc) else "settings"
+        raise ConfigError(f"VISITMAIL_{field.upper()}: cannot be parsed") from None

@@ -21,7 +21,8 @@ _BAD_LOGIN = "email or password is wrong"
 
 @dataclass(frozen=True, slots=True)
 class LoginPolicy:
-    max_failures: int = 10
+    max_failures: int = 10  # per email address
+    client_factor: int = 5  # a whole office may share one address: be lenient per client
     window: timedelta = timedelta(minutes=15)
     session_lifetime: timedelta = timedelta(hours=12)
 
@@ -37,7 +38,8 @@ async def _check_limit(uow: UnitOfWork, keys: list[str], policy: LoginPolicy, cl
     now = clock()
     since = now - policy.window
     for key in keys:
-        if await uow.login_failures.count_since(key, since) >= policy.max_failures:
+        limit = policy.max_failures * (policy.client_factor if key.startswith("client:") else 1)
+        if await uow.login_failures.count_since(key, since) >= limit:
             oldest = await uow.login_failures.oldest_since(key, since) or now
             wait = max(1, int((oldest + policy.window - now).total_seconds()) + 1)
             raise RateLimited(

@@ -10,24 +10,33 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from visitmail import __version__
+from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
 from visitmail.web.api import health
 from visitmail.web.api import identity as identity_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
+from visitmail.web.ui import dev_inbox as dev_inbox_pages
 from visitmail.web.ui import pages
 
 STATIC = Path(__file__).parent / "ui" / "static"
 
 
-def create_app(runtime: Runtime, *, own_runtime: bool = False) -> FastAPI:
-    """Build the app around ``runtime``; with ``own_runtime`` the app disposes it on shutdown."""
+def create_app(
+    runtime: Runtime, *, own_runtime: bool = False, dev_inbox: DevInbox | None = None
+) -> FastAPI:
+    """Build the app around ``runtime``; with ``own_runtime`` the app disposes it on shutdown.
+    With ``dev_inbox`` the sink runs for the app's lifetime and its pages are served."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if dev_inbox is not None:
+            dev_inbox.start()
         try:
             yield
         finally:
+            if dev_inbox is not None:
+                dev_inbox.stop()
             if own_runtime:
                 await runtime.close()
 
@@ -42,10 +51,13 @@ def create_app(runtime: Runtime, *, own_runtime: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.dev_inbox = dev_inbox.mailbox if dev_inbox else None
+    app.state.dev_inbox_port = dev_inbox.port if dev_inbox else None
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(identity_api.router)
     app.include_router(pages.router)
+    app.include_router(dev_inbox_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

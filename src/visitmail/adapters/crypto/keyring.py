@@ -86,7 +86,7 @@ def parse_keys(text: str, *, source: str, separator: str = "\n") -> KeyRing:
         if not sep or not _KEY_ID.match(key_id):
             raise KeyRingError(f"{source}: entry {number} is not '<key id>:<base64 key>'")
         try:
-            material = base64.urlsafe_b64decode(encoded.strip())
+            material = base64.b64decode(encoded.strip(), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise KeyRingError(f"{source}: entry {number} is not valid base64") from None
         if len(material) != KEY_BYTES:

@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
 
 
-def _render(
+def render(
     request: Request, name: str, session: UiSession | None, status: int = 200, **context: Any
 ) -> HTMLResponse:
     context.update(
@@ -39,11 +39,12 @@ def _render(
         user=session.principal.user if session else None,
         csrf_token=session.csrf_token if session else context.get("csrf_token"),
         is_admin=bool(session and session.principal.role.at_least(Role.ADMIN)),
+        dev_inbox=getattr(request.app.state, "dev_inbox", None) is not None,
     )
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
-def _to_login() -> RedirectResponse:
+def to_login() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
@@ -64,7 +65,7 @@ def _csrf_failed(request: Request) -> HTMLResponse:
 @router.get("/login")
 async def login_form(request: Request, runtime: RuntimeDep) -> Response:
     token = pre_login_csrf(request)
-    response = _render(request, "login.html", None, csrf_token=token, email="", error=None)
+    response = render(request, "login.html", None, csrf_token=token, email="", error=None)
     set_csrf_cookie(response, token, runtime)
     return response
 
@@ -94,7 +95,7 @@ async def login_submit(
             )
     except VisitmailError as exc:
         status = 429 if isinstance(exc, RateLimited) else 401
-        return _render(
+        return render(
             request,
             "login.html",
             None,
@@ -114,12 +115,12 @@ async def logout(
 ) -> Response:
     session = await current_session(request, runtime)
     if session is None:
-        return _to_login()
+        return to_login()
     if not tokens_match(session.csrf_token, csrf_token):
         return _csrf_failed(request)
     async with runtime.uow() as uow:
         await login.log_out(uow, request.cookies[SESSION_COOKIE])
-    response = _to_login()
+    response = to_login()
     response.delete_cookie(SESSION_COOKIE)
     return response
 
@@ -128,10 +129,10 @@ async def logout(
 async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
     session = await current_session(request, runtime)
     if session is None:
-        return _to_login()
+        return to_login()
     async with runtime.uow() as uow:
         org = await uow.organizations.get(session.principal.organization_id)
-    return _render(request, "dashboard.html", session, organization=org)
+    return render(request, "dashboard.html", session, organization=org)
 
 
 async def _users_page(
@@ -147,7 +148,7 @@ async def _users_page(
     context.setdefault("error_field", None)
     context.setdefault("created", None)
     context.setdefault("form", {"email": "", "role": "user", "display_name": ""})
-    return _render(
+    return render(
         request, "users.html", session, status=status, users=users, roles=list(Role), **context
     )
 
@@ -156,9 +157,9 @@ async def _users_page(
 async def users_page(request: Request, runtime: RuntimeDep) -> Response:
     session = await current_session(request, runtime)
     if session is None:
-        return _to_login()
+        return to_login()
     if not session.principal.role.at_least(Role.ADMIN):
-        return _render(
+        return render(
             request,
             "error.html",
             session,
@@ -179,7 +180,7 @@ async def users_create(
 ) -> Response:
     session = await current_session(request, runtime)
     if session is None:
-        return _to_login()
+        return to_login()
     if not tokens_match(session.csrf_token, csrf_token):
         return _csrf_failed(request)
     form = {"email": email, "role": role, "display_name": display_name}
@@ -230,7 +231,7 @@ async def users_update(
 ) -> Response:
     session = await current_session(request, runtime)
     if session is None:
-        return _to_login()
+        return to_login()
     if not tokens_match(session.csrf_token, csrf_token):
         return _csrf_failed(request)
     try:

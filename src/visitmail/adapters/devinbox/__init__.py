@@ -1,0 +1,1 @@
+"""The development inbox: a local SMTP sink (``serve --dev-inbox``) and its mailbox."""

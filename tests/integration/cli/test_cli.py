@@ -1,0 +1,103 @@
+"""The ``visitmail`` command as an operator runs it: real subprocesses, both databases."""
+
+from __future__ import annotations
+
+import re
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from tests.support.processes import VISITMAIL, cli_env, free_port, run_cli
+
+
+@pytest.fixture
+async def fresh_url(backend: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if backend == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+def test_migrate_then_org_create_prints_id_password_and_working_token(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, fresh_url)
+    migrated = run_cli(["migrate"], env, tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "database is at revision" in migrated.stdout
+
+    created = run_cli(["org", "create", "Fair Team", "--admin-email", "Boss@Example.com"], env, tmp_path)
+    assert created.returncode == 0, created.stderr
+    org_id = re.search(r"organization id:\s+([0-9a-f-]{36})", created.stdout)
+    password = re.search(r"initial password:\s+(\S+)", created.stdout)
+    token = re.search(r"api token:\s+(vm_\S+)", created.stdout)
+    assert org_id and password and token
+    assert "boss@example.com" in created.stdout
+
+    key_file = tmp_path / "var" / "master.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert "master key file" in migrated.stderr  # said so on first start
+
+    again = run_cli(["org", "create", "Other", "--admin-email", "boss@example.com"], env, tmp_path)
+    assert again.returncode == 1
+    assert "admin_email" in again.stderr and "already exists" in again.stderr
+
+
+def test_bad_configuration_is_refused_with_one_line(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, None, VISITMAIL_PORT="not-a-port")
+    reply = run_cli(["migrate"], env, tmp_path)
+    assert reply.returncode == 2
+    lines = [line for line in reply.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("configuration error: VISITMAIL_PORT")
+
+
+def test_broken_key_file_is_refused_without_printing_key_material(tmp_path: Path) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "master.key").write_text("k1:c2VjcmV0LXRvby1zaG9ydA==\n")
+    reply = run_cli(["migrate"], cli_env(tmp_path), tmp_path)
+    assert reply.returncode == 2
+    assert "not a 32-byte key" in reply.stderr
+    assert "c2VjcmV0" not in reply.stderr
+
+
+def test_unknown_database_driver_is_refused(tmp_path: Path) -> None:
+    reply = run_cli(["migrate"], cli_env(tmp_path, "mysql://x@y/z"), tmp_path)
+    assert reply.returncode == 2
+    assert "VISITMAIL_DATABASE_URL" in reply.stderr
+
+
+def test_serve_with_dev_inbox_creates_demo_login_and_serves(tmp_path: Path) -> None:
+    port = free_port()
+    env = cli_env(tmp_path, sqlite_url(tmp_path))
+    proc = subprocess.Popen(
+        [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("visitmail serve did not answer /healthz")
+        login = httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)
+        assert login.status_code == 200 and "Log in" in login.text
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=20)
+    assert "log in at" in output
+    assert "admin@example.com" in output
+    assert re.search(r"password:\s+\S{5}-\S{5}-\S{5}-\S{5}", output)
