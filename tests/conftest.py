@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.support.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from tests.support.orgs import OrgFixture, new_org
 from visitmail.adapters.db import migrate
 from visitmail.config import Settings
 from visitmail.runtime import Runtime, build_runtime
 from visitmail.web.app import create_app
-from tests.support.databases import create_postgres_database, drop_postgres_database, sqlite_url
-from tests.support.orgs import OrgFixture, new_org
 
 BACKENDS = [b for b in os.environ.get("VISITMAIL_TEST_BACKENDS", "sqlite,postgresql").split(",")]
 
@@ -76,7 +76,9 @@ def app(runtime: Runtime) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     # A distinct client address per test keeps per-client login limits apart.
-    transport = httpx.ASGITransport(app=app, client=(f"10.9.{secrets.randbelow(250)}.{secrets.randbelow(250)}", 4000))
+    transport = httpx.ASGITransport(
+        app=app, client=(f"10.9.{secrets.randbelow(250)}.{secrets.randbelow(250)}", 4000)
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 

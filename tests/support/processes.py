@@ -24,7 +24,12 @@ def run_cli(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*VISITMAIL, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [*VISITMAIL, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 

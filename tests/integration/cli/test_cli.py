@@ -35,7 +35,9 @@ def test_migrate_then_org_create_prints_id_password_and_working_token(
     assert migrated.returncode == 0, migrated.stderr
     assert "database is at revision" in migrated.stdout
 
-    created = run_cli(["org", "create", "Fair Team", "--admin-email", "Boss@Example.com"], env, tmp_path)
+    created = run_cli(
+        ["org", "create", "Fair Team", "--admin-email", "Boss@Example.com"], env, tmp_path
+    )
     assert created.returncode == 0, created.stderr
     org_id = re.search(r"organization id:\s+([0-9a-f-]{36})", created.stdout)
     password = re.search(r"initial password:\s+(\S+)", created.stdout)
@@ -81,7 +83,11 @@ def test_serve_with_dev_inbox_creates_demo_login_and_serves(tmp_path: Path) -> N
     env = cli_env(tmp_path, sqlite_url(tmp_path))
     proc = subprocess.Popen(
         [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

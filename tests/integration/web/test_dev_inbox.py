@@ -10,12 +10,12 @@ import aiosmtplib
 import httpx
 import pytest
 
-from visitmail.adapters.devinbox.sink import DevInbox
-from visitmail.runtime import Runtime
-from visitmail.web.app import create_app
 from tests.integration.web.test_ui_login import log_in
 from tests.support.orgs import OrgFixture
 from tests.support.processes import free_port
+from visitmail.adapters.devinbox.sink import DevInbox
+from visitmail.runtime import Runtime
+from visitmail.web.app import create_app
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import httpx
 
+from tests.conftest import TEST_KEYS
 from visitmail.config import Settings
 from visitmail.runtime import build_runtime
 from visitmail.web.app import create_app
-from tests.conftest import TEST_KEYS
 
 
 async def test_healthz_reports_database_ok(client: httpx.AsyncClient) -> None:
@@ -16,7 +16,8 @@ async def test_healthz_reports_database_ok(client: httpx.AsyncClient) -> None:
 
 async def test_healthz_answers_503_when_the_database_is_unreachable(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(
-        database_url="postgresql://nobody@127.0.0.1:1/none", var_dir=tmp_path,
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        var_dir=tmp_path,
         master_keys=TEST_KEYS,  # type: ignore[arg-type]
     )
     runtime = build_runtime(settings, fast_hashing=True)
@@ -27,7 +28,11 @@ async def test_healthz_answers_503_when_the_database_is_unreachable(tmp_path) ->
     finally:
         await runtime.close()
     assert reply.status_code == 503
-    assert reply.json() == {"status": "unavailable", "database": "unreachable", "version": reply.json()["version"]}
+    assert reply.json() == {
+        "status": "unavailable",
+        "database": "unreachable",
+        "version": reply.json()["version"],
+    }
 
 
 async def test_openapi_schema_documents_the_api(client: httpx.AsyncClient) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.support.orgs import OrgFixture, new_member, new_org, unique_email
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
-from tests.support.orgs import OrgFixture, new_member, new_org, unique_email
 
 
 def bearer(token: str) -> dict[str, str]:

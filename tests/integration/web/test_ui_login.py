@@ -6,9 +6,9 @@ import re
 
 import httpx
 
+from tests.support.orgs import OrgFixture, new_member, new_org
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
-from tests.support.orgs import OrgFixture, new_member, new_org
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -113,8 +113,12 @@ async def test_admin_adds_a_user_on_the_users_page(
     assert token
     added = await client.post(
         "/users",
-        data={"email": "new.colleague@example.org", "role": "event_curator",
-              "display_name": "New Colleague", "csrf_token": token.group(1)},
+        data={
+            "email": "new.colleague@example.org",
+            "role": "event_curator",
+            "display_name": "New Colleague",
+            "csrf_token": token.group(1),
+        },
     )
     assert added.status_code == 200
     assert "new.colleague@example.org" in added.text

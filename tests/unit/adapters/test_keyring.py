@@ -51,7 +51,9 @@ def test_inline_keys_parse_newest_last() -> None:
         ("k1:" + base64.urlsafe_b64encode(b"short").decode(), "not a 32-byte key"),
         ("", "holds no keys"),
         (
-            "k1:" + base64.urlsafe_b64encode(b"a" * 32).decode() + "\nk1:"
+            "k1:"
+            + base64.urlsafe_b64encode(b"a" * 32).decode()
+            + "\nk1:"
             + base64.urlsafe_b64encode(b"b" * 32).decode(),
             "key id twice",
         ),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from visitmail.domain.addresses import normalize_email, refuse_line_breaks
@@ -10,7 +12,7 @@ from visitmail.domain.roles import Role
 
 def test_roles_are_ordered_lowest_to_highest() -> None:
     order = [Role.REPORTER, Role.USER, Role.EVENT_CURATOR, Role.EVENT_MANAGER, Role.ADMIN]
-    for low, high in zip(order, order[1:], strict=False):
+    for low, high in itertools.pairwise(order):
         assert high.at_least(low)
         assert not low.at_least(high)
     assert Role.ADMIN.at_least(Role.ADMIN)
@@ -29,7 +31,9 @@ def test_email_is_normalized() -> None:
         normalize_email("anna@", field="email")
 
 
-@pytest.mark.parametrize(("value", "message"), [("  ", "empty"), ("x" * 201, "at most"), ("a\tb", "control")])
+@pytest.mark.parametrize(
+    ("value", "message"), [("  ", "empty"), ("x" * 201, "at most"), ("a\tb", "control")]
+)
 def test_names_are_checked(value: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         clean_name(value, field="name")

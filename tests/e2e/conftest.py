@@ -1,0 +1,105 @@
+"""End-to-end fixtures: a real ``visitmail serve`` process and Debian's Chromium driven by
+Playwright (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.processes import VISITMAIL, cli_env, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    admin_email: str
+    admin_password: str
+    token: str
+    dev_inbox_port: int
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``visitmail serve --dev-inbox`` on SQLite with its first-start demo organization."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    port, inbox_port = free_port(), free_port()
+    env = cli_env(tmp, f"sqlite:///{tmp / 'e2e.db'}", VISITMAIL_DEV_INBOX_PORT=str(inbox_port))
+    log = (tmp / "serve.log").open("w+")
+    proc = subprocess.Popen(
+        [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
+        env=env,
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("visitmail serve did not start")
+        log.seek(0)
+        output = log.read()
+        password = re.search(r"password:\s+(\S+)", output)
+        token = re.search(r"API token:\s+(\S+)", output)
+        assert password and token, output
+        yield Server(url, "admin@example.com", password.group(1), token.group(1), inbox_port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a screenshot; with VISITMAIL_UPDATE_SCREENSHOTS=1 into docs/ for the README."""
+    target = SCREENSHOTS if os.environ.get("VISITMAIL_UPDATE_SCREENSHOTS") else ARTIFACTS
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,57 @@
+"""A person logs in with real Chromium, sees the dashboard, adds a colleague, logs out."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import Server, screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+
+def log_in(page: Page, server: Server) -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_label("Email").fill(server.admin_email)
+    page.get_by_label("Password").fill(server.admin_password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_wrong_password_shows_the_error_next_to_the_form(page: Page, server: Server) -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_label("Email").fill(server.admin_email)
+    page.get_by_label("Password").fill("definitely-wrong")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("email or password is wrong")
+    expect(page.get_by_label("Email")).to_have_value(server.admin_email)
+    expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+
+
+def test_admin_logs_in_adds_a_user_and_logs_out(page: Page, server: Server) -> None:
+    log_in(page, server)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Demo organization")
+    screenshot(page, "dashboard")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
+    page.get_by_label("Email", exact=True).fill("colleague@example.org")
+    page.get_by_label("Role", exact=True).select_option("event_curator")
+    page.get_by_role("button", name="Add user").click()
+    expect(page.get_by_role("status")).to_contain_text("colleague@example.org")
+    expect(page.locator("code.secret-once")).to_have_text(re.compile(r"^\S{5}-\S{5}-\S{5}-\S{5}$"))
+    screenshot(page, "users")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(f"{server.url}/login")
+    page.goto(f"{server.url}/users")
+    expect(page).to_have_url(f"{server.url}/login")
+
+
+def test_keyboard_reaches_the_login_form_with_visible_focus(page: Page, server: Server) -> None:
+    page.goto(f"{server.url}/login")
+    expect(page.get_by_label("Email")).to_be_focused()  # autofocus
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Log in")).to_be_focused()

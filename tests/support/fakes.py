@@ -1,0 +1,278 @@
+"""In-memory fakes of the services' ports, for fast unit tests of the services.
+
+Each fake is held to the same behaviour as its SQL adapter by
+``tests/integration/db/test_repository_contract.py``. Commit semantics: changes are made on
+a working copy and become visible to other units of work only on ``commit()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from visitmail.domain.identity import ApiToken, Organization, User
+from visitmail.domain.roles import Role
+
+
+@dataclass
+class _State:
+    organizations: dict[uuid.UUID, Organization] = field(default_factory=dict)
+    users: dict[uuid.UUID, User] = field(default_factory=dict)
+    password_hashes: dict[uuid.UUID, str] = field(default_factory=dict)
+    tokens: dict[uuid.UUID, ApiToken] = field(default_factory=dict)
+    token_hashes: dict[str, uuid.UUID] = field(default_factory=dict)
+    sessions: dict[str, tuple[uuid.UUID, uuid.UUID, str, datetime]] = field(default_factory=dict)
+    failures: list[tuple[str, datetime]] = field(default_factory=list)
+    audit: list[dict[str, object]] = field(default_factory=list)
+
+
+class FakeDatabase:
+    """The committed state shared by every :class:`FakeUnitOfWork` made from it."""
+
+    def __init__(self) -> None:
+        self.state = _State()
+
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+
+class _Repo:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def s(self) -> _State:
+        return self._uow.work
+
+
+class FakeOrganizations(_Repo):
+    async def add(self, name: str, now: datetime) -> Organization:
+        org = Organization(uuid.uuid4(), name, now)
+        self.s.organizations[org.id] = org
+        return org
+
+    async def get(self, organization_id: uuid.UUID) -> Organization | None:
+        return self.s.organizations.get(organization_id)
+
+    async def count(self) -> int:
+        return len(self.s.organizations)
+
+
+class FakeUsers(_Repo):
+    async def add(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        email: str,
+        display_name: str,
+        role: Role,
+        password_hash: str,
+        now: datetime,
+    ) -> User:
+        if any(u.email == email for u in self.s.users.values()):
+            raise ValueError("unique constraint: users.email")
+        user = User(uuid.uuid4(), organization_id, email, display_name, role, False, now)
+        self.s.users[user.id] = user
+        self.s.password_hashes[user.id] = password_hash
+        return user
+
+    async def get(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
+        user = self.s.users.get(user_id)
+        return user if user and user.organization_id == organization_id else None
+
+    async def list(self, organization_id: uuid.UUID) -> Sequence[User]:
+        return sorted(
+            (u for u in self.s.users.values() if u.organization_id == organization_id),
+            key=lambda u: (u.created_at, u.email),
+        )
+
+    async def email_taken(self, email: str) -> bool:
+        return any(u.email == email for u in self.s.users.values())
+
+    async def find_for_login(self, email: str) -> tuple[User, str] | None:
+        user = next((u for u in self.s.users.values() if u.email == email), None)
+        return (user, self.s.password_hashes[user.id]) if user else None
+
+    async def update(
+        self,
+        organization_id: uuid.UUID,
+        user_id: uuid.UUID,
+        *,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        display_name: str | None = None,
+        password_hash: str | None = None,
+        now: datetime,
+    ) -> User | None:
+        user = await self.get(organization_id, user_id)
+        if user is None:
+            return None
+        user = replace(
+            user,
+            role=role if role is not None else user.role,
+            disabled=disabled if disabled is not None else user.disabled,
+            display_name=display_name if display_name is not None else user.display_name,
+        )
+        self.s.users[user.id] = user
+        if password_hash is not None:
+            self.s.password_hashes[user.id] = password_hash
+        return user
+
+    async def count_admins(self, organization_id: uuid.UUID) -> int:
+        return sum(
+            1
+            for u in self.s.users.values()
+            if u.organization_id == organization_id and u.role is Role.ADMIN and not u.disabled
+        )
+
+
+class FakeTokens(_Repo):
+    async def add(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        user_id: uuid.UUID,
+        name: str,
+        prefix: str,
+        secret_hash: str,
+        now: datetime,
+    ) -> ApiToken:
+        token = ApiToken(uuid.uuid4(), organization_id, user_id, name, prefix, now, None, None)
+        self.s.tokens[token.id] = token
+        self.s.token_hashes[secret_hash] = token.id
+        return token
+
+    async def find_active(self, secret_hash: str) -> tuple[ApiToken, User] | None:
+        token_id = self.s.token_hashes.get(secret_hash)
+        token = self.s.tokens.get(token_id) if token_id else None
+        if token is None or token.revoked_at is not None:
+            return None
+        user = self.s.users.get(token.user_id)
+        if user is None or user.disabled or user.organization_id != token.organization_id:
+            return None
+        return token, user
+
+    async def list(
+        self, organization_id: uuid.UUID, user_id: uuid.UUID | None = None
+    ) -> Sequence[ApiToken]:
+        return sorted(
+            (
+                t
+                for t in self.s.tokens.values()
+                if t.organization_id == organization_id
+                and (user_id is None or t.user_id == user_id)
+            ),
+            key=lambda t: t.created_at,
+        )
+
+    async def get(self, organization_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
+        token = self.s.tokens.get(token_id)
+        return token if token and token.organization_id == organization_id else None
+
+    async def revoke(self, organization_id: uuid.UUID, token_id: uuid.UUID, now: datetime) -> None:
+        token = await self.get(organization_id, token_id)
+        if token and token.revoked_at is None:
+            self.s.tokens[token_id] = replace(token, revoked_at=now)
+
+    async def touch(self, token_id: uuid.UUID, now: datetime) -> None:
+        token = self.s.tokens.get(token_id)
+        if token:
+            self.s.tokens[token_id] = replace(token, last_used_at=now)
+
+
+class FakeSessions(_Repo):
+    async def add(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        user_id: uuid.UUID,
+        secret_hash: str,
+        csrf_token: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        self.s.sessions[secret_hash] = (organization_id, user_id, csrf_token, expires_at)
+
+    async def find_active(self, secret_hash: str, now: datetime) -> tuple[User, str] | None:
+        found = self.s.sessions.get(secret_hash)
+        if found is None or found[3] <= now:
+            return None
+        user = self.s.users.get(found[1])
+        if user is None or user.disabled:
+            return None
+        return user, found[2]
+
+    async def delete(self, secret_hash: str) -> None:
+        self.s.sessions.pop(secret_hash, None)
+
+
+class FakeLoginFailures(_Repo):
+    async def record(self, key: str, now: datetime) -> None:
+        self.s.failures.append((key, now))
+
+    async def count_since(self, key: str, since: datetime) -> int:
+        return sum(1 for k, at in self.s.failures if k == key and at >= since)
+
+    async def oldest_since(self, key: str, since: datetime) -> datetime | None:
+        times = [at for k, at in self.s.failures if k == key and at >= since]
+        return min(times) if times else None
+
+    async def clear(self, key: str) -> None:
+        self.s.failures = [(k, at) for k, at in self.s.failures if k != key]
+
+
+class FakeAuditLog(_Repo):
+    async def record(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        actor_id: uuid.UUID | None,
+        action: str,
+        target: str,
+        fields: Sequence[str],
+        now: datetime,
+    ) -> None:
+        self.s.audit.append(
+            {
+                "organization_id": organization_id,
+                "actor_id": actor_id,
+                "action": action,
+                "target": target,
+                "fields": list(fields),
+                "at": now,
+            }
+        )
+
+
+class FakeUnitOfWork:
+    """Works on a deep copy of the committed state; ``commit`` publishes it."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+        self.work = copy.deepcopy(db.state)
+        self.organizations = FakeOrganizations(self)
+        self.users = FakeUsers(self)
+        self.tokens = FakeTokens(self)
+        self.sessions = FakeSessions(self)
+        self.login_failures = FakeLoginFailures(self)
+        self.audit = FakeAuditLog(self)
+
+    async def __aenter__(self) -> Self:
+        self.work = copy.deepcopy(self._db.state)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.work = copy.deepcopy(self._db.state)  # roll back whatever was not committed
+
+    async def commit(self) -> None:
+        self._db.state = copy.deepcopy(self.work)
