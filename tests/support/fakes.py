@@ -17,6 +17,8 @@ from typing import Self
 
 from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
+from visitmail.domain.smtp_settings import SmtpSettings
+from visitmail.services.ports import AuditEntry, SmtpSecretField, StoredSmtpSettings
 
 
 @dataclass
@@ -29,6 +31,7 @@ class _State:
     sessions: dict[str, tuple[uuid.UUID, uuid.UUID, str, datetime]] = field(default_factory=dict)
     failures: list[tuple[str, datetime]] = field(default_factory=list)
     audit: list[dict[str, object]] = field(default_factory=list)
+    smtp: dict[uuid.UUID, StoredSmtpSettings] = field(default_factory=dict)
 
 
 class FakeDatabase:
@@ -249,6 +252,59 @@ class FakeAuditLog(_Repo):
         )
 
 
+class FakeSmtpSettings(_Repo):
+    async def get(
+        self, organization_id: uuid.UUID, *, for_update: bool = False
+    ) -> StoredSmtpSettings | None:
+        return self.s.smtp.get(organization_id)
+
+    async def save(
+        self,
+        organization_id: uuid.UUID,
+        settings: SmtpSettings,
+        *,
+        sealed: dict[SmtpSecretField, str | None],
+        actor_id: uuid.UUID | None,
+        now: datetime,
+    ) -> None:
+        current = self.s.smtp.get(organization_id)
+        tokens = dict(current.sealed) if current else {}
+        for secret, token in sealed.items():
+            if token is None:
+                tokens.pop(secret, None)
+            else:
+                tokens[secret] = token
+        self.s.smtp[organization_id] = StoredSmtpSettings(settings, tokens, now, actor_id)
+
+    async def replace_sealed(
+        self, organization_id: uuid.UUID, field: SmtpSecretField, *, old: str, new: str
+    ) -> bool:
+        current = self.s.smtp.get(organization_id)
+        if current is None or current.sealed.get(field) != old:
+            return False
+        tokens = {**current.sealed, field: new}
+        self.s.smtp[organization_id] = replace(current, sealed=tokens)
+        return True
+
+    async def organizations_with_secrets(self) -> Sequence[uuid.UUID]:
+        return sorted(org for org, stored in self.s.smtp.items() if stored.sealed)
+
+    async def history(self, organization_id: uuid.UUID, *, limit: int) -> Sequence[AuditEntry]:
+        entries = [
+            AuditEntry(
+                actor_id=e["actor_id"],  # type: ignore[arg-type]
+                action=str(e["action"]),
+                target=str(e["target"]),
+                fields=list(e["fields"]),  # type: ignore[call-overload]
+                at=e["at"],  # type: ignore[arg-type]
+            )
+            for e in self.s.audit
+            if e["organization_id"] == organization_id
+            and str(e["action"]).startswith("smtp_settings.")
+        ]
+        return list(reversed(entries))[:limit]
+
+
 class FakeUnitOfWork:
     """Works on a deep copy of the committed state; ``commit`` publishes it."""
 
@@ -261,6 +317,7 @@ class FakeUnitOfWork:
         self.sessions = FakeSessions(self)
         self.login_failures = FakeLoginFailures(self)
         self.audit = FakeAuditLog(self)
+        self.smtp_settings = FakeSmtpSettings(self)
 
     async def __aenter__(self) -> Self:
         self.work = copy.deepcopy(self._db.state)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visitmail.domain.errors import (
@@ -114,6 +115,15 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return JSONResponse(
             error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, _exc: IntegrityError) -> JSONResponse:
+        # Two requests raced to create the same row (services check first, so only a race
+        # gets here). The loser changed nothing; it may simply retry.
+        log.info("write conflict", path=request.url.path)
+        return JSONResponse(
+            error_body("conflict", "a concurrent change collided with this one; retry"), 409
         )
 
     @app.exception_handler(Exception)

@@ -12,7 +12,15 @@ from visitmail.adapters.db import migrate
 from visitmail.adapters.db.engine import create_engine
 from visitmail.config import to_async_url
 
-EXPECTED = {"organizations", "users", "api_tokens", "web_sessions", "login_failures", "audit_log"}
+EXPECTED = {
+    "organizations",
+    "users",
+    "api_tokens",
+    "web_sessions",
+    "login_failures",
+    "audit_log",
+    "smtp_settings",
+}
 
 
 @pytest.fixture

@@ -138,3 +138,48 @@ async def test_login_failures_count_within_window_and_clear(make_uow: UowFactory
         await uow.commit()
     async with make_uow() as uow:
         assert await uow.login_failures.count_since(key, NOW) == 0
+
+
+async def test_smtp_settings_save_keeps_unnamed_secrets_and_clears_none(
+    make_uow: UowFactory,
+) -> None:
+    from visitmail.domain.smtp_settings import Security, SmtpSettings
+    from visitmail.services.ports import SmtpSecretField
+
+    org, admin = await _org_with_admin(make_uow)
+    other, _ = await _org_with_admin(make_uow)
+    settings = SmtpSettings(
+        host="smtp.example.com",
+        port=587,
+        security=Security.STARTTLS,
+        sender_email="sales@example.com",
+        username="sales@example.com",
+    )
+    async with make_uow() as uow:
+        await uow.smtp_settings.save(
+            org,
+            settings,
+            sealed={SmtpSecretField.PASSWORD: "tok-1", SmtpSecretField.PROXY_PASSWORD: "tok-2"},
+            actor_id=admin,
+            now=NOW,
+        )
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.smtp_settings.get(other) is None
+        await uow.smtp_settings.save(
+            org, settings, sealed={SmtpSecretField.PROXY_PASSWORD: None}, actor_id=admin, now=NOW
+        )
+        assert await uow.smtp_settings.replace_sealed(
+            org, SmtpSecretField.PASSWORD, old="tok-1", new="tok-1b"
+        )
+        assert not await uow.smtp_settings.replace_sealed(
+            org, SmtpSecretField.PASSWORD, old="stale", new="x"
+        )
+        await uow.commit()
+    async with make_uow() as uow:
+        stored = await uow.smtp_settings.get(org)
+        assert stored is not None
+        assert stored.settings.host == "smtp.example.com"
+        assert dict(stored.sealed) == {SmtpSecretField.PASSWORD: "tok-1b"}
+        assert org in await uow.smtp_settings.organizations_with_secrets()
+        assert other not in await uow.smtp_settings.organizations_with_secrets()
