@@ -6,20 +6,30 @@ Exit codes: 0 success, 1 a domain error (message on stderr), 2 bad usage or conf
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
+from visitmail.adapters.crypto.keyring import KeyRingError, append_new_key, new_key
+from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.adapters.db import migrate as migrations
 from visitmail.adapters.db.engine import is_sqlite
 from visitmail.config import ConfigError, Settings, load_settings
-from visitmail.domain.errors import VisitmailError
+from visitmail.domain.diagnosis import DiagnosisReport
+from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
+from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
-from visitmail.services import identity
+from visitmail.services import identity, smtp_config
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 org_app = typer.Typer(no_args_is_help=True, help="Organizations.")
@@ -214,6 +224,172 @@ def serve(
         log_config=None,
         proxy_headers=True,
     )
+
+
+# --- SMTP settings and master keys (issue 3) ----------------------------------------------
+
+smtp_app = typer.Typer(no_args_is_help=True, help="Organizations' SMTP settings.")
+keys_app = typer.Typer(no_args_is_help=True, help="Master keys that encrypt stored secrets.")
+app.add_typer(smtp_app, name="smtp")
+app.add_typer(keys_app, name="keys")
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(message, markup=False, highlight=False)
+    return typer.Exit(2)
+
+
+def _report_json(report: DiagnosisReport) -> str:
+    return json.dumps(
+        {
+            "ok": report.ok,
+            "steps": [dataclasses.asdict(step) for step in report.steps],
+            "warnings": report.warnings,
+        },
+        indent=2,
+    )
+
+
+def _report_table(report: DiagnosisReport) -> Table:
+    table = Table(title="SMTP connection test", show_lines=False)
+    for column in ("step", "status", "ms", "reply", "explanation / fix"):
+        table.add_column(column)
+    for step in report.steps:
+        reply = " ".join(str(p) for p in (step.reply_code, step.reply_text) if p is not None)
+        words = " Fix: ".join(t for t in (step.explanation, step.fix) if t)
+        # Text cells: server replies are shown literally, never read as Rich markup.
+        cells = (step.name.value, step.status.value, str(step.duration_ms), reply, words)
+        table.add_row(*(Text(c) for c in cells))
+    return table
+
+
+@smtp_app.command("test")
+def smtp_test(
+    org: Annotated[str, typer.Option("--org", help="the organization id")],
+    send_to: Annotated[
+        str | None, typer.Option("--send-to", help="also send a test message here")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run the step-by-step connection test on an organization's saved SMTP settings.
+
+    Exit 0 only if no step failed, 1 if one did, 2 for an unknown organization, settings
+    that were never saved, or a bad --send-to.
+    """
+    try:
+        organization_id = uuid.UUID(org)
+    except ValueError:
+        raise _usage("error (org): is not an organization id (a UUID)") from None
+    settings = _settings()
+    from visitmail.web.smtp_wiring import build_diagnoser
+
+    diagnoser = build_diagnoser(settings)
+
+    async def _go(runtime: Runtime) -> DiagnosisReport | VisitmailError:
+        try:
+            async with runtime.uow() as uow:
+                return await smtp_config.diagnose_organization(
+                    uow, SecretBox(runtime.keyring), diagnoser, organization_id, send_to=send_to
+                )
+        except (NotFound, InvalidInput) as exc:  # usage errors, not a failed test
+            return exc
+
+    result = _run(_go, settings)
+    if isinstance(result, VisitmailError):
+        where = f" ({result.field})" if result.field else ""
+        raise _usage(f"error{where}: {result.message}")
+    if as_json:
+        print(_report_json(result))
+    else:
+        out.print(_report_table(result))
+        for warning in result.warnings:
+            out.print(f"warning: {warning}", markup=False, highlight=False)
+        out.print("OK" if result.ok else "FAILED", markup=False)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@smtp_app.command("presets")
+def smtp_presets() -> None:
+    """List the provider presets: host, port, security, how to log in, known limits."""
+    for preset in PRESETS:
+        also = ", ".join(f"{a.port} {a.security.value}" for a in preset.alternatives)
+        lines = [
+            f"{preset.id}  ({preset.name})",
+            f"  {preset_host(preset)}:{preset.port} {preset.security.value}"
+            + (f"  (also {also})" if also else ""),
+            f"  username: {preset.username_hint}",
+            f"  password: {preset.credential_hint}",
+            f"  limits:   {preset.limits_note or 'not documented'}",
+            f"  note:     {preset.note}",
+            "",
+        ]
+        for line in lines:
+            out.print(line, markup=False, highlight=False)
+
+
+@keys_app.command("new")
+def keys_new() -> None:
+    """Print a fresh key entry ('id:base64') to append to VISITMAIL_MASTER_KEYS."""
+    key = new_key()
+    print(f"{key.key_id}:{base64.urlsafe_b64encode(key.material).decode()}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    reencrypt_only: Annotated[
+        bool,
+        typer.Option(
+            "--reencrypt-only",
+            help="do not add a key; re-encrypt under the newest one (keys from the environment)",
+        ),
+    ] = False,
+) -> None:
+    """Add a new master key to the key file, then re-encrypt every stored secret with it."""
+    settings = _settings()
+    if not reencrypt_only:
+        if settings.master_keys is not None:
+            raise _usage(
+                "The master keys come from VISITMAIL_MASTER_KEYS, which visitmail cannot "
+                "change. Append a new key to that variable (`visitmail keys new` prints one), "
+                "restart every visitmail process with it, then run "
+                "`visitmail keys rotate --reencrypt-only`."
+            )
+        path = settings.effective_key_file
+        if not path.exists():
+            raise _usage(f"no key file at {path}: start visitmail once to create it")
+        try:
+            ring = append_new_key(path)
+        except KeyRingError as exc:
+            raise _usage(f"configuration error: {exc}") from None
+        out.print(f"added master key {ring.newest.key_id} to {path}", markup=False)
+
+    async def _go(runtime: Runtime) -> smtp_config.RotationResult:
+        if not await _ensure_schema(runtime):
+            raise VisitmailError("the database is not migrated: run `visitmail migrate` first")
+        return await smtp_config.rotate_keys(runtime.uow, SecretBox(runtime.keyring))
+
+    result = _run(_go, settings)
+    out.print(
+        f"organizations with secrets: {result.organizations}; "
+        f"re-encrypted: {result.reencrypted}; already current: {result.already_current}; "
+        f"unreadable: {result.unreadable}",
+        markup=False,
+    )
+    if not reencrypt_only:
+        err.print(
+            "Restart every other visitmail process (serve, worker) now: until they load the "
+            "new key they cannot read the re-encrypted secrets.",
+            markup=False,
+        )
+    if result.unreadable:
+        orgs = ", ".join(str(o) for o in result.unreadable_organizations)
+        err.print(
+            f"{result.unreadable} secret(s) could not be decrypted with any key (organizations: "
+            f"{orgs}); they were left as they are. Restore the key that sealed them, or have "
+            "the admin enter them again.",
+            markup=False,
+        )
+        raise typer.Exit(1)
 
 
 def main() -> None:

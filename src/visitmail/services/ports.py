@@ -5,14 +5,17 @@ organization id and never returns another organization's rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
 from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
+from visitmail.domain.smtp_settings import SmtpSettings
 
 
 class PasswordHasher(Protocol):
@@ -152,6 +155,7 @@ class UnitOfWork(Protocol):
     sessions: SessionRepository
     login_failures: LoginFailureRepository
     audit: AuditLog
+    smtp_settings: SmtpSettingsRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -165,3 +169,79 @@ class UnitOfWork(Protocol):
         ...
 
     async def commit(self) -> None: ...
+
+
+# --- SMTP settings (issue 3) -------------------------------------------------------------
+
+
+class SmtpSecretField(StrEnum):
+    """The write-only secrets of an organization's SMTP settings, named by their API path."""
+
+    PASSWORD = "password"  # noqa: S105 (a field name)
+    PROXY_PASSWORD = "proxy.password"  # noqa: S105
+    CLIENT_KEY = "tls.client_key_pem"
+
+    @property
+    def sealed_as(self) -> str:
+        """The field label bound into the ciphertext's associated data."""
+        return f"smtp.{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSmtpSettings:
+    settings: SmtpSettings
+    sealed: Mapping[SmtpSecretField, str]  # secret-box tokens of the secrets that are set
+    updated_at: datetime
+    updated_by: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor_id: UUID | None
+    action: str
+    target: str
+    fields: Sequence[str]
+    at: datetime
+
+
+class SecretSealer(Protocol):
+    """Authenticated encryption bound to (organization, field); see ``adapters/crypto``."""
+
+    def seal(self, plaintext: str, *, organization_id: UUID, field: str) -> str: ...
+
+    def open(self, token: str, *, organization_id: UUID, field: str) -> str:
+        """The plaintext; raises a domain error (never holding secret data) if unreadable."""
+        ...
+
+    def needs_rotation(self, token: str) -> bool: ...
+
+
+class SmtpSettingsRepository(Protocol):
+    async def get(
+        self, organization_id: UUID, *, for_update: bool = False
+    ) -> StoredSmtpSettings | None: ...
+
+    async def save(
+        self,
+        organization_id: UUID,
+        settings: SmtpSettings,
+        *,
+        sealed: Mapping[SmtpSecretField, str | None],
+        actor_id: UUID | None,
+        now: datetime,
+    ) -> None:
+        """Insert or replace the non-secret settings. Only the secrets named in ``sealed``
+        change (``None`` clears one); the others keep their stored value."""
+        ...
+
+    async def replace_sealed(
+        self, organization_id: UUID, field: SmtpSecretField, *, old: str, new: str
+    ) -> bool:
+        """Swap one token if it still is ``old`` (key rotation); True if swapped."""
+        ...
+
+    async def organizations_with_secrets(self) -> Sequence[UUID]: ...
+
+    async def history(self, organization_id: UUID, *, limit: int) -> Sequence[AuditEntry]:
+        """The organization's SMTP-settings audit entries, newest first."""
+        ...

@@ -14,6 +14,7 @@ from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
 from visitmail.web.api import health
 from visitmail.web.api import identity as identity_api
+from visitmail.web.api import smtp as smtp_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
 from visitmail.web.ui import dev_inbox as dev_inbox_pages
@@ -57,6 +58,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(identity_api.router)
+    app.include_router(smtp_api.router)
     app.include_router(pages.router)
     app.include_router(dev_inbox_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

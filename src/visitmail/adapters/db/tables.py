@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, MetaData, String, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from visitmail.adapters.db.types import UTCDateTime
@@ -99,3 +99,21 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(200))
     fields: Mapped[list[str]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SmtpSettingsRow(Base):
+    """One row per organization: the non-secret settings as a JSON document, and each secret
+    as a secret-box token (``v1:<key id>:<base64>``), never as plain text."""
+
+    __tablename__ = "smtp_settings"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+    password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    proxy_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client_key_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)

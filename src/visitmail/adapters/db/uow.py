@@ -15,11 +15,13 @@ from visitmail.adapters.db.identity_repos import (
     SqlTokens,
     SqlUsers,
 )
+from visitmail.adapters.db.smtp_repo import SqlSmtpSettings
 from visitmail.services.ports import (
     AuditLog,
     LoginFailureRepository,
     OrganizationRepository,
     SessionRepository,
+    SmtpSettingsRepository,
     TokenRepository,
     UserRepository,
 )
@@ -34,6 +36,7 @@ class SqlUnitOfWork:
     sessions: SessionRepository
     login_failures: LoginFailureRepository
     audit: AuditLog
+    smtp_settings: SmtpSettingsRepository
     session: AsyncSession
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
@@ -47,6 +50,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessions(self.session)
         self.login_failures = SqlLoginFailures(self.session)
         self.audit = SqlAuditLog(self.session)
+        self.smtp_settings = SqlSmtpSettings(self.session)
         return self
 
     async def __aexit__(

@@ -1,0 +1,559 @@
+"""Use cases for an organization's SMTP settings: read, replace, test, auto-detect, audit,
+and the operator's key rotation.
+
+Secrets are write-only. A replace (``put_settings``) takes the non-secret settings whole and
+the secrets as *changes*: a secret absent from ``secret_changes`` keeps its stored value,
+``None`` or ``""`` clears it, any other value replaces it. Secrets are sealed with the
+:class:`SecretSealer` (bound to organization and field) before they reach the repository,
+and leave it only through :func:`load_for_sending` and the connection test.
+
+Raises :class:`InvalidInput` naming the field, :class:`PermissionDenied` for non-admins,
+:class:`NotFound` (code ``not_configured``) before the first save. Messages never contain a
+secret, nor its length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from visitmail.domain.addresses import normalize_email
+from visitmail.domain.diagnosis import (
+    AutodetectCandidate,
+    AutodetectReport,
+    DiagnosisReport,
+    Step,
+)
+from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
+from visitmail.domain.identity import Principal
+from visitmail.domain.roles import Role
+from visitmail.domain.smtp_presets import PRESETS, SmtpPreset, find_preset
+from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings, validate
+from visitmail.services.clock import Clock, utcnow
+from visitmail.services.identity import require_role
+from visitmail.services.ports import (
+    AuditEntry,
+    SecretSealer,
+    SmtpSecretField,
+    StoredSmtpSettings,
+    UnitOfWork,
+)
+from visitmail.services.smtp_ports import SmtpDiagnoser
+
+AUDIT_TARGET = "smtp_settings"
+ACTION_CREATE = "smtp_settings.create"
+ACTION_UPDATE = "smtp_settings.update"
+ACTION_ROTATE = "smtp_settings.rotate_keys"
+MAX_PASSWORD_LENGTH = 1024
+MAX_KEY_PEM_LENGTH = 100_000
+REDACTED = "[redacted]"
+
+SecretChanges = Mapping[SmtpSecretField, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettingsView:
+    """What an admin may see: the settings, *whether* each secret is set, and warnings."""
+
+    settings: SmtpSettings
+    secrets_set: frozenset[SmtpSecretField]
+    warnings: list[str]
+    updated_at: datetime
+    updated_by: UUID | None
+
+    def is_set(self, secret: SmtpSecretField) -> bool:
+        return secret in self.secrets_set
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    organizations: int  # organizations holding at least one secret
+    reencrypted: int  # secrets now sealed under the newest key
+    already_current: int  # secrets that were already under the newest key
+    unreadable: int  # secrets no key in the ring opens (left untouched)
+    unreadable_organizations: tuple[UUID, ...] = ()
+
+
+def _not_configured() -> NotFound:
+    return NotFound("no SMTP settings have been saved yet", code="not_configured")
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def check_secret(secret: SmtpSecretField, value: str | None) -> str | None:
+    """A usable secret, ``None`` for "clear", or :class:`InvalidInput` naming the field.
+    Passwords go on the wire: CR, LF and NUL are refused. The client key is PEM text."""
+    if value is None or value == "":
+        return None
+    if secret is SmtpSecretField.CLIENT_KEY:
+        if "\x00" in value:
+            raise InvalidInput("must not contain NUL characters", field=secret.value)
+        if len(value) > MAX_KEY_PEM_LENGTH:
+            raise InvalidInput("is too large (at most 100 kB)", field=secret.value)
+        if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
+            raise InvalidInput(
+                "must be a PEM private key (-----BEGIN ... PRIVATE KEY-----)", field=secret.value
+            )
+        return value.strip() + "\n"
+    if any(ch in value for ch in ("\r", "\n", "\x00")):
+        raise InvalidInput("must not contain line breaks or NUL characters", field=secret.value)
+    if len(value) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"must be at most {MAX_PASSWORD_LENGTH} characters", field=secret.value)
+    return value
+
+
+def _secret_allowed(secret: SmtpSecretField, settings: SmtpSettings) -> str | None:
+    """``None`` if ``settings`` can use ``secret``; else the field the secret needs."""
+    if secret is SmtpSecretField.PASSWORD:
+        return None if settings.username else "username"
+    if secret is SmtpSecretField.PROXY_PASSWORD:
+        return None if settings.proxy.enabled and settings.proxy.username else "proxy.username"
+    return None if settings.tls.client_cert_pem else "tls.client_cert_pem"
+
+
+def _plan_secrets(
+    settings: SmtpSettings, stored: frozenset[SmtpSecretField], changes: SecretChanges
+) -> tuple[dict[SmtpSecretField, str | None], frozenset[SmtpSecretField]]:
+    """Which secret columns change (plaintext or ``None``) and which secrets end up set.
+
+    A secret given explicitly that the settings cannot use is refused, naming what it needs
+    (a password without a username names ``username``). A *kept* secret the new settings
+    cannot use any more is cleared: a stale password is not left behind.
+    """
+    plan: dict[SmtpSecretField, str | None] = {}
+    present: set[SmtpSecretField] = set()
+    for secret in SmtpSecretField:
+        if secret in changes:
+            value = check_secret(secret, changes[secret])
+            if value is not None:
+                needs = _secret_allowed(secret, settings)
+                if needs is not None:
+                    raise InvalidInput(f"is required when {secret.value} is set", field=needs)
+                plan[secret] = value
+                present.add(secret)
+            elif secret in stored:
+                plan[secret] = None
+        elif secret in stored:
+            if _secret_allowed(secret, settings) is None:
+                present.add(secret)
+            else:
+                plan[secret] = None
+    if settings.tls.client_cert_pem and SmtpSecretField.CLIENT_KEY not in present:
+        raise InvalidInput(
+            "is required with a client certificate", field=SmtpSecretField.CLIENT_KEY.value
+        )
+    return plan, frozenset(present)
+
+
+def _open_all(
+    box: SecretSealer, organization_id: UUID, sealed: Mapping[SmtpSecretField, str]
+) -> dict[SmtpSecretField, str]:
+    return {
+        secret: box.open(token, organization_id=organization_id, field=secret.sealed_as)
+        for secret, token in sealed.items()
+    }
+
+
+def _secrets_value(plain: Mapping[SmtpSecretField, str]) -> SmtpSecrets:
+    return SmtpSecrets(
+        password=plain.get(SmtpSecretField.PASSWORD),
+        proxy_password=plain.get(SmtpSecretField.PROXY_PASSWORD),
+        client_key_pem=plain.get(SmtpSecretField.CLIENT_KEY),
+    )
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping):
+            flat.update(_flatten(item, name + "."))
+        else:
+            flat[name] = item
+    return flat
+
+
+def changed_fields(before: SmtpSettings | None, after: SmtpSettings) -> list[str]:
+    """Dotted names of the settings that differ (all the set ones for a first save)."""
+    new = _flatten(dataclasses.asdict(after))
+    if before is None:
+        return [k for k, v in new.items() if v is not None]
+    old = _flatten(dataclasses.asdict(before))
+    return [k for k, v in new.items() if old.get(k) != v]
+
+
+def settings_warnings(settings: SmtpSettings, secrets_set: frozenset[SmtpSecretField]) -> list[str]:
+    warnings: list[str] = []
+    sender = settings.sender_domain_warning()
+    if sender:
+        warnings.append(sender)
+    if settings.security is Security.NONE:
+        warnings.append(
+            "security is 'none': messages travel unencrypted. Choose starttls (usually port "
+            "587) or tls (usually 465) if the server offers it."
+        )
+    if settings.username and SmtpSecretField.PASSWORD not in secrets_set:
+        warnings.append("A username is set but no password: enter the password.")
+    return warnings
+
+
+def _check_preset(settings: SmtpSettings) -> None:
+    if settings.preset is not None and find_preset(settings.preset) is None:
+        raise InvalidInput("is not a known preset", field="preset")
+
+
+def _view(stored: StoredSmtpSettings) -> SmtpSettingsView:
+    secrets_set = frozenset(stored.sealed)
+    return SmtpSettingsView(
+        settings=stored.settings,
+        secrets_set=secrets_set,
+        warnings=settings_warnings(stored.settings, secrets_set),
+        updated_at=stored.updated_at,
+        updated_by=stored.updated_by,
+    )
+
+
+async def get_settings(uow: UnitOfWork, principal: Principal) -> SmtpSettingsView:
+    """The organization's settings (admin only); ``NotFound`` ``not_configured`` if none."""
+    require_role(principal, Role.ADMIN)
+    stored = await uow.smtp_settings.get(principal.organization_id)
+    if stored is None:
+        raise _not_configured()
+    return _view(stored)
+
+
+async def put_settings(
+    uow: UnitOfWork,
+    box: SecretSealer,
+    principal: Principal,
+    settings: SmtpSettings,
+    secret_changes: SecretChanges,
+    *,
+    allow_plaintext_auth: bool = False,
+    clock: Clock = utcnow,
+) -> SmtpSettingsView:
+    """Replace the organization's settings (admin only); see the module doc for secrets.
+
+    Everything is checked before anything is written; one audit entry lists the changed
+    field names (never values). A save that changes nothing writes nothing.
+    """
+    require_role(principal, Role.ADMIN)
+    clean = validate(settings)
+    _check_preset(clean)
+    org = principal.organization_id
+    stored = await uow.smtp_settings.get(org, for_update=True)
+    plan, present = _plan_secrets(
+        clean, frozenset(stored.sealed) if stored else frozenset(), secret_changes
+    )
+    if (
+        clean.security is Security.NONE
+        and SmtpSecretField.PASSWORD in present
+        and not allow_plaintext_auth
+    ):
+        raise InvalidInput(
+            "would send the password unencrypted: choose starttls or tls (the operator can "
+            "allow plain-text passwords with VISITMAIL_ALLOW_PLAINTEXT_AUTH)",
+            field="security",
+        )
+    changed = changed_fields(stored.settings if stored else None, clean)
+    changed += [secret.value for secret in plan]
+    if stored is not None and not changed:
+        return _view(stored)
+    sealed = {
+        secret: (
+            box.seal(value, organization_id=org, field=secret.sealed_as)
+            if value is not None
+            else None
+        )
+        for secret, value in plan.items()
+    }
+    now = clock()
+    await uow.smtp_settings.save(org, clean, sealed=sealed, actor_id=principal.user.id, now=now)
+    await uow.audit.record(
+        org,
+        actor_id=principal.user.id,
+        action=ACTION_CREATE if stored is None else ACTION_UPDATE,
+        target=AUDIT_TARGET,
+        fields=changed,
+        now=now,
+    )
+    await uow.commit()
+    return SmtpSettingsView(
+        settings=clean,
+        secrets_set=present,
+        warnings=settings_warnings(clean, present),
+        updated_at=now,
+        updated_by=principal.user.id,
+    )
+
+
+async def load_for_sending(
+    uow: UnitOfWork, box: SecretSealer, organization_id: UUID
+) -> tuple[SmtpSettings, SmtpSecrets]:
+    """The stored settings and their decrypted secrets, for a connection (no role check:
+    the caller is the delivery engine or an already authorized use case)."""
+    stored = await uow.smtp_settings.get(organization_id)
+    if stored is None:
+        raise _not_configured()
+    return stored.settings, _secrets_value(_open_all(box, organization_id, stored.sealed))
+
+
+# --- connection test and auto-detect -------------------------------------------------------
+
+
+def _may_reuse(secret: SmtpSecretField, stored: SmtpSettings, candidate: SmtpSettings) -> bool:
+    """A stored secret is only handed to the same server (and account) it was saved for, so
+    testing inline settings cannot send it to a host of the caller's choosing."""
+    if secret is SmtpSecretField.PASSWORD:
+        return candidate.host == stored.host and candidate.username == stored.username
+    if secret is SmtpSecretField.PROXY_PASSWORD:
+        return (
+            candidate.proxy.enabled
+            and candidate.proxy.kind == stored.proxy.kind
+            and candidate.proxy.host == stored.proxy.host
+            and candidate.proxy.username == stored.proxy.username
+        )
+    return candidate.tls.client_cert_pem == stored.tls.client_cert_pem
+
+
+_NOT_REUSED = {
+    SmtpSecretField.PASSWORD: "The saved password was not used because the host or username "
+    "differs from the saved settings: enter the password to test with it.",
+    SmtpSecretField.PROXY_PASSWORD: "The saved proxy password was not used because the proxy "
+    "differs from the saved settings: enter it to test with it.",
+    SmtpSecretField.CLIENT_KEY: "The saved client key was not used because the client "
+    "certificate differs from the saved one: enter the key to test with it.",
+}
+
+
+async def _candidate(
+    uow: UnitOfWork,
+    box: SecretSealer,
+    organization_id: UUID,
+    inline: SmtpSettings | None,
+    inline_secrets: SecretChanges,
+) -> tuple[SmtpSettings, SmtpSecrets, list[str]]:
+    """The settings to test: inline ones (validated, not saved) or the stored ones, with
+    inline secrets first and stored ones where allowed. Ends the read transaction."""
+    stored = await uow.smtp_settings.get(organization_id)
+    if inline is not None:
+        settings = validate(inline)
+    elif stored is not None:
+        settings = stored.settings
+    else:
+        raise _not_configured()
+    notes: list[str] = []
+    plain: dict[SmtpSecretField, str] = {}
+    for secret in SmtpSecretField:
+        if secret in inline_secrets:
+            value = check_secret(secret, inline_secrets[secret])
+            if value is not None:
+                plain[secret] = value
+        elif stored is not None and secret in stored.sealed:
+            if inline is None or _may_reuse(secret, stored.settings, settings):
+                plain[secret] = box.open(
+                    stored.sealed[secret], organization_id=organization_id, field=secret.sealed_as
+                )
+            else:
+                notes.append(_NOT_REUSED[secret])
+    await uow.commit()  # no transaction stays open across SMTP
+    return settings, _secrets_value(plain), notes
+
+
+def _scrubber(secrets: SmtpSecrets) -> Callable[[str], str]:
+    """Defence in depth: mask secrets should an adapter ever echo one into a report."""
+    values = [v for v in (secrets.password, secrets.proxy_password) if v and len(v) >= 4]
+
+    def scrub(text: str) -> str:
+        for value in values:
+            text = text.replace(value, REDACTED)
+        return text
+
+    return scrub
+
+
+def _scrub_step(step: Step, scrub: Callable[[str], str]) -> Step:
+    def opt(text: str | None) -> str | None:
+        return scrub(text) if text is not None else None
+
+    details: dict[str, str | int | list[str]] = {}
+    for key, item in step.details.items():
+        if isinstance(item, str):
+            details[key] = scrub(item)
+        elif isinstance(item, list):
+            details[key] = [scrub(x) for x in item]
+        else:
+            details[key] = item
+    return dataclasses.replace(
+        step,
+        reply_text=opt(step.reply_text),
+        explanation=opt(step.explanation),
+        fix=opt(step.fix),
+        details=details,
+    )
+
+
+def _finish(
+    report: DiagnosisReport, secrets: SmtpSecrets, extra_warnings: Sequence[str]
+) -> DiagnosisReport:
+    scrub = _scrubber(secrets)
+    warnings: list[str] = []
+    for warning in [*report.warnings, *extra_warnings]:
+        cleaned = scrub(warning)
+        if cleaned not in warnings:
+            warnings.append(cleaned)
+    return DiagnosisReport(steps=[_scrub_step(s, scrub) for s in report.steps], warnings=warnings)
+
+
+async def diagnose_settings(
+    uow: UnitOfWork,
+    box: SecretSealer,
+    diagnoser: SmtpDiagnoser,
+    principal: Principal,
+    *,
+    inline: SmtpSettings | None = None,
+    inline_secrets: SecretChanges | None = None,
+    send_to: str | None = None,
+) -> DiagnosisReport:
+    """Run the connection test (admin only) on the stored settings, or on ``inline``
+    settings before they are saved. Inline secrets win; an omitted one is taken from the
+    stored settings only if it is meant for the same server (see :func:`_may_reuse`)."""
+    require_role(principal, Role.ADMIN)
+    recipient = normalize_email(send_to, field="send_to") if send_to else None
+    settings, secrets, notes = await _candidate(
+        uow, box, principal.organization_id, inline, inline_secrets or {}
+    )
+    report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
+    present = frozenset(s for s in SmtpSecretField if _secret_of(secrets, s))
+    return _finish(report, secrets, [*notes, *settings_warnings(settings, present)])
+
+
+def _secret_of(secrets: SmtpSecrets, secret: SmtpSecretField) -> str | None:
+    if secret is SmtpSecretField.PASSWORD:
+        return secrets.password
+    if secret is SmtpSecretField.PROXY_PASSWORD:
+        return secrets.proxy_password
+    return secrets.client_key_pem
+
+
+async def diagnose_organization(
+    uow: UnitOfWork,
+    box: SecretSealer,
+    diagnoser: SmtpDiagnoser,
+    organization_id: UUID,
+    *,
+    send_to: str | None = None,
+) -> DiagnosisReport:
+    """The operator's connection test (``visitmail smtp test``): stored settings, no role
+    check. ``NotFound`` (field ``org``) for an unknown organization."""
+    if await uow.organizations.get(organization_id) is None:
+        raise NotFound("no such organization", field="org")
+    recipient = normalize_email(send_to, field="send_to") if send_to else None
+    settings, secrets = await load_for_sending(uow, box, organization_id)
+    await uow.commit()
+    report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
+    present = frozenset(s for s in SmtpSecretField if _secret_of(secrets, s))
+    return _finish(report, secrets, settings_warnings(settings, present))
+
+
+async def autodetect(
+    uow: UnitOfWork,
+    box: SecretSealer,
+    diagnoser: SmtpDiagnoser,
+    principal: Principal,
+    *,
+    inline: SmtpSettings | None = None,
+    inline_secrets: SecretChanges | None = None,
+) -> AutodetectReport:
+    """Try the usual port x security combinations on the host (admin only) and recommend
+    the one that works; same settings and secret rules as :func:`diagnose_settings`."""
+    require_role(principal, Role.ADMIN)
+    settings, secrets, _notes = await _candidate(
+        uow, box, principal.organization_id, inline, inline_secrets or {}
+    )
+    found = await diagnoser.autodetect(settings, secrets)
+    scrub = _scrubber(secrets)
+
+    def clean(c: AutodetectCandidate) -> AutodetectCandidate:
+        return dataclasses.replace(c, summary=scrub(c.summary))
+
+    recommended = clean(found.recommended) if found.recommended else None
+    return AutodetectReport(
+        candidates=[clean(c) for c in found.candidates], recommended=recommended
+    )
+
+
+# --- presets, audit, rotation --------------------------------------------------------------
+
+
+def list_presets(principal: Principal) -> Sequence[SmtpPreset]:
+    require_role(principal, Role.ADMIN)
+    return PRESETS
+
+
+async def list_audit(
+    uow: UnitOfWork, principal: Principal, *, limit: int = 100
+) -> Sequence[AuditEntry]:
+    """Who changed which SMTP fields when, newest first (admin only); never values."""
+    require_role(principal, Role.ADMIN)
+    return await uow.smtp_settings.history(principal.organization_id, limit=limit)
+
+
+async def rotate_keys(
+    uow_factory: Callable[[], UnitOfWork], box: SecretSealer, *, clock: Clock = utcnow
+) -> RotationResult:
+    """Re-seal every stored secret not under the newest key, one organization per
+    transaction. Idempotent; a concurrent save wins (compare-and-swap). Secrets no key
+    opens are counted and left as they are."""
+    async with uow_factory() as uow:
+        organizations = list(await uow.smtp_settings.organizations_with_secrets())
+    reencrypted = current = unreadable = 0
+    broken: list[UUID] = []
+    for org in organizations:
+        async with uow_factory() as uow:
+            stored = await uow.smtp_settings.get(org)
+            if stored is None:
+                continue
+            rotated: list[str] = []
+            for secret, token in stored.sealed.items():
+                if not box.needs_rotation(token):
+                    current += 1
+                    continue
+                try:
+                    plain = box.open(token, organization_id=org, field=secret.sealed_as)
+                except VisitmailError:
+                    unreadable += 1
+                    if org not in broken:
+                        broken.append(org)
+                    continue
+                new = box.seal(plain, organization_id=org, field=secret.sealed_as)
+                if await uow.smtp_settings.replace_sealed(org, secret, old=token, new=new):
+                    rotated.append(secret.value)
+                    reencrypted += 1
+                else:  # changed meanwhile by a save, which sealed under the newest key
+                    current += 1
+            if rotated:
+                await uow.audit.record(
+                    org,
+                    actor_id=None,
+                    action=ACTION_ROTATE,
+                    target=AUDIT_TARGET,
+                    fields=rotated,
+                    now=clock(),
+                )
+            await uow.commit()
+    return RotationResult(
+        organizations=len(organizations),
+        reencrypted=reencrypted,
+        already_current=current,
+        unreadable=unreadable,
+        unreadable_organizations=tuple(broken),
+    )

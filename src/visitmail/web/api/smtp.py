@@ -1,0 +1,128 @@
+"""The organization's SMTP settings: read, replace, test, auto-detect, presets, audit.
+
+Admin only (other roles get 403). Before the first save, ``GET /api/v1/smtp-settings``
+answers 404 with the error code ``not_configured``. Secrets (``password``,
+``proxy.password``, ``tls.client_key_pem``) are write-only: a ``PUT`` without one keeps the
+stored value, ``null`` or ``""`` clears it; responses carry ``password_set``,
+``proxy.password_set`` and ``tls.client_key_set`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from visitmail.services import smtp_config
+from visitmail.web.api.schemas import ErrorResponse
+from visitmail.web.api.smtp_schemas import (
+    AuditEntryOut,
+    PresetOut,
+    SmtpAutodetectIn,
+    SmtpAutodetectOut,
+    SmtpSettingsIn,
+    SmtpSettingsOut,
+    SmtpTestIn,
+    SmtpTestOut,
+)
+from visitmail.web.deps import AdminDep, RuntimeDep, UowDep
+from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse},
+    404: {"model": ErrorResponse, "description": "code `not_configured`: nothing saved yet"},
+    409: {"model": ErrorResponse, "description": "code `secret_unreadable`: master key missing"},
+    422: {"model": ErrorResponse},
+}
+
+router = APIRouter(prefix="/api/v1/smtp-settings", tags=["smtp settings"], responses=ERRORS)
+
+
+@router.get("", summary="The organization's SMTP settings (admin; secrets never shown)")
+async def get_settings(principal: AdminDep, uow: UowDep) -> SmtpSettingsOut:
+    return SmtpSettingsOut.of(await smtp_config.get_settings(uow, principal))
+
+
+@router.put("", summary="Replace the SMTP settings (admin; omitted secrets are kept)")
+async def put_settings(
+    body: SmtpSettingsIn,
+    principal: AdminDep,
+    uow: UowDep,
+    box: SecretBoxDep,
+    runtime: RuntimeDep,
+) -> SmtpSettingsOut:
+    view = await smtp_config.put_settings(
+        uow,
+        box,
+        principal,
+        body.to_domain(),
+        body.secret_changes(),
+        allow_plaintext_auth=runtime.settings.allow_plaintext_auth,
+    )
+    return SmtpSettingsOut.of(view)
+
+
+@router.post(
+    "/test",
+    summary="Run the step-by-step connection test (admin)",
+    description="Tests the saved settings, or `settings` given inline before saving them. "
+    "With `send_to` a test message is sent too. Stops at the first failed step; the rest "
+    "are `skipped`. Bounded by `timeouts.overall`.",
+)
+async def run_connection_test(
+    principal: AdminDep,
+    uow: UowDep,
+    box: SecretBoxDep,
+    diagnoser: DiagnoserDep,
+    body: SmtpTestIn | None = None,
+) -> SmtpTestOut:
+    inline = body.settings if body else None
+    report = await smtp_config.diagnose_settings(
+        uow,
+        box,
+        diagnoser,
+        principal,
+        inline=inline.to_domain() if inline else None,
+        inline_secrets=inline.secret_changes() if inline else None,
+        send_to=body.send_to if body else None,
+    )
+    return SmtpTestOut.of(report)
+
+
+@router.post(
+    "/autodetect",
+    summary="Try the usual port and security combinations on the host (admin)",
+)
+async def autodetect(
+    principal: AdminDep,
+    uow: UowDep,
+    box: SecretBoxDep,
+    diagnoser: DiagnoserDep,
+    body: SmtpAutodetectIn | None = None,
+) -> SmtpAutodetectOut:
+    inline = body.settings if body else None
+    report = await smtp_config.autodetect(
+        uow,
+        box,
+        diagnoser,
+        principal,
+        inline=inline.to_domain() if inline else None,
+        inline_secrets=inline.secret_changes() if inline else None,
+    )
+    return SmtpAutodetectOut.of(report)
+
+
+@router.get("/presets", summary="Provider presets: host, port, security, limits (admin)")
+async def presets(principal: AdminDep) -> list[PresetOut]:
+    return [PresetOut.of(p) for p in smtp_config.list_presets(principal)]
+
+
+@router.get("/audit", summary="Who changed which SMTP fields, newest first (admin)")
+async def audit(
+    principal: AdminDep,
+    uow: UowDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AuditEntryOut]:
+    entries = await smtp_config.list_audit(uow, principal, limit=limit)
+    return [AuditEntryOut.of(e) for e in entries]

@@ -1,0 +1,52 @@
+"""Wiring for the SMTP-settings API: the secret box and the connection tester.
+
+``get_diagnoser`` returns ``app.state.diagnoser`` when one is set (tests set a fake) and
+otherwise builds the real tester from the operator settings. With ``--dev-inbox`` loopback
+is allowed, so the local sink can be tested.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from visitmail.adapters.crypto.secret_box import SecretBox
+from visitmail.config import IPNetwork, Settings
+from visitmail.runtime import Runtime
+from visitmail.services.smtp_ports import SmtpDiagnoser
+from visitmail.web.deps import RuntimeDep
+
+LOOPBACK: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
+
+def build_diagnoser(settings: Settings, *, allow_loopback: bool = False) -> SmtpDiagnoser:
+    """The real connection tester, honouring the operator's network and plaintext rules."""
+    from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
+    from visitmail.domain.network_policy import NetworkPolicy
+
+    networks = list(settings.smtp_allowed_networks)
+    if allow_loopback:
+        networks.extend(n for n in LOOPBACK if n not in networks)
+    return SmtpConnectionTester(NetworkPolicy(tuple(networks)), settings.allow_plaintext_auth)
+
+
+def get_diagnoser(request: Request) -> SmtpDiagnoser:
+    fake: SmtpDiagnoser | None = getattr(request.app.state, "diagnoser", None)
+    if fake is not None:
+        return fake
+    runtime: Runtime = request.app.state.runtime
+    dev_inbox = getattr(request.app.state, "dev_inbox", None) is not None
+    return build_diagnoser(runtime.settings, allow_loopback=dev_inbox)
+
+
+def get_secret_box(runtime: RuntimeDep) -> SecretBox:
+    return SecretBox(runtime.keyring)
+
+
+DiagnoserDep = Annotated[SmtpDiagnoser, Depends(get_diagnoser)]
+SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
