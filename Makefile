@@ -34,6 +34,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy --strict bench tests/bench
 
 pytest: install services
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=term --cov-report=xml:test-artifacts/coverage.xml
@@ -41,8 +42,9 @@ pytest: install services
 ## make test: everything CI runs, from a fresh clone
 test: install services lint typecheck pytest
 
-bench: install services
-	$(BIN)/visitmail bench
+## the benchmark suite: peers side by side, a table and test-artifacts/bench.json
+bench: install services system-deps
+	$(BIN)/visitmail bench --json test-artifacts/bench.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts .coverage*

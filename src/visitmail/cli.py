@@ -392,6 +392,27 @@ def keys_rotate(
         raise typer.Exit(1)
 
 
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    }
+)
+def bench(ctx: typer.Context) -> None:
+    """The benchmark suite: peers side by side, a table and JSON (see bench/README.md).
+    Options go to the suite, e.g. ``visitmail bench --messages 5000 --json out.json``."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]  # the source checkout (editable install)
+    if not (root / "bench" / "cli.py").exists():
+        err.print("the benchmark suite runs from a source checkout (bench/)", markup=False)
+        raise typer.Exit(2)
+    sys.path.insert(0, str(root))
+    raise typer.Exit(importlib.import_module("bench.cli").main(list(ctx.args)))
+
+
 def main() -> None:
     try:
         app()

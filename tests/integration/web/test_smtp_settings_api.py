@@ -716,7 +716,8 @@ async def test_rotation_reseals_under_the_newest_key_and_is_idempotent(
     try:
         first = await smtp_config.rotate_keys(runtime.uow, rotated_box)
         assert first.reencrypted >= 1
-        assert first.unreadable == 0
+        # Other tests share this database and may leave a deliberately unreadable secret.
+        assert org.organization.id not in first.unreadable_organizations
         token = (await raw_row(runtime, org))["password_enc"]
         assert token.startswith("v1:rotated1:")
         async with runtime.uow() as uow:

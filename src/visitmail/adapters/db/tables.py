@@ -5,7 +5,21 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from visitmail.adapters.db.types import UTCDateTime
@@ -117,3 +131,121 @@ class SmtpSettingsRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+# --- the outbox (issue 4) -----------------------------------------------------------------
+
+
+class OutboxMessageRow(Base):
+    """One email (or webhook) to deliver. The MIME bytes are rendered once, at enqueue."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "idempotency_key", name="uq_outbox_idempotency"),
+        # The claim query: due messages by status and time.
+        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_org_created", "organization_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(255))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500))
+    mime: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class OutboxRecipientRow(Base):
+    __tablename__ = "outbox_recipients"
+    __table_args__ = (Index("ix_outbox_recipients_message", "message_pk"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_pk: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("outbox_messages.id", ondelete="CASCADE")
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    address: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(8))  # to | cc | bcc
+    status: Mapped[str] = mapped_column(String(16))
+    last_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_enhanced: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeliveryAttemptRow(Base):
+    """The ledger: every attempt, per recipient where the server answered per recipient."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_message", "message_pk", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_pk: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("outbox_messages.id", ondelete="CASCADE")
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recipient: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    enhanced: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(80))
+
+
+class SmtpHealthRow(Base):
+    """Per organization: consecutive server failures, and the pause they cause."""
+
+    __tablename__ = "smtp_health"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_failure: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RateBucketRow(Base):
+    """The per-server send budget shared by every worker on every machine."""
+
+    __tablename__ = "rate_buckets"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    slowdown: Mapped[float] = mapped_column(Float, default=1.0)  # 1 = full rate, 0.5 = half
+    slowdown_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    hour_count: Mapped[int] = mapped_column(Integer, default=0)
+    day_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    day_count: Mapped[int] = mapped_column(Integer, default=0)

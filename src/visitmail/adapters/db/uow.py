@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from visitmail.adapters.db.health_repo import SqlHealth, SqlRateLimiter
 from visitmail.adapters.db.identity_repos import (
     SqlAuditLog,
     SqlLoginFailures,
@@ -15,7 +16,9 @@ from visitmail.adapters.db.identity_repos import (
     SqlTokens,
     SqlUsers,
 )
+from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.db.smtp_repo import SqlSmtpSettings
+from visitmail.services.outbox_ports import HealthRepository, OutboxRepository, RateLimiter
 from visitmail.services.ports import (
     AuditLog,
     LoginFailureRepository,
@@ -37,6 +40,9 @@ class SqlUnitOfWork:
     login_failures: LoginFailureRepository
     audit: AuditLog
     smtp_settings: SmtpSettingsRepository
+    outbox: OutboxRepository
+    health: HealthRepository
+    rates: RateLimiter
     session: AsyncSession
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
@@ -51,6 +57,9 @@ class SqlUnitOfWork:
         self.login_failures = SqlLoginFailures(self.session)
         self.audit = SqlAuditLog(self.session)
         self.smtp_settings = SqlSmtpSettings(self.session)
+        self.outbox = SqlOutbox(self.session)
+        self.health = SqlHealth(self.session)
+        self.rates = SqlRateLimiter(self.session)
         return self
 
     async def __aexit__(

@@ -1,0 +1,1 @@
+"""The peers that send the benchmark's messages: one module each, all behind ``Peer``."""

@@ -1,0 +1,488 @@
+"""SQL side of the outbox: enqueue, leased claims, batched settlement, the operator views.
+
+Claims use ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of workers
+take disjoint batches; on SQLite every transaction is ``BEGIN IMMEDIATE`` (one writer), which
+gives the same guarantee. Settlement only touches messages the worker still leases.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from visitmail.adapters.db.tables import (
+    DeliveryAttemptRow,
+    OutboxMessageRow,
+    OutboxRecipientRow,
+    SmtpHealthRow,
+)
+from visitmail.domain.outbox import MessageKind, MessageStatus, RecipientStatus
+from visitmail.services.outbox_ports import (
+    AttemptView,
+    ClaimedMessage,
+    Enqueued,
+    MessageView,
+    NewMessage,
+    RecipientView,
+    SettledMessage,
+)
+
+M = OutboxMessageRow
+R = OutboxRecipientRow
+A = DeliveryAttemptRow
+
+_WAITING = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
+_OPEN_RECIPIENT = (RecipientStatus.PENDING.value, RecipientStatus.DEFERRED.value)
+
+
+class SqlOutbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    # --- enqueue ---------------------------------------------------------------------
+
+    async def _existing(self, organization_id: uuid.UUID, key: str) -> uuid.UUID | None:
+        return await self._s.scalar(
+            select(M.id).where(M.organization_id == organization_id, M.idempotency_key == key)
+        )
+
+    async def enqueue(self, message: NewMessage, now: datetime) -> Enqueued:
+        found = await self._existing(message.organization_id, message.idempotency_key)
+        if found is not None:
+            return Enqueued(found, created=False)
+        message_pk = uuid.uuid4()
+        row = M(
+            id=message_pk,
+            organization_id=message.organization_id,
+            kind=message.kind.value,
+            idempotency_key=message.idempotency_key,
+            message_id=message.message_id,
+            mail_from=message.mail_from,
+            subject=message.subject[:500],
+            mime=message.mime,
+            size=len(message.mime),
+            priority=message.priority,
+            status=MessageStatus.QUEUED.value,
+            not_before=message.not_before or now,
+            expires_at=message.expires_at,
+            created_at=now,
+            updated_at=now,
+            attempts=0,
+            possible_duplicate=False,
+            meta=dict(message.meta),
+        )
+        try:
+            async with self._s.begin_nested():
+                self._s.add(row)
+                await self._s.flush()
+        except IntegrityError:
+            # A concurrent enqueue with the same key won the race: return its message.
+            found = await self._existing(message.organization_id, message.idempotency_key)
+            if found is None:
+                raise
+            return Enqueued(found, created=False)
+        seen: set[str] = set()
+        recipients = []
+        for r in message.recipients:
+            if r.address in seen:
+                continue
+            seen.add(r.address)
+            recipients.append(
+                {
+                    "message_pk": message_pk,
+                    "organization_id": message.organization_id,
+                    "address": r.address,
+                    "role": r.role,
+                    "status": RecipientStatus.PENDING.value,
+                    "updated_at": now,
+                }
+            )
+        await self._s.execute(insert(R), recipients)
+        return Enqueued(message_pk, created=True)
+
+    # --- claims ----------------------------------------------------------------------
+
+    async def claim(
+        self, worker: str, limit: int, lease: timedelta, now: datetime
+    ) -> list[ClaimedMessage]:
+        paused = exists(
+            select(SmtpHealthRow.organization_id).where(
+                SmtpHealthRow.organization_id == M.organization_id,
+                SmtpHealthRow.paused_at.is_not(None),
+            )
+        )
+        due = or_(
+            and_(M.status.in_(_WAITING), M.not_before <= now),
+            and_(M.status == MessageStatus.SENDING.value, M.lease_expires_at < now),
+        )
+        rows = (
+            await self._s.execute(
+                select(
+                    M.id,
+                    M.organization_id,
+                    M.status,
+                    M.message_id,
+                    M.mail_from,
+                    M.mime,
+                    M.attempts,
+                    M.created_at,
+                    M.expires_at,
+                    M.possible_duplicate,
+                )
+                .where(due, ~paused)
+                .order_by(M.priority.desc(), M.not_before)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=M)
+            )
+        ).all()
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        reclaimed = {r.id for r in rows if r.status == MessageStatus.SENDING.value}
+        await self._s.execute(
+            update(M)
+            .where(M.id.in_(ids))
+            .values(
+                status=MessageStatus.SENDING.value,
+                lease_owner=worker,
+                lease_expires_at=now + lease,
+                attempts=M.attempts + 1,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if reclaimed:
+            # Its worker died holding it: it may have been on the wire. Flag, never hide.
+            await self._s.execute(
+                update(M)
+                .where(M.id.in_(reclaimed))
+                .values(possible_duplicate=True)
+                .execution_options(synchronize_session=False)
+            )
+        open_by: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+        accepted_by: dict[uuid.UUID, int] = dict.fromkeys(ids, 0)
+        for pk, address, status in (
+            await self._s.execute(
+                select(R.message_pk, R.address, R.status)
+                .where(R.message_pk.in_(ids))
+                .order_by(R.id)
+            )
+        ).all():
+            if status in _OPEN_RECIPIENT:
+                open_by[pk].append(address)
+            elif status == RecipientStatus.ACCEPTED.value:
+                accepted_by[pk] += 1
+        return [
+            ClaimedMessage(
+                id=r.id,
+                organization_id=r.organization_id,
+                message_id=r.message_id,
+                mail_from=r.mail_from,
+                mime=r.mime,
+                open_recipients=open_by[r.id],
+                accepted_before=accepted_by[r.id],
+                attempt=r.attempts + 1,
+                created_at=r.created_at,
+                expires_at=r.expires_at,
+                possible_duplicate=r.possible_duplicate or r.id in reclaimed,
+            )
+            for r in rows
+        ]
+
+    async def _owned(self, worker: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        found = await self._s.scalars(
+            select(M.id)
+            .where(
+                M.id.in_(ids),
+                M.lease_owner == worker,
+                M.status == MessageStatus.SENDING.value,
+            )
+            .with_for_update(of=M)
+        )
+        return set(found)
+
+    async def settle(self, worker: str, items: Sequence[SettledMessage], now: datetime) -> int:
+        owned = await self._owned(worker, [i.message.id for i in items])
+        attempts: list[dict[str, Any]] = []
+        for item in items:
+            for a in item.attempts:
+                attempts.append(
+                    {
+                        "message_pk": item.message.id,
+                        "organization_id": item.message.organization_id,
+                        "at": now,
+                        "recipient": a.recipient,
+                        "outcome": a.outcome,
+                        "code": a.code,
+                        "enhanced": a.enhanced,
+                        "text": a.text,
+                        "duration_ms": a.duration_ms,
+                        "worker": worker,
+                    }
+                )
+        if attempts:  # the ledger keeps every attempt, even one whose lease was lost
+            await self._s.execute(insert(A), attempts)
+        mine = [i for i in items if i.message.id in owned]
+        if not mine:
+            return 0
+        message_rows: list[dict[str, Any]] = []
+        recipient_rows: list[dict[str, Any]] = []
+        for item in mine:
+            st = item.settlement
+            message_rows.append(
+                {
+                    "b_id": item.message.id,
+                    "b_status": st.status.value,
+                    "b_not_before": st.not_before or now,
+                    "b_dup": st.possible_duplicate,
+                    "b_error": st.last_error,
+                    "b_sent_at": now if st.status is MessageStatus.SENT else None,
+                }
+            )
+            for change in st.recipients:
+                recipient_rows.append(
+                    {
+                        "b_pk": item.message.id,
+                        "b_address": change.address,
+                        "b_status": change.status.value,
+                        "b_code": change.code,
+                        "b_enhanced": change.enhanced,
+                        "b_text": change.text[:2000] if change.text else change.text,
+                    }
+                )
+        await self._s.execute(
+            update(M)
+            .where(M.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                not_before=bindparam("b_not_before"),
+                possible_duplicate=bindparam("b_dup"),
+                last_error=bindparam("b_error"),
+                sent_at=bindparam("b_sent_at"),
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False),
+            message_rows,
+        )
+        if recipient_rows:
+            await self._s.execute(
+                update(R)
+                .where(R.message_pk == bindparam("b_pk"), R.address == bindparam("b_address"))
+                .values(
+                    status=bindparam("b_status"),
+                    last_code=bindparam("b_code"),
+                    last_enhanced=bindparam("b_enhanced"),
+                    last_text=bindparam("b_text"),
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False),
+                recipient_rows,
+            )
+        return len(mine)
+
+    async def release(
+        self,
+        worker: str,
+        ids: Sequence[uuid.UUID],
+        now: datetime,
+        not_before: datetime | None = None,
+    ) -> None:
+        if not ids:
+            return
+        await self._s.execute(
+            update(M)
+            .where(M.id.in_(ids), M.lease_owner == worker, M.status == MessageStatus.SENDING.value)
+            .values(
+                status=MessageStatus.QUEUED.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                attempts=M.attempts - 1,
+                not_before=not_before or now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def extend_leases(self, worker: str, ids: Sequence[uuid.UUID], until: datetime) -> None:
+        if not ids:
+            return
+        await self._s.execute(
+            update(M)
+            .where(M.id.in_(ids), M.lease_owner == worker)
+            .values(lease_expires_at=until)
+            .execution_options(synchronize_session=False)
+        )
+
+    # --- operator views ----------------------------------------------------------------
+
+    @staticmethod
+    def _view(row: OutboxMessageRow) -> MessageView:
+        return MessageView(
+            id=row.id,
+            kind=MessageKind(row.kind),
+            status=MessageStatus(row.status),
+            message_id=row.message_id,
+            mail_from=row.mail_from,
+            subject=row.subject,
+            size=row.size,
+            priority=row.priority,
+            attempts=row.attempts,
+            not_before=row.not_before,
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            sent_at=row.sent_at,
+            possible_duplicate=row.possible_duplicate,
+            last_error=row.last_error,
+            idempotency_key=row.idempotency_key,
+        )
+
+    async def list(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        status: MessageStatus | None,
+        kind: MessageKind | None,
+        limit: int,
+        offset: int,
+    ) -> list[MessageView]:
+        query = select(M).where(M.organization_id == organization_id)
+        if status is not None:
+            query = query.where(M.status == status.value)
+        if kind is not None:
+            query = query.where(M.kind == kind.value)
+        query = query.order_by(M.created_at.desc(), M.id).limit(limit).offset(offset)
+        rows = (await self._s.scalars(query.execution_options(populate_existing=True))).all()
+        views = [self._view(r) for r in rows]
+        if not views:
+            return views
+        by_id: dict[uuid.UUID, list[RecipientView]] = {v.id: [] for v in views}
+        for r in await self._s.scalars(
+            select(R).where(R.message_pk.in_(list(by_id))).order_by(R.id)
+        ):
+            by_id[r.message_pk].append(_recipient(r))
+        return [_with(v, recipients=by_id[v.id]) for v in views]
+
+    async def get(self, organization_id: uuid.UUID, message_id: uuid.UUID) -> MessageView | None:
+        row = await self._s.scalar(
+            select(M).where(M.organization_id == organization_id, M.id == message_id)
+        )
+        if row is None:
+            return None
+        recipients = [
+            _recipient(r)
+            for r in await self._s.scalars(
+                select(R).where(R.message_pk == message_id).order_by(R.id)
+            )
+        ]
+        attempts = [
+            AttemptView(a.at, a.recipient, a.outcome, a.code, a.enhanced, a.text, a.duration_ms)
+            for a in await self._s.scalars(
+                select(A).where(A.message_pk == message_id).order_by(A.at, A.id)
+            )
+        ]
+        return _with(self._view(row), recipients=recipients, attempt_log=attempts)
+
+    async def retry(self, organization_id: uuid.UUID, message_id: uuid.UUID, now: datetime) -> bool:
+        """Queue a finished or waiting message again now; its unaccepted recipients are
+        tried again (rejected ones too: the operator decided so)."""
+        result = await self._s.execute(
+            update(M)
+            .where(
+                M.organization_id == organization_id,
+                M.id == message_id,
+                M.status.in_(
+                    [
+                        MessageStatus.FAILED.value,
+                        MessageStatus.EXPIRED.value,
+                        MessageStatus.DEFERRED.value,
+                        MessageStatus.CANCELLED.value,
+                        MessageStatus.QUEUED.value,
+                    ]
+                ),
+            )
+            .values(status=MessageStatus.QUEUED.value, not_before=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        await self._s.execute(
+            update(R)
+            .where(
+                R.message_pk == message_id,
+                R.status.in_([RecipientStatus.REJECTED.value, RecipientStatus.DEFERRED.value]),
+            )
+            .values(status=RecipientStatus.PENDING.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return True
+
+    async def cancel(
+        self, organization_id: uuid.UUID, message_id: uuid.UUID, now: datetime
+    ) -> bool:
+        result = await self._s.execute(
+            update(M)
+            .where(
+                M.organization_id == organization_id,
+                M.id == message_id,
+                M.status.in_(_WAITING),
+            )
+            .values(status=MessageStatus.CANCELLED.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def counts(self, organization_id: uuid.UUID | None) -> dict[MessageStatus, int]:
+        query = select(M.status, func.count()).group_by(M.status)
+        if organization_id is not None:
+            query = query.where(M.organization_id == organization_id)
+        found = {MessageStatus(s): int(n) for s, n in (await self._s.execute(query)).all()}
+        return {s: found.get(s, 0) for s in MessageStatus}
+
+    async def purge(self, finished_before: datetime) -> int:
+        final = [
+            MessageStatus.SENT.value,
+            MessageStatus.FAILED.value,
+            MessageStatus.CANCELLED.value,
+            MessageStatus.EXPIRED.value,
+        ]
+        ids = list(
+            await self._s.scalars(
+                select(M.id).where(M.status.in_(final), M.updated_at < finished_before).limit(5000)
+            )
+        )
+        if not ids:
+            return 0
+        # Children first: SQLite only cascades with foreign keys on, and we never rely on it.
+        await self._s.execute(delete(A).where(A.message_pk.in_(ids)))
+        await self._s.execute(delete(R).where(R.message_pk.in_(ids)))
+        await self._s.execute(delete(M).where(M.id.in_(ids)))
+        return len(ids)
+
+
+def _recipient(r: OutboxRecipientRow) -> RecipientView:
+    return RecipientView(
+        address=r.address,
+        role=r.role,
+        status=RecipientStatus(r.status),
+        code=r.last_code,
+        enhanced=r.last_enhanced,
+        text=r.last_text,
+        updated_at=r.updated_at,
+    )
+
+
+def _with(view: MessageView, **changes: Any) -> MessageView:
+    from dataclasses import replace
+
+    return replace(view, **changes)

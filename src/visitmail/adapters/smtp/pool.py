@@ -1,0 +1,97 @@
+"""Connections to one organization's server, reused across messages.
+
+At most ``limits.max_connections`` open at once (a semaphore), each used for at most
+``limits.max_messages_per_connection`` messages, closed after ``idle_seconds`` unused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+Opener = Callable[[], Awaitable[aiosmtplib.SMTP]]
+
+
+@dataclass
+class PooledConnection:
+    client: aiosmtplib.SMTP
+    sent: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def fresh(self) -> bool:
+        return self.sent == 0
+
+
+async def close_quietly(client: aiosmtplib.SMTP, grace: float = 5.0) -> None:
+    """QUIT politely, or drop the connection; never raises."""
+    if client.is_connected:
+        try:
+            async with asyncio.timeout(grace):
+                await client.quit()
+        except Exception:  # any failure: the connection is going away anyway
+            client.close()
+    else:
+        client.close()
+
+
+class ConnectionPool:
+    def __init__(
+        self, opener: Opener, *, max_connections: int, max_messages: int, idle_seconds: float
+    ) -> None:
+        self._opener = opener
+        self._slots = asyncio.Semaphore(max(1, max_connections))
+        self._idle: list[PooledConnection] = []
+        self._max_messages = max(1, max_messages)
+        self._idle_seconds = idle_seconds
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def acquire(self) -> PooledConnection:
+        """A connection for one message; opening one may raise the opener's errors."""
+        await self._slots.acquire()
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.client.is_connected and now - conn.last_used < self._idle_seconds:
+                return conn
+            self._close_later(conn.client)
+        try:
+            return PooledConnection(await self._opener())
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, conn: PooledConnection, *, reusable: bool) -> None:
+        conn.last_used = time.monotonic()
+        if reusable and conn.client.is_connected and conn.sent < self._max_messages:
+            self._idle.append(conn)
+        else:
+            self._close_later(conn.client)
+        self._slots.release()
+
+    def _close_later(self, client: aiosmtplib.SMTP) -> None:
+        task = asyncio.get_running_loop().create_task(close_quietly(client))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def close_idle(self, older_than: float) -> None:
+        now = time.monotonic()
+        keep = []
+        for conn in self._idle:
+            if now - conn.last_used >= older_than:
+                self._close_later(conn.client)
+            else:
+                keep.append(conn)
+        self._idle = keep
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(close_quietly(c.client) for c in idle))
+        if self._closing:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._closing, return_exceptions=True)
