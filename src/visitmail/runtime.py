@@ -4,6 +4,7 @@ process and shared by the web app, the CLI and (later) the worker.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,6 +28,8 @@ from visitmail.services.login import LoginPolicy
 
 log = get_logger(__name__)
 
+NOTIFY_CHANNEL = "visitmail_outbox"
+
 
 @dataclass
 class Runtime:
@@ -38,9 +41,52 @@ class Runtime:
     dummy_hash: str
     login_policy: LoginPolicy
     notes: list[str] = field(default_factory=list)
+    wakers: list[Callable[[], None]] = field(default_factory=list)
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessionmaker)
+        return SqlUnitOfWork(self.sessionmaker, after_enqueue=self.wake_workers)
+
+    # --- waking delivery workers -------------------------------------------------------
+
+    def add_waker(self, waker: Callable[[], None]) -> None:
+        self.wakers.append(waker)
+
+    def remove_waker(self, waker: Callable[[], None]) -> None:
+        if waker in self.wakers:
+            self.wakers.remove(waker)
+
+    def wake_workers(self) -> None:
+        """Called after a commit that enqueued mail: workers in this process claim now."""
+        for waker in list(self.wakers):
+            waker()
+
+    async def listen(self, waker: Callable[[], None]) -> None:
+        """Call ``waker`` on every ``NOTIFY visitmail_outbox`` (PostgreSQL), so workers on
+        other machines claim at once; reconnects after errors. SQLite has one process:
+        the in-process wakers suffice. Runs until cancelled."""
+        url = self.engine.url
+        if url.get_backend_name() != "postgresql":
+            await asyncio.Event().wait()
+            return
+        import asyncpg
+
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: waker())
+                    waker()  # anything enqueued while we were not listening
+                    while True:
+                        await asyncio.sleep(30)
+                        await conn.execute("SELECT 1")  # notice a dead connection
+                finally:
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listen connection lost", error=type(exc).__name__)
+                await asyncio.sleep(2)
 
     async def database_ok(self) -> bool:
         try:

@@ -98,10 +98,39 @@ class Recorder:
     connections: int = 0
 
 
+@dataclass
+class Script:
+    """How a test server answers, beyond "250 OK".
+
+    ``rcpt``: address → reply line (e.g. ``"550 5.1.1 no such user"``) or ``None`` for OK;
+    ``data``: the n-th DATA (1-based) → reply line, or ``None`` for 250;
+    ``drop_after_data``: the n-th DATA → True to close the connection after the final dot
+    without replying (the "unknown outcome").
+    """
+
+    rcpt: Callable[[str], str | None] = lambda _address: None
+    data: Callable[[int], str | None] = lambda _n: None
+    drop_after_data: Callable[[int], bool] = lambda _n: False
+    data_count: int = 0
+
+
 class _Handler:
-    def __init__(self, recorder: Recorder, reject_sender: str | None) -> None:
+    def __init__(
+        self, recorder: Recorder, reject_sender: str | None, script: Script | None = None
+    ) -> None:
         self.recorder = recorder
         self.reject_sender = reject_sender
+        self.script = script or Script()
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = self.script.rcpt(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -115,11 +144,18 @@ class _Handler:
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
+        self.script.data_count += 1
+        n = self.script.data_count
         content = envelope.original_content or b""
-        self.recorder.messages.append(
-            ReceivedMessage(str(envelope.mail_from), list(envelope.rcpt_tos), content)
-        )
-        return "250 2.0.0 Message accepted for delivery"
+        reply = self.script.data(n)
+        if reply is None or reply.startswith("2"):
+            self.recorder.messages.append(
+                ReceivedMessage(str(envelope.mail_from), list(envelope.rcpt_tos), content)
+            )
+        if self.script.drop_after_data(n):
+            assert server.transport is not None
+            server.transport.abort()  # the data arrived; the reply never will
+        return reply or "250 2.0.0 Message accepted for delivery"
 
 
 def _recording(verb: str) -> Callable[[SMTP, str | None], Awaitable[None]]:
@@ -181,6 +217,7 @@ async def start_smtp_server(
     auth_require_tls: bool | None = None,
     reject_sender: str | None = None,
     hostname: str = "mx.example.com",
+    script: Script | None = None,
 ) -> SmtpServer:
     """Start a server on 127.0.0.1 and an ephemeral port in the running loop.
 
@@ -194,7 +231,7 @@ async def start_smtp_server(
     if security != "none" and cert is None:
         raise ValueError("a TLS server needs a certificate")
     recorder = Recorder()
-    handler = _Handler(recorder, reject_sender)
+    handler = _Handler(recorder, reject_sender, script)
     tls_context = server_tls_context(cert) if cert is not None else None
     if auth_require_tls is None:
         auth_require_tls = security == "starttls"

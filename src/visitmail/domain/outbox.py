@@ -74,17 +74,21 @@ class AttemptOutcome:
 
     Exactly one shape applies:
     - ``server_failure`` set: connect/TLS/auth broke; no recipient was answered.
-    - ``unknown``: the connection was lost after the final dot, before the reply; the
-      recipients in ``results`` (accepted at RCPT) may or may not have the message.
-    - otherwise ``results`` holds each attempted recipient's final reply (RCPT's refusal, or
-      DATA's answer for those RCPT accepted).
+    - otherwise ``results`` holds the final reply of each recipient that got one (RCPT's
+      refusal, or DATA's answer for those RCPT accepted), and ``unknown_recipients`` those
+      accepted at RCPT whose DATA reply never came: the connection was lost after the final
+      dot, so they may or may not have the message.
     """
 
     results: list[RecipientResult] = field(default_factory=list)
     server_failure: FailureStage | None = None
     failure_text: str = ""
-    unknown: bool = False
+    unknown_recipients: list[str] = field(default_factory=list)
     duration_ms: int = 0
+
+    @property
+    def unknown(self) -> bool:
+        return bool(self.unknown_recipients)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,33 +150,8 @@ def settle(
             last_error=f"{outcome.server_failure.value}: {outcome.failure_text}",
         )
 
-    if outcome.unknown:
-        if already_possible_duplicate:
-            # Retried once already with the same Message-ID; a second blind resend could
-            # spam the lead. Stop and let an operator decide.
-            return Settlement(
-                status=MessageStatus.FAILED,
-                not_before=None,
-                recipients=[],
-                possible_duplicate=True,
-                throttled=False,
-                server_failure=False,
-                last_error="the outcome was unknown twice (connection lost after the data); "
-                "the message may have been delivered",
-            )
-        return Settlement(
-            status=MessageStatus.DEFERRED,
-            not_before=retry_at or now,
-            recipients=[],
-            possible_duplicate=True,
-            throttled=False,
-            server_failure=False,
-            last_error="connection lost after the final dot: outcome unknown, retrying once",
-        )
-
     changes: list[RecipientChange] = []
     throttled = False
-    answered = {r.address for r in outcome.results}
     for result in outcome.results:
         kind = classify(result.reply)
         throttled = throttled or kind is ReplyClass.THROTTLED
@@ -189,6 +168,32 @@ def settle(
                 result.reply.text,
             )
         )
+
+    if outcome.unknown:
+        if already_possible_duplicate:
+            # Retried once already with the same Message-ID; a second blind resend could
+            # spam the lead. Stop and let an operator decide.
+            return Settlement(
+                status=MessageStatus.FAILED,
+                not_before=None,
+                recipients=changes,
+                possible_duplicate=True,
+                throttled=throttled,
+                server_failure=False,
+                last_error="the outcome was unknown twice (connection lost after the data); "
+                "the message may have been delivered",
+            )
+        return Settlement(
+            status=MessageStatus.DEFERRED,
+            not_before=now,  # at once: the same Message-ID lets the receiver deduplicate
+            recipients=changes,
+            possible_duplicate=True,
+            throttled=throttled,
+            server_failure=False,
+            last_error="connection lost after the final dot: outcome unknown, retrying once",
+        )
+
+    answered = {r.address for r in outcome.results}
     for address in open_recipients:
         if address not in answered:  # not reached (e.g. the server closed mid-RCPT)
             changes.append(RecipientChange(address, RecipientStatus.DEFERRED, None, None, ""))

@@ -149,11 +149,21 @@ class OutboxRepository(Protocol):
         ...
 
     async def claim(
-        self, worker: str, limit: int, lease: timedelta, now: datetime
+        self,
+        worker: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        organizations: frozenset[UUID] | None = None,
     ) -> list[ClaimedMessage]:
         """Lease up to ``limit`` due messages of organizations that are not paused, and
-        messages whose lease expired (their worker died: flagged as possible duplicates)."""
+        messages whose lease expired (their worker died: flagged as possible duplicates).
+        ``organizations`` restricts the claim (dedicated workers)."""
         ...
+
+    async def has_due(
+        self, now: datetime, organizations: frozenset[UUID] | None = None
+    ) -> bool: ...
 
     async def settle(self, worker: str, items: Sequence[SettledMessage], now: datetime) -> int:
         """Write outcomes of messages this worker still leases; returns how many were

@@ -133,10 +133,19 @@ def test_server_failures_defer_and_count_against_health() -> None:
 
 
 def test_unknown_outcome_is_retried_once_and_flagged() -> None:
-    first = _settle(AttemptOutcome(unknown=True))
+    lost = AttemptOutcome(
+        results=[RecipientResult("c@x.org", SmtpReply(550, "5.1.1 no such user"))],
+        unknown_recipients=["a@x.org", "b@x.org"],
+    )
+    first = _settle(lost)
     assert first.status is MessageStatus.DEFERRED
+    assert first.not_before == T0  # at once
     assert first.possible_duplicate
-    second = _settle(AttemptOutcome(unknown=True), already_possible_duplicate=True, attempt=2)
+    # the definite answer is kept; the unknown ones stay open for the one retry
+    assert [(c.address, c.status) for c in first.recipients] == [
+        ("c@x.org", RecipientStatus.REJECTED)
+    ]
+    second = _settle(lost, already_possible_duplicate=True, attempt=2)
     assert second.status is MessageStatus.FAILED
     assert "may have been delivered" in second.last_error
 

@@ -10,9 +10,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +46,8 @@ from visitmail.services.outbox_ports import (
     SettledMessage,
 )
 
+NOTIFY_CHANNEL = "visitmail_outbox"
+
 M = OutboxMessageRow
 R = OutboxRecipientRow
 A = DeliveryAttemptRow
@@ -44,6 +59,7 @@ _OPEN_RECIPIENT = (RecipientStatus.PENDING.value, RecipientStatus.DEFERRED.value
 class SqlOutbox:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self.enqueued = 0  # since the last commit; the unit of work wakes workers
 
     # --- enqueue ---------------------------------------------------------------------
 
@@ -104,12 +120,21 @@ class SqlOutbox:
                 }
             )
         await self._s.execute(insert(R), recipients)
+        if self.enqueued == 0 and self._s.get_bind().dialect.name == "postgresql":
+            # Delivered at commit, to every listening worker on every machine.
+            await self._s.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        self.enqueued += 1
         return Enqueued(message_pk, created=True)
 
     # --- claims ----------------------------------------------------------------------
 
     async def claim(
-        self, worker: str, limit: int, lease: timedelta, now: datetime
+        self,
+        worker: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        organizations: frozenset[uuid.UUID] | None = None,
     ) -> list[ClaimedMessage]:
         paused = exists(
             select(SmtpHealthRow.organization_id).where(
@@ -136,6 +161,9 @@ class SqlOutbox:
                     M.possible_duplicate,
                 )
                 .where(due, ~paused)
+                .where(
+                    M.organization_id.in_(organizations) if organizations is not None else true()
+                )
                 .order_by(M.priority.desc(), M.not_before)
                 .limit(limit)
                 .with_for_update(skip_locked=True, of=M)
@@ -194,6 +222,28 @@ class SqlOutbox:
             )
             for r in rows
         ]
+
+    async def has_due(
+        self, now: datetime, organizations: frozenset[uuid.UUID] | None = None
+    ) -> bool:
+        """Whether anything is due by ``now`` or leased by anyone, for organizations that
+        are not paused (for "run until idle")."""
+        paused = exists(
+            select(SmtpHealthRow.organization_id).where(
+                SmtpHealthRow.organization_id == M.organization_id,
+                SmtpHealthRow.paused_at.is_not(None),
+            )
+        )
+        query = select(M.id).where(
+            or_(
+                and_(M.status.in_(_WAITING), M.not_before <= now),
+                M.status == MessageStatus.SENDING.value,
+            ),
+            ~paused,
+        )
+        if organizations is not None:
+            query = query.where(M.organization_id.in_(organizations))
+        return (await self._s.scalar(query.limit(1))) is not None
 
     async def _owned(self, worker: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:
@@ -258,9 +308,11 @@ class SqlOutbox:
                         "b_text": change.text[:2000] if change.text else change.text,
                     }
                 )
+        # Core tables, not ORM entities: an executemany UPDATE with a custom WHERE.
+        mt, rt = cast(Table, M.__table__), cast(Table, R.__table__)
         await self._s.execute(
-            update(M)
-            .where(M.id == bindparam("b_id"))
+            update(mt)
+            .where(mt.c.id == bindparam("b_id"))
             .values(
                 status=bindparam("b_status"),
                 not_before=bindparam("b_not_before"),
@@ -270,22 +322,20 @@ class SqlOutbox:
                 lease_owner=None,
                 lease_expires_at=None,
                 updated_at=now,
-            )
-            .execution_options(synchronize_session=False),
+            ),
             message_rows,
         )
         if recipient_rows:
             await self._s.execute(
-                update(R)
-                .where(R.message_pk == bindparam("b_pk"), R.address == bindparam("b_address"))
+                update(rt)
+                .where(rt.c.message_pk == bindparam("b_pk"), rt.c.address == bindparam("b_address"))
                 .values(
                     status=bindparam("b_status"),
                     last_code=bindparam("b_code"),
                     last_enhanced=bindparam("b_enhanced"),
                     last_text=bindparam("b_text"),
                     updated_at=now,
-                )
-                .execution_options(synchronize_session=False),
+                ),
                 recipient_rows,
             )
         return len(mine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -45,8 +46,14 @@ class SqlUnitOfWork:
     rates: RateLimiter
     session: AsyncSession
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        *,
+        after_enqueue: Callable[[], None] | None = None,
+    ) -> None:
         self._factory = factory
+        self._after_enqueue = after_enqueue
 
     async def __aenter__(self) -> Self:
         self.session = self._factory()
@@ -57,7 +64,8 @@ class SqlUnitOfWork:
         self.login_failures = SqlLoginFailures(self.session)
         self.audit = SqlAuditLog(self.session)
         self.smtp_settings = SqlSmtpSettings(self.session)
-        self.outbox = SqlOutbox(self.session)
+        self._outbox = SqlOutbox(self.session)
+        self.outbox = self._outbox
         self.health = SqlHealth(self.session)
         self.rates = SqlRateLimiter(self.session)
         return self
@@ -75,3 +83,6 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+        if self._after_enqueue is not None and self._outbox.enqueued:
+            self._outbox.enqueued = 0
+            self._after_enqueue()  # the in-process workers claim now, not at their next poll

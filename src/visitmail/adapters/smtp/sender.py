@@ -210,9 +210,7 @@ class SmtpSender:
         except (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError):
             client.close()
             return AttemptOutcome(
-                results=[RecipientResult(a, SmtpReply(0, "")) for a in accepted],
-                unknown=True,
-                duration_ms=_ms(started),
+                results=results, unknown_recipients=accepted, duration_ms=_ms(started)
             )
         reply = SmtpReply(final.code, final.message)
         results.extend(RecipientResult(a, reply) for a in accepted)

@@ -1,0 +1,140 @@
+"""Outbox helpers for tests: configure an organization's server, enqueue mail, run a worker
+that only serves the test's organizations."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from tests.support.orgs import OrgFixture
+from visitmail.adapters.crypto.secret_box import SecretBox
+from visitmail.adapters.smtp.sender import SmtpSender
+from visitmail.domain.network_policy import NetworkPolicy
+from visitmail.domain.outbox import MessageKind
+from visitmail.domain.retry_policy import RetryPolicy
+from visitmail.domain.smtp_settings import Limits, Security, SmtpSettings, Timeouts
+from visitmail.runtime import Runtime
+from visitmail.services import outbox, smtp_config
+from visitmail.services.delivery import DeliveryPolicy
+from visitmail.services.outbox_ports import NewMessage, NewRecipient
+from visitmail.services.ports import SmtpSecretField
+from visitmail.worker import DeliveryWorker, WorkerOptions
+
+LOOPBACK = NetworkPolicy((ipaddress.ip_network("127.0.0.0/8"),))
+FAST_RETRY = RetryPolicy(
+    base=timedelta(milliseconds=50),
+    cap=timedelta(milliseconds=200),
+    jitter=0,
+    max_age=timedelta(minutes=5),
+)
+
+
+async def configure_server(
+    runtime: Runtime,
+    org: OrgFixture,
+    port: int,
+    *,
+    security: Security = Security.NONE,
+    username: str | None = None,
+    password: str | None = None,
+    limits: Limits | None = None,
+    ca_pem: str | None = None,
+) -> None:
+    from visitmail.domain.smtp_settings import TlsOptions
+
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=port,
+        security=security,
+        sender_email="sales@example.com",
+        sender_name="Sales",
+        username=username,
+        timeouts=Timeouts(connect=2, command=5, overall=10),
+        limits=limits or Limits(max_connections=2, max_messages_per_connection=50),
+        tls=TlsOptions(ca_pem=ca_pem),
+    )
+    changes = {SmtpSecretField.PASSWORD: password} if password is not None else {}
+    async with runtime.uow() as uow:
+        await smtp_config.put_settings(
+            uow,
+            SecretBox(runtime.keyring),
+            org.principal,
+            settings,
+            changes,
+            allow_plaintext_auth=True,
+        )
+
+
+def build_mime(message_id: str, to: list[str], subject: str = "Hello") -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Sales <sales@example.com>"
+    mail["To"] = ", ".join(to)
+    mail["Subject"] = subject
+    mail["Message-ID"] = message_id
+    mail.set_content("Thanks for visiting our booth.\n.\nA line that starts with a dot.\n")
+    return mail.as_bytes()
+
+
+async def enqueue(
+    runtime: Runtime,
+    org: OrgFixture,
+    to: list[str],
+    *,
+    key: str | None = None,
+    subject: str = "Hello",
+) -> tuple[uuid.UUID, str]:
+    """Enqueue one message; returns (outbox id, Message-ID)."""
+    message_id = make_msgid(domain="example.com")
+    message = NewMessage(
+        organization_id=org.organization.id,
+        kind=MessageKind.NOTIFICATION,
+        idempotency_key=key or uuid.uuid4().hex,
+        message_id=message_id,
+        mail_from="sales@example.com",
+        subject=subject,
+        mime=build_mime(message_id, to, subject),
+        recipients=[NewRecipient(a) for a in to],
+    )
+    async with runtime.uow() as uow:
+        result = await outbox.enqueue(uow, message)
+        await uow.commit()
+    return result.id, message_id
+
+
+def make_worker(
+    runtime: Runtime, *orgs: OrgFixture, policy: DeliveryPolicy | None = None, **options: object
+) -> DeliveryWorker:
+    opts = WorkerOptions(
+        concurrency=4,
+        batch=50,
+        poll_interval=0.05,
+        flush_interval=0.01,
+        probe_interval=0.1,
+        grace=5,
+        organizations=frozenset(o.organization.id for o in orgs),
+        policy=policy
+        or DeliveryPolicy(retry=FAST_RETRY, pause_after=3, first_probe=timedelta(milliseconds=100)),
+    )
+    for name, value in options.items():
+        setattr(opts, name, value)
+    return DeliveryWorker(runtime, SmtpSender(LOOPBACK), opts)
+
+
+async def run_until(
+    worker: DeliveryWorker, done: Callable[[], Awaitable[bool]], *, limit: float = 15
+) -> None:
+    """Run ``worker`` until ``done()`` says so (checked every 50 ms), then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(limit):
+            while not await done():  # noqa: ASYNC110 (polls the database, not an event)
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
