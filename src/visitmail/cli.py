@@ -150,6 +150,24 @@ def user_reset_password(
     out.print(f"new password: {_run(_go)}", markup=False)
 
 
+async def _point_at_dev_inbox(runtime: Runtime, demo: identity.NewOrganization, port: int) -> None:
+    """The demo organization sends through the local sink, so mail flows out of the box."""
+    from visitmail.domain.identity import Principal
+    from visitmail.domain.smtp_settings import Security, SmtpSettings
+
+    dev = SmtpSettings(
+        host="127.0.0.1",
+        port=port,
+        security=Security.NONE,
+        sender_email="visits@example.com",
+        sender_name="Demo organization",
+    )
+    async with runtime.uow() as uow:
+        await smtp_config.put_settings(
+            uow, SecretBox(runtime.keyring), Principal(user=demo.admin, via="operator"), dev, {}
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
@@ -163,7 +181,6 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the web UI and the REST API."""
-    import uvicorn
 
     from visitmail.web.app import create_app
 
@@ -179,9 +196,11 @@ def serve(
             empty = await uow.organizations.count() == 0
         if empty and dev_inbox:
             async with runtime.uow() as uow:
-                return await identity.create_organization(
+                demo = await identity.create_organization(
                     uow, runtime.hasher, name=DEMO_ORG, admin_email=DEMO_ADMIN
                 )
+            await _point_at_dev_inbox(runtime, demo, settings.dev_inbox_port)
+            return demo
         return None
 
     try:
@@ -215,15 +234,53 @@ def serve(
             f"(security none, no auth); received mail at {url}dev-inbox",
             markup=False,
         )
+    from visitmail.processes import build_worker, run_server
+
+    delivery = None
     if no_worker:
         out.print("delivery worker: not in this process (--no-worker)", markup=False)
-    uvicorn.run(
-        create_app(runtime, own_runtime=True, dev_inbox=inbox),
-        host=bind_host,
-        port=bind_port,
-        log_config=None,
-        proxy_headers=True,
-    )
+    else:
+        delivery = build_worker(runtime, allow_loopback=dev_inbox)
+        out.print(
+            f"delivery worker: in this process, {delivery.options.concurrency} conversations",
+            markup=False,
+        )
+    app_ = create_app(runtime, own_runtime=True, dev_inbox=inbox)
+    asyncio.run(run_server(app_, bind_host, bind_port, delivery))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="SMTP conversations at once (default VISITMAIL_WORKER_CONCURRENCY)"),
+    ] = None,
+) -> None:
+    """Deliver the outbox (any number of these, on any machine, with PostgreSQL)."""
+    from visitmail.processes import build_worker, run_worker
+
+    settings = _settings()
+    runtime = _runtime(settings, create_key=False)
+
+    async def _go() -> None:
+        try:
+            if not await _ensure_schema(runtime):
+                raise VisitmailError("the database is not migrated: run `visitmail migrate`")
+            delivery = build_worker(runtime, concurrency=concurrency)
+            out.print(
+                f"visitmail worker {delivery.name}: {delivery.options.concurrency} "
+                "conversations; stop with SIGTERM or Ctrl-C",
+                markup=False,
+            )
+            await run_worker(delivery)
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(_go())
+    except VisitmailError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
 
 
 # --- SMTP settings and master keys (issue 3) ----------------------------------------------

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         default=False, description="allow sending SMTP passwords over unencrypted connections"
     )
     dev_inbox_port: int = Field(default=2525, ge=1, le=65535, description="serve --dev-inbox")
+    worker_concurrency: int = Field(default=20, ge=1, le=1000, description="SMTP conversations")
+    worker_batch: int = Field(default=100, ge=1, le=5000, description="messages per claim")
+    worker_lease_seconds: float = Field(default=300, gt=0, description="claim lease")
+    worker_poll_seconds: float = Field(default=1.0, gt=0, description="fallback polling")
+    retry_max_age_hours: float = Field(default=48, gt=0, description="then a message expires")
+    pause_after_failures: int = Field(default=5, ge=1, description="server failures in a row")
+    retention_days: float = Field(default=30, gt=0, description="finished messages are kept")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
     secure_cookies: bool = Field(default=False, description="mark cookies Secure (behind HTTPS)")

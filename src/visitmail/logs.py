@@ -99,6 +99,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    # aiosmtpd (dev inbox) logs every command it reads; that is neither useful nor safe.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
