@@ -14,9 +14,11 @@ from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
 from visitmail.web.api import health
 from visitmail.web.api import identity as identity_api
+from visitmail.web.api import messages as messages_api
 from visitmail.web.api import smtp as smtp_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
+from visitmail.web.metrics import router as metrics_router
 from visitmail.web.ui import dev_inbox as dev_inbox_pages
 from visitmail.web.ui import pages
 
@@ -59,6 +61,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(identity_api.router)
     app.include_router(smtp_api.router)
+    app.include_router(messages_api.router)
+    app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(dev_inbox_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

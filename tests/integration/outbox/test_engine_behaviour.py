@@ -1,0 +1,193 @@
+"""How the engine behaves under pressure: throttling, rate limits, a broken neighbour,
+graceful shutdown, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.support.orgs import OrgFixture, new_org
+from tests.support.outbox import configure_server, enqueue, make_worker, run_until
+from tests.support.smtp_servers import Blackhole, Script, SmtpServer, start_smtp_server
+from visitmail.adapters.db.tables import OutboxMessageRow, RateBucketRow
+from visitmail.domain.outbox import MessageStatus
+from visitmail.domain.smtp_settings import Limits
+from visitmail.runtime import Runtime
+from visitmail.services import outbox
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[SmtpServer]]:
+    started: list[SmtpServer] = []
+    yield started
+    for s in started:
+        await s.close()
+
+
+async def statuses(runtime: Runtime, org: OrgFixture, ids: list) -> list[MessageStatus]:  # type: ignore[type-arg]
+    async with runtime.uow() as uow:
+        return [(await outbox.get_message(uow, org.principal, i)).status for i in ids]
+
+
+async def test_throttling_reply_defers_and_halves_the_shared_rate(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    script = Script(data=lambda n: "421 4.7.0 Rate limit exceeded, slow down" if n == 1 else None)
+    server = await start_smtp_server(script=script)
+    servers.append(server)
+    await configure_server(
+        runtime,
+        org,
+        server.port,
+        limits=Limits(max_connections=1, max_messages_per_connection=50, per_minute=600),
+    )
+    pk, _ = await enqueue(runtime, org, ["lead@example.org"])
+
+    await make_worker(runtime, org).run_until_idle()
+
+    async with runtime.uow() as uow:
+        msg = await outbox.get_message(uow, org.principal, pk)
+        bucket = (
+            await uow.session.execute(
+                select(RateBucketRow.slowdown, RateBucketRow.slowdown_until).where(
+                    RateBucketRow.organization_id == org.organization.id
+                )
+            )
+        ).one()
+    assert msg.status is MessageStatus.SENT
+    assert [(a.outcome, a.code) for a in msg.attempt_log] == [("deferred", 421), ("accepted", 250)]
+    assert bucket.slowdown == 0.5
+    assert bucket.slowdown_until is not None
+
+
+async def test_per_minute_limit_is_shared_and_defers_the_rest(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    server = await start_smtp_server()
+    servers.append(server)
+    await configure_server(
+        runtime,
+        org,
+        server.port,
+        limits=Limits(max_connections=2, max_messages_per_connection=50, per_minute=3),
+    )
+    ids = [(await enqueue(runtime, org, [f"l{i}@example.org"]))[0] for i in range(6)]
+
+    # two workers, as on two machines: together they may send 3 now
+    first, second = make_worker(runtime, org), make_worker(runtime, org)
+    await asyncio.gather(first.run_until_idle(), second.run_until_idle())
+
+    result = await statuses(runtime, org, ids)
+    assert result.count(MessageStatus.SENT) == 3
+    assert len(server.recorder.messages) == 3
+    async with runtime.uow() as uow:
+        waiting = (
+            await uow.session.scalars(
+                select(OutboxMessageRow.not_before).where(
+                    OutboxMessageRow.organization_id == org.organization.id,
+                    OutboxMessageRow.status == MessageStatus.QUEUED.value,
+                )
+            )
+        ).all()
+    assert len(waiting) == 3
+    # given back until the budget refills (3 a minute: one every 20 s), not failed
+    now = await statuses(runtime, org, ids[:1])  # any read; then compare times
+    assert now
+    from datetime import UTC, datetime
+
+    assert all(nb > datetime.now(UTC) + timedelta(seconds=10) for nb in waiting)
+
+
+async def test_a_broken_server_does_not_hold_up_another_organization(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    healthy_server = await start_smtp_server()
+    servers.append(healthy_server)
+    broken = await new_org(runtime, name="Broken")
+    with Blackhole() as hole:
+        await configure_server(runtime, broken, hole.port)  # connect timeout 2 s
+        await configure_server(runtime, org, healthy_server.port)
+        broken_ids = [(await enqueue(runtime, broken, [f"b{i}@example.org"]))[0] for i in range(30)]
+        good_ids = [(await enqueue(runtime, org, [f"g{i}@example.org"]))[0] for i in range(30)]
+        worker = make_worker(runtime, broken, org)
+        worker.options.organizations = frozenset({broken.organization.id, org.organization.id})
+
+        started = time.monotonic()
+
+        async def good_done() -> bool:
+            return set(await statuses(runtime, org, good_ids)) == {MessageStatus.SENT}
+
+        await run_until(worker, good_done, limit=10)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 3.5  # not 30 messages x 2 s of connect timeouts
+    assert len(healthy_server.recorder.messages) == 30
+    broken_states = await statuses(runtime, broken, broken_ids)
+    assert MessageStatus.SENT not in broken_states
+    async with runtime.uow() as uow:
+        broken_view = await outbox.get_message(uow, broken.principal, broken_ids[0])
+    assert broken_view.attempts <= 2  # one connection attempt per round, not one per message
+
+
+async def test_shutdown_finishes_the_conversation_in_flight_and_releases_the_rest(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    server = await start_smtp_server()
+    servers.append(server)
+    await configure_server(
+        runtime,
+        org,
+        server.port,
+        limits=Limits(max_connections=1, max_messages_per_connection=50),
+    )
+    ids = [(await enqueue(runtime, org, [f"s{i}@example.org"]))[0] for i in range(200)]
+    worker = make_worker(runtime, org, concurrency=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+
+    async def some_sent() -> None:
+        while len(server.recorder.messages) < 5:  # noqa: ASYNC110 (another task's list)
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(some_sent(), 10)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+    result = await statuses(runtime, org, ids)
+    assert MessageStatus.SENDING not in result  # nothing left leased by a stopped worker
+    sent = result.count(MessageStatus.SENT)
+    assert sent == len(server.recorder.messages)  # every delivered message is recorded
+    assert result.count(MessageStatus.QUEUED) == 200 - sent
+    async with runtime.uow() as uow:
+        counts = await uow.session.scalars(
+            select(OutboxMessageRow.attempts).where(
+                OutboxMessageRow.organization_id == org.organization.id,
+                OutboxMessageRow.status == MessageStatus.QUEUED.value,
+            )
+        )
+        assert set(counts) == {0}  # released, not counted as an attempt
+
+
+async def test_retention_purges_old_finished_messages_only(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    server = await start_smtp_server()
+    servers.append(server)
+    await configure_server(runtime, org, server.port)
+    old, _ = await enqueue(runtime, org, ["old@example.org"])
+    await make_worker(runtime, org).run_until_idle()
+    waiting, _ = await enqueue(runtime, org, ["waiting@example.org"])
+    async with runtime.uow() as uow:
+        purged = await uow.outbox.purge(
+            (await outbox.get_message(uow, org.principal, old)).updated_at + timedelta(seconds=1)
+        )
+        await uow.commit()
+    assert purged >= 1
+    async with runtime.uow() as uow:
+        assert await uow.outbox.get(org.organization.id, old) is None
+        assert await uow.outbox.get(org.organization.id, waiting) is not None
