@@ -12,14 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import aiosmtplib
+from visitmail.adapters.smtp.session import SmtpSession
 
-Opener = Callable[[], Awaitable[aiosmtplib.SMTP]]
+Opener = Callable[[], Awaitable[SmtpSession]]
 
 
 @dataclass
 class PooledConnection:
-    client: aiosmtplib.SMTP
+    session: SmtpSession
     sent: int = 0
     last_used: float = field(default_factory=time.monotonic)
 
@@ -28,16 +28,9 @@ class PooledConnection:
         return self.sent == 0
 
 
-async def close_quietly(client: aiosmtplib.SMTP, grace: float = 5.0) -> None:
+async def close_quietly(session: SmtpSession, grace: float = 5.0) -> None:
     """QUIT politely, or drop the connection; never raises."""
-    if client.is_connected:
-        try:
-            async with asyncio.timeout(grace):
-                await client.quit()
-        except Exception:  # any failure: the connection is going away anyway
-            client.close()
-    else:
-        client.close()
+    await session.quit(grace)
 
 
 class ConnectionPool:
@@ -57,9 +50,9 @@ class ConnectionPool:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if conn.client.is_connected and now - conn.last_used < self._idle_seconds:
+            if conn.session.connected and now - conn.last_used < self._idle_seconds:
                 return conn
-            self._close_later(conn.client)
+            self._close_later(conn.session)
         try:
             return PooledConnection(await self._opener())
         except BaseException:
@@ -68,14 +61,14 @@ class ConnectionPool:
 
     def release(self, conn: PooledConnection, *, reusable: bool) -> None:
         conn.last_used = time.monotonic()
-        if reusable and conn.client.is_connected and conn.sent < self._max_messages:
+        if reusable and conn.session.connected and conn.sent < self._max_messages:
             self._idle.append(conn)
         else:
-            self._close_later(conn.client)
+            self._close_later(conn.session)
         self._slots.release()
 
-    def _close_later(self, client: aiosmtplib.SMTP) -> None:
-        task = asyncio.get_running_loop().create_task(close_quietly(client))
+    def _close_later(self, session: SmtpSession) -> None:
+        task = asyncio.get_running_loop().create_task(close_quietly(session))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -84,14 +77,14 @@ class ConnectionPool:
         keep = []
         for conn in self._idle:
             if now - conn.last_used >= older_than:
-                self._close_later(conn.client)
+                self._close_later(conn.session)
             else:
                 keep.append(conn)
         self._idle = keep
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(close_quietly(c.client) for c in idle))
+        await asyncio.gather(*(close_quietly(c.session) for c in idle))
         if self._closing:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._closing, return_exceptions=True)

@@ -1,40 +1,35 @@
-"""Delivers claimed messages over pooled connections: MAIL FROM, RCPT TO per recipient,
-DATA with the pre-rendered bytes, and per-recipient results.
+"""Delivers claimed messages over pooled, pipelined connections and reports each
+recipient's result (the :class:`MessageTransport` port).
 
-The one subtle case is the *unknown outcome*: once the final ``.`` has been written, a lost
-connection or a missing reply means the server may have taken the message. That is reported
-as ``unknown`` (never as a plain failure), so the caller retries once and flags it.
+Connections are opened by ``connect.open_connection`` (proxy, TLS, STARTTLS, AUTH) and then
+driven by :class:`SmtpSession`. The *unknown outcome* is reported as such: once the final
+``.`` has been written, a lost connection or a missing reply means the server may have taken
+the message, so the caller retries once with the same Message-ID and flags it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from uuid import UUID
 
-import aiosmtplib
-from aiosmtplib.errors import (
-    SMTPException,
-    SMTPRecipientRefused,
-    SMTPResponseException,
-    SMTPServerDisconnected,
-    SMTPTimeoutError,
-)
-
 from visitmail.adapters.smtp.connect import Resolver, open_connection
-from visitmail.adapters.smtp.pool import ConnectionPool, PooledConnection, close_quietly
+from visitmail.adapters.smtp.pool import ConnectionPool, close_quietly
+from visitmail.adapters.smtp.session import (
+    LostAfterData,
+    SessionLost,
+    SmtpSession,
+    TransactionResult,
+    wire_bytes,
+)
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.outbox import AttemptOutcome, FailureStage, RecipientResult
 from visitmail.domain.smtp_errors import SmtpFailure
-from visitmail.domain.smtp_replies import SmtpReply
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
 from visitmail.services.outbox_ports import ClaimedMessage
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
+__all__ = ["SmtpSender", "wire_bytes"]
 
 _STAGES = {
     StepName.RESOLVE: FailureStage.CONNECT,
@@ -46,21 +41,8 @@ _STAGES = {
 }
 
 
-def wire_bytes(mime: bytes) -> bytes:
-    """CRLF line endings, dot-stuffing, and the terminating ``.`` (RFC 5321 §4.5.2)."""
-    data = _BARE_CR.sub(b"\r\n", _BARE_LF.sub(b"\r\n", mime))
-    data = _LEADING_DOT.sub(b"..", data)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
-
-
-class _Stale(Exception):
-    """A reused connection turned out dead before anything was sent: try a fresh one."""
-
-
 class SmtpSender:
-    """The :class:`MessageTransport` over aiosmtplib, one pool per organization's server."""
+    """One connection pool per organization's server (rebuilt when its settings change)."""
 
     def __init__(
         self,
@@ -75,22 +57,33 @@ class SmtpSender:
         self._idle = idle_seconds
         self._resolver = resolver
         self._pools: dict[UUID, tuple[SmtpSettings, SmtpSecrets, ConnectionPool]] = {}
+        self._draining: set[asyncio.Task[None]] = set()
+
+    async def _open(self, settings: SmtpSettings, secrets: SmtpSecrets) -> SmtpSession:
+        client = await open_connection(
+            settings,
+            secrets,
+            self._policy,
+            allow_plaintext_auth=self._plaintext,
+            resolver=self._resolver,
+        )
+        try:
+            return SmtpSession.adopt(client)
+        except SessionLost:
+            client.close()
+            raise
 
     def _pool(self, org: UUID, settings: SmtpSettings, secrets: SmtpSecrets) -> ConnectionPool:
         current = self._pools.get(org)
         if current and current[0] == settings and current[1] == secrets:
             return current[2]
         if current:  # the settings changed: drain the old connections in the background
-            asyncio.get_running_loop().create_task(current[2].close())
+            task = asyncio.get_running_loop().create_task(current[2].close())
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
 
-        async def opener() -> aiosmtplib.SMTP:
-            return await open_connection(
-                settings,
-                secrets,
-                self._policy,
-                allow_plaintext_auth=self._plaintext,
-                resolver=self._resolver,
-            )
+        async def opener() -> SmtpSession:
+            return await self._open(settings, secrets)
 
         pool = ConnectionPool(
             opener,
@@ -115,121 +108,46 @@ class SmtpSender:
                 conn = await pool.acquire()
             except SmtpFailure as failure:
                 return _server_failure(failure, started)
-            reusable = False
+            except SessionLost as exc:
+                return _protocol_failure(str(exc), started)
+            reused = not conn.fresh
+            conn.sent += 1
             try:
-                outcome = await self._transact(conn, settings, message, started)
-                reusable = True
-                return outcome
-            except _Stale:
-                if conn.fresh:
-                    return AttemptOutcome(
-                        server_failure=FailureStage.PROTOCOL,
-                        failure_text="the server closed the connection before MAIL FROM",
-                        duration_ms=_ms(started),
-                    )
-                continue  # an idle pooled connection had died: once more, on a new one
-            finally:
-                conn.sent += 1
-                pool.release(conn, reusable=reusable and conn.client.is_connected)
-        return AttemptOutcome(
-            server_failure=FailureStage.PROTOCOL,
-            failure_text="the server closed two connections in a row before MAIL FROM",
-            duration_ms=_ms(started),
-        )
-
-    async def _transact(
-        self,
-        conn: PooledConnection,
-        settings: SmtpSettings,
-        message: ClaimedMessage,
-        started: float,
-    ) -> AttemptOutcome:
-        client = conn.client
-        timeout = settings.timeouts.command
-        try:
-            await client.mail(message.mail_from, timeout=timeout)
-        except SMTPResponseException as exc:
-            if (exc.code == 421 or not client.is_connected) and not conn.fresh:
-                raise _Stale from exc
-            reply = SmtpReply(exc.code, exc.message)
-            await _reset(client, timeout)
-            return AttemptOutcome(
-                results=[RecipientResult(r, reply) for r in message.open_recipients],
-                duration_ms=_ms(started),
-            )
-        except (SMTPServerDisconnected, ConnectionError) as exc:
-            raise _Stale from exc
-
-        try:
-            results: list[RecipientResult] = []
-            accepted: list[str] = []
-            for address in message.open_recipients:
-                try:
-                    await client.rcpt(address, timeout=timeout)
-                    accepted.append(address)
-                except SMTPRecipientRefused as exc:
-                    results.append(RecipientResult(address, SmtpReply(exc.code, exc.message)))
-                except SMTPResponseException as exc:
-                    results.append(RecipientResult(address, SmtpReply(exc.code, exc.message)))
-            if not accepted:
-                await _reset(client, timeout)
-                return AttemptOutcome(results=results, duration_ms=_ms(started))
-
-            start = await client.execute_command(b"DATA", timeout=timeout)
-            if start.code != 354:
-                reply = SmtpReply(start.code, start.message)
-                results.extend(RecipientResult(a, reply) for a in accepted)
-                await _reset(client, timeout)
-                return AttemptOutcome(results=results, duration_ms=_ms(started))
-        except (SMTPException, ConnectionError, OSError) as exc:
-            # Broken before the data went out: nothing was delivered, a retry is safe.
-            client.close()
-            return AttemptOutcome(
-                server_failure=FailureStage.PROTOCOL,
-                failure_text=f"connection lost during the envelope: {type(exc).__name__}",
-                duration_ms=_ms(started),
-            )
-
-        protocol = client.protocol
-        if protocol is None:
-            return AttemptOutcome(
-                server_failure=FailureStage.PROTOCOL,
-                failure_text="connection lost before the data",
-                duration_ms=_ms(started),
-            )
-        try:
-            protocol.write(wire_bytes(message.mime))
-        except SMTPServerDisconnected:
-            return AttemptOutcome(
-                server_failure=FailureStage.PROTOCOL,
-                failure_text="connection lost before the data",
-                duration_ms=_ms(started),
-            )
-        try:
-            final = await protocol.read_response(timeout=timeout)
-        except (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError):
-            client.close()
-            return AttemptOutcome(
-                results=results, unknown_recipients=accepted, duration_ms=_ms(started)
-            )
-        reply = SmtpReply(final.code, final.message)
-        results.extend(RecipientResult(a, reply) for a in accepted)
-        return AttemptOutcome(results=results, duration_ms=_ms(started))
+                result = await conn.session.transaction(
+                    message.mail_from,
+                    message.open_recipients,
+                    message.mime,
+                    seconds=settings.timeouts.command,
+                )
+            except LostAfterData as lost:
+                pool.release(conn, reusable=False)
+                rcpt = lost.result.rcpt
+                return AttemptOutcome(
+                    results=[RecipientResult(a, r) for a, r in rcpt.items() if r.code >= 300],
+                    unknown_recipients=[a for a, r in rcpt.items() if r.code < 300],
+                    duration_ms=_ms(started),
+                )
+            except SessionLost as exc:
+                pool.release(conn, reusable=False)
+                if reused:
+                    continue  # an idle pooled connection had died: once more, on a new one
+                return _protocol_failure(f"connection lost before the data: {exc}", started)
+            pool.release(conn, reusable=True)
+            if result.mail.code == 421 and reused:
+                continue  # the server is closing this old connection: use a new one
+            return _outcome(result, message, started)
+        return _protocol_failure("the server closed two connections in a row", started)
 
     async def probe(
         self, organization_id: UUID, settings: SmtpSettings, secrets: SmtpSecrets
     ) -> str | None:
         try:
-            client = await open_connection(
-                settings,
-                secrets,
-                self._policy,
-                allow_plaintext_auth=self._plaintext,
-                resolver=self._resolver,
-            )
+            session = await self._open(settings, secrets)
         except SmtpFailure as failure:
             return f"{failure.stage.value}: {failure.message}"
-        await close_quietly(client)
+        except SessionLost as exc:
+            return f"protocol: {exc}"
+        await close_quietly(session)
         return None
 
     def close_idle(self) -> None:
@@ -238,15 +156,24 @@ class SmtpSender:
 
     async def close(self) -> None:
         pools, self._pools = self._pools, {}
-        await asyncio.gather(*(p.close() for _, _, p in pools.values()))
+        await asyncio.gather(*(p.close() for _, _, p in pools.values()), *self._draining)
 
 
-async def _reset(client: aiosmtplib.SMTP, seconds: float) -> None:
-    """RSET after a refused transaction, so the connection can carry the next message."""
-    try:
-        await client.rset(timeout=seconds)
-    except SMTPException:
-        client.close()
+def _outcome(result: TransactionResult, message: ClaimedMessage, started: float) -> AttemptOutcome:
+    if result.mail.code >= 300:  # MAIL FROM refused: it answers for every recipient
+        return AttemptOutcome(
+            results=[RecipientResult(r, result.mail) for r in message.open_recipients],
+            duration_ms=_ms(started),
+        )
+    results = []
+    for address in message.open_recipients:
+        reply = result.rcpt.get(address)
+        if reply is None:
+            continue
+        if reply.code < 300 and result.data is not None:
+            reply = result.data  # accepted at RCPT: the final reply after the body decides
+        results.append(RecipientResult(address, reply))
+    return AttemptOutcome(results=results, duration_ms=_ms(started))
 
 
 def _server_failure(failure: SmtpFailure, started: float) -> AttemptOutcome:
@@ -257,6 +184,12 @@ def _server_failure(failure: SmtpFailure, started: float) -> AttemptOutcome:
         server_failure=_STAGES.get(failure.stage, FailureStage.PROTOCOL),
         failure_text=text,
         duration_ms=_ms(started),
+    )
+
+
+def _protocol_failure(text: str, started: float) -> AttemptOutcome:
+    return AttemptOutcome(
+        server_failure=FailureStage.PROTOCOL, failure_text=text, duration_ms=_ms(started)
     )
 
 

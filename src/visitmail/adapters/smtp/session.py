@@ -1,0 +1,243 @@
+"""The sending half of an SMTP connection, with ESMTP PIPELINING (RFC 2920).
+
+aiosmtplib opens the connection (proxy, TLS, STARTTLS, AUTH: see ``connect.py``); it reads
+exactly one reply per command it writes, so it cannot pipeline. Once the connection is
+ready, :meth:`SmtpSession.adopt` takes its transport over with a reader that keeps every
+complete reply in order. Then one transaction costs two round trips where the server
+offers PIPELINING (MAIL + RCPTs + DATA together, then the body) instead of 3 + recipients.
+
+The unknown outcome is explicit: if the connection drops or times out after the body's
+final ``.`` was written, :class:`LostAfterData` is raised, never a plain failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+from visitmail.domain.smtp_replies import SmtpReply
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+MAX_REPLY_BYTES = 64 * 1024
+
+
+class SessionLost(Exception):
+    """The connection broke (or timed out) before the body's final dot was written."""
+
+
+class LostAfterData(Exception):
+    """The connection broke after the final dot, before the reply: outcome unknown.
+    ``result`` holds the replies that did arrive (MAIL, RCPT)."""
+
+    def __init__(self, reason: str, result: TransactionResult) -> None:
+        super().__init__(reason)
+        self.result = result
+
+
+def wire_bytes(mime: bytes) -> bytes:
+    """CRLF line endings, dot-stuffing, and the terminating ``.`` (RFC 5321 §4.5.2)."""
+    data = _BARE_CR.sub(b"\r\n", _BARE_LF.sub(b"\r\n", mime))
+    data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _path(address: str) -> bytes:
+    return f"<{address}>".encode()
+
+
+class ReplyReader(asyncio.Protocol):
+    """Parses the server's byte stream into complete replies (multi-line aware), in order."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.BaseTransport | None = None
+        self._buffer = bytearray()
+        self._lines: list[bytes] = []
+        self._replies: deque[SmtpReply] = deque()
+        self._changed = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.lost: BaseException | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer.extend(data)
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_REPLY_BYTES:
+                    self._fail(SessionLost("the server sent an overlong reply line"))
+                return
+            line = bytes(self._buffer[: end + 1]).rstrip(b"\r\n")
+            del self._buffer[: end + 1]
+            if len(line) < 3 or not line[:3].isdigit():
+                self._fail(SessionLost("the server sent a malformed reply"))
+                return
+            self._lines.append(line)
+            if line[3:4] == b"-":
+                continue  # a multi-line reply goes on
+            code = int(self._lines[0][:3])
+            text = "\n".join(x[4:].decode("utf-8", "replace").strip() for x in self._lines)
+            self._lines = []
+            self._replies.append(SmtpReply(code, text))
+            self._changed.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.lost = exc
+        self._changed.set()
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or SessionLost("the server closed the connection")
+        self._changed.set()
+        self._writable.set()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    async def writable(self) -> None:
+        await self._writable.wait()
+
+    async def next_reply(self) -> SmtpReply:
+        while not self._replies:
+            if self.lost is not None:
+                raise SessionLost(str(self.lost) or type(self.lost).__name__)
+            self._changed.clear()
+            await self._changed.wait()
+        return self._replies.popleft()
+
+
+@dataclass
+class TransactionResult:
+    mail: SmtpReply
+    rcpt: dict[str, SmtpReply] = field(default_factory=dict)
+    data: SmtpReply | None = None  # the final reply after the body, if the body was sent
+
+
+class SmtpSession:
+    """One ready connection: send transactions, RSET, QUIT. Not safe for concurrent use;
+    the pool hands it to one sender at a time."""
+
+    def __init__(
+        self, transport: asyncio.WriteTransport, reader: ReplyReader, *, pipelining: bool
+    ) -> None:
+        self._transport = transport
+        self._reader = reader
+        self.pipelining = pipelining
+
+    @classmethod
+    def adopt(cls, client: aiosmtplib.SMTP) -> SmtpSession:
+        """Take over ``client``'s connection (after EHLO/TLS/AUTH); the client is spent."""
+        transport = client.transport
+        if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+            raise SessionLost("the connection closed before it could be used")
+        pipelining = client.supports_extension("pipelining")
+        reader = ReplyReader()
+        reader.transport = transport
+        transport.set_protocol(reader)
+        client.protocol = None  # aiosmtplib must not touch the transport any more
+        client.transport = None
+        return cls(transport, reader, pipelining=pipelining)
+
+    @property
+    def connected(self) -> bool:
+        return self._reader.lost is None and not self._transport.is_closing()
+
+    def _write(self, data: bytes) -> None:
+        if not self.connected:
+            raise SessionLost("the connection is closed")
+        self._transport.write(data)
+
+    async def _reply(self, seconds: float) -> SmtpReply:
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._reader.next_reply()
+        except TimeoutError:
+            self.close()
+            raise SessionLost(f"no reply within {seconds:g} s") from None
+
+    async def _command(self, line: bytes, seconds: float) -> SmtpReply:
+        self._write(line + b"\r\n")
+        return await self._reply(seconds)
+
+    async def transaction(
+        self, mail_from: str, recipients: list[str], body: bytes, *, seconds: float
+    ) -> TransactionResult:
+        """MAIL FROM, RCPT TO each recipient, DATA and the body (``wire_bytes`` applied),
+        pipelined when offered. Raises :class:`SessionLost` before the final dot and
+        :class:`LostAfterData` after it."""
+        if self.pipelining:
+            batch = [b"MAIL FROM:" + _path(mail_from)]
+            batch += [b"RCPT TO:" + _path(r) for r in recipients]
+            batch.append(b"DATA")
+            self._write(b"\r\n".join(batch) + b"\r\n")
+            mail = await self._reply(seconds)
+            result = TransactionResult(mail)
+            for r in recipients:
+                result.rcpt[r] = await self._reply(seconds)
+            go = await self._reply(seconds)
+        else:
+            mail = await self._command(b"MAIL FROM:" + _path(mail_from), seconds)
+            result = TransactionResult(mail)
+            if mail.code >= 300:
+                return result
+            for r in recipients:
+                result.rcpt[r] = await self._command(b"RCPT TO:" + _path(r), seconds)
+            if not any(reply.code < 300 for reply in result.rcpt.values()):
+                await self.reset(seconds)
+                return result
+            go = await self._command(b"DATA", seconds)
+
+        accepted = mail.code < 300 and any(reply.code < 300 for reply in result.rcpt.values())
+        if go.code != 354:
+            if mail.code < 300:
+                for r, reply in result.rcpt.items():
+                    if reply.code < 300:
+                        result.rcpt[r] = go  # DATA refused: it answers for them
+                await self.reset(seconds)
+            return result
+        if not accepted:
+            # RFC 2920 §3.1: the server said 354 though nobody was accepted; end it empty.
+            await self._command(b".", seconds)
+            await self.reset(seconds)
+            return result
+        await self._reader.writable()
+        self._write(wire_bytes(body))
+        try:
+            result.data = await self._reply(seconds)
+        except SessionLost as exc:
+            self.close()
+            raise LostAfterData(str(exc), result) from exc
+        return result
+
+    async def reset(self, seconds: float) -> None:
+        """RSET after a refused transaction, so the connection can carry the next one."""
+        with contextlib.suppress(SessionLost):
+            reply = await self._command(b"RSET", seconds)
+            if reply.code >= 300:
+                self.close()
+
+    async def quit(self, seconds: float = 5.0) -> None:
+        """QUIT politely, then close; never raises."""
+        if self.connected:
+            with contextlib.suppress(SessionLost, OSError):
+                await self._command(b"QUIT", seconds)
+        self.close()
+
+    def close(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.close()
