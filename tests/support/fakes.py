@@ -15,9 +15,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from tests.support.outbox_fakes import FakeHealth
 from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import SmtpSettings
+from visitmail.services.outbox_ports import ServerHealth
 from visitmail.services.ports import AuditEntry, SmtpSecretField, StoredSmtpSettings
 
 
@@ -32,6 +34,7 @@ class _State:
     failures: list[tuple[str, datetime]] = field(default_factory=list)
     audit: list[dict[str, object]] = field(default_factory=list)
     smtp: dict[uuid.UUID, StoredSmtpSettings] = field(default_factory=dict)
+    health: dict[uuid.UUID, ServerHealth] = field(default_factory=dict)
 
 
 class FakeDatabase:
@@ -318,6 +321,7 @@ class FakeUnitOfWork:
         self.login_failures = FakeLoginFailures(self)
         self.audit = FakeAuditLog(self)
         self.smtp_settings = FakeSmtpSettings(self)
+        self.health = FakeHealth(self)  # type: ignore[arg-type]  (it reads work.health only)
 
     async def __aenter__(self) -> Self:
         self.work = copy.deepcopy(self._db.state)

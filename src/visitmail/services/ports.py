@@ -16,6 +16,7 @@ from uuid import UUID
 from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import SmtpSettings
+from visitmail.services.outbox_ports import HealthRepository
 
 
 class PasswordHasher(Protocol):
@@ -156,6 +157,7 @@ class UnitOfWork(Protocol):
     login_failures: LoginFailureRepository
     audit: AuditLog
     smtp_settings: SmtpSettingsRepository
+    health: HealthRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -277,6 +277,8 @@ async def put_settings(
     }
     now = clock()
     await uow.smtp_settings.save(org, clean, sealed=sealed, actor_id=principal.user.id, now=now)
+    # A paused queue is probed at once with the new settings, not at its next probe time.
+    await uow.health.schedule_probe(org, now)
     await uow.audit.record(
         org,
         actor_id=principal.user.id,
