@@ -96,6 +96,7 @@ class DeliveryWorker:
         self._lanes: dict[uuid.UUID, _Lane] = {}
         self._held: set[uuid.UUID] = set()
         self._inflight: set[uuid.UUID] = set()
+        self._lease_until: dict[uuid.UUID, datetime] = {}
         self._results: list[SettledMessage] = []
         self._releases: list[tuple[uuid.UUID, datetime | None]] = []
         self._failures: list[tuple[uuid.UUID, str]] = []
@@ -121,17 +122,18 @@ class DeliveryWorker:
         listener = asyncio.create_task(self.runtime.listen(self.wake))
         flusher = asyncio.create_task(self._flush_loop())
         prober = asyncio.create_task(self._probe_loop())
+        renewer = asyncio.create_task(self._renew_loop())
         try:
             await self._claim_loop(stop)
         finally:
             self._stopping = True
             await self._drain()
-            for task in (listener, prober):
+            for task in (listener, prober, renewer):
                 task.cancel()
             self._flushed.set()
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(listener, prober, flusher, return_exceptions=True)
+                await asyncio.gather(listener, prober, renewer, flusher, return_exceptions=True)
             await self._flush()  # everything settled or released is written
             await self.transport.close()
             self.runtime.remove_waker(self.wake)
@@ -206,8 +208,10 @@ class DeliveryWorker:
         return claimed
 
     def _dispatch(self, messages: list[ClaimedMessage]) -> None:
+        until = self.clock() + self.options.policy.lease
         for message in messages:
             self._held.add(message.id)
+            self._lease_until[message.id] = until
             lane = self._lanes.get(message.organization_id)
             if lane is None:
                 lane = self._lanes[message.organization_id] = _Lane(message.organization_id)
@@ -269,6 +273,11 @@ class DeliveryWorker:
                 if not await self._within_rate(lane, settings):
                     return
                 message = lane.queue.popleft()
+                if self._lease_until.get(message.id, self.clock()) < self.clock():
+                    # Our lease ran out (renewal failed): another worker may own it now.
+                    self._held.discard(message.id)
+                    self._lease_until.pop(message.id, None)
+                    continue
                 self._inflight.add(message.id)
                 try:
                     async with self._slots:
@@ -390,10 +399,32 @@ class DeliveryWorker:
                 MESSAGES_SETTLED.labels(status=r.settlement.status.value).inc()
         for r in results:
             self._held.discard(r.message.id)
+            self._lease_until.pop(r.message.id, None)
         for message_id, _ in releases:
             self._held.discard(message_id)
+            self._lease_until.pop(message_id, None)
 
     # --- probing and housekeeping ------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        """Extend the leases of everything held, every third of a lease, so a slow server
+        never lets another worker take over messages this one is still sending."""
+        lease = self.options.policy.lease
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            held = list(self._held)
+            if not held:
+                continue
+            until = self.clock() + lease
+            try:
+                async with self.runtime.uow() as uow:
+                    await uow.outbox.extend_leases(self.name, held, until)
+                    await uow.commit()
+                for message_id in held:
+                    if message_id in self._lease_until:
+                        self._lease_until[message_id] = until
+            except Exception as exc:
+                log.warning("lease renewal failed", worker=self.name, error=type(exc).__name__)
 
     async def _probe_loop(self) -> None:
         last_purge = 0.0

@@ -111,6 +111,7 @@ class Script:
     rcpt: Callable[[str], str | None] = lambda _address: None
     data: Callable[[int], str | None] = lambda _n: None
     drop_after_data: Callable[[int], bool] = lambda _n: False
+    data_delay: float = 0.0  # seconds before answering each DATA (a slow server)
     data_count: int = 0
 
 
@@ -146,6 +147,8 @@ class _Handler:
     ) -> str:
         self.script.data_count += 1
         n = self.script.data_count
+        if self.script.data_delay:
+            await asyncio.sleep(self.script.data_delay)
         content = envelope.original_content or b""
         reply = self.script.data(n)
         if reply is None or reply.startswith("2"):

@@ -191,3 +191,26 @@ async def test_retention_purges_old_finished_messages_only(
     async with runtime.uow() as uow:
         assert await uow.outbox.get(org.organization.id, old) is None
         assert await uow.outbox.get(org.organization.id, waiting) is not None
+
+
+async def test_leases_are_renewed_while_a_slow_server_works_through_the_backlog(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    from tests.support.outbox import FAST_RETRY
+    from visitmail.services.delivery import DeliveryPolicy
+
+    server = await start_smtp_server(script=Script(data_delay=0.15))
+    servers.append(server)
+    await configure_server(
+        runtime, org, server.port, limits=Limits(max_connections=1, max_messages_per_connection=50)
+    )
+    ids = [(await enqueue(runtime, org, [f"slow{i}@example.org"]))[0] for i in range(6)]
+    policy = DeliveryPolicy(retry=FAST_RETRY, lease=timedelta(milliseconds=300))
+    # one worker holds all six (~0.9 s of work); the other would take over expired leases
+    holder = make_worker(runtime, org, policy=policy, concurrency=1)
+    rival = make_worker(runtime, org, policy=policy, concurrency=1, batch=1)
+    await asyncio.gather(holder.run_until_idle(), rival.run_until_idle())
+
+    assert set(await statuses(runtime, org, ids)) == {MessageStatus.SENT}
+    received = [m.parsed()["To"] for m in server.recorder.messages]
+    assert len(received) == len(set(received)) == 6  # nobody sent twice
