@@ -105,6 +105,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._stopping = False
+        self._quit = asyncio.Event()  # set when housekeeping loops should end
         self._tasks: set[asyncio.Task[None]] = set()
         self._settings: dict[uuid.UUID, tuple[float, SmtpSettings, SmtpSecrets] | None] = {}
         self._blocked_until: dict[uuid.UUID, datetime] = {}
@@ -128,10 +129,11 @@ class DeliveryWorker:
         finally:
             self._stopping = True
             await self._drain()
-            for task in (listener, prober, renewer):
-                task.cancel()
+            # The housekeeping loops are told to stop, not cancelled: cancelling a task in
+            # the middle of a database transaction could leave SQLite's write lock held.
+            self._quit.set()
+            listener.cancel()  # its own connection, no transaction
             self._flushed.set()
-            flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(listener, prober, renewer, flusher, return_exceptions=True)
             await self._flush()  # everything settled or released is written
@@ -345,9 +347,14 @@ class DeliveryWorker:
 
     # --- writing results ---------------------------------------------------------------
 
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep, or return early when the worker stops; True means "go on"."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quit.wait(), seconds)
+        return not self._quit.is_set()
+
     async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.flush_interval)
+        while await self._pause(self.options.flush_interval):
             if self._results or self._releases or self._failures:
                 await self._flush()
                 self._flushed.set()
@@ -410,8 +417,7 @@ class DeliveryWorker:
         """Extend the leases of everything held, every third of a lease, so a slow server
         never lets another worker take over messages this one is still sending."""
         lease = self.options.policy.lease
-        while True:
-            await asyncio.sleep(lease.total_seconds() / 3)
+        while await self._pause(lease.total_seconds() / 3):
             held = list(self._held)
             if not held:
                 continue
@@ -428,8 +434,7 @@ class DeliveryWorker:
 
     async def _probe_loop(self) -> None:
         last_purge = 0.0
-        while True:
-            await asyncio.sleep(self.options.probe_interval)
+        while await self._pause(self.options.probe_interval):
             try:
                 await self._probe_once()
                 if time.monotonic() - last_purge > 3600:

@@ -8,11 +8,16 @@ escape through).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+from visitmail.domain.addresses import normalize_email, refuse_line_breaks
+from visitmail.domain.errors import InvalidInput
 
 
 class ReportStatus(StrEnum):
@@ -94,6 +99,8 @@ class Report:
     updated_at: datetime
     revision: int = 1  # grows with every change; "notify on every export" compares it
     reporter: dict[str, str] = field(default_factory=dict)  # name, email of the reporter
+    exported_at: datetime | None = None  # the latest export
+    checked_at: datetime | None = None  # the latest check
 
     def as_context(self) -> dict[str, Any]:
         """What expressions and templates see: ``lead``, ``answers``, ``notes``,
@@ -112,3 +119,66 @@ class Report:
             "reporter": dict(self.reporter),
             "captured_at": self.captured_at.isoformat(),
         }
+
+
+# --- validating a lead (issue 5) ----------------------------------------------------------
+
+MAX_LEAD_FIELD_LENGTH = 200
+_LONG_LEAD_FIELDS = {"street": 300, "website": 500, "company": 300}
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}$")
+
+# ISO 3166-1 alpha-2, officially assigned codes.
+_ISO_ALPHA2 = """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN
+    BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE
+    DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN
+    GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE
+    KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK
+    ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA
+    PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK
+    SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG
+    UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW"""
+ISO_COUNTRIES: frozenset[str] = frozenset(_ISO_ALPHA2.split())
+
+
+def checked_lead(values: Mapping[str, str]) -> Lead:
+    """A :class:`Lead` from its fields (any of :data:`LEAD_FIELDS`; missing ones are empty,
+    ``gender`` is ``unknown`` when missing or empty), or :class:`InvalidInput` naming
+    ``lead.<field>``.
+
+    Every field may reach a mail header, so CR, LF and NUL are refused everywhere. Values
+    are stripped and bounded; ``email`` (when given) is validated and normalized,
+    ``country`` is an ISO 3166-1 alpha-2 code (upper-cased), ``language`` a BCP 47
+    primary tag (lower-cased)."""
+    out: dict[str, str] = {}
+    for name in LEAD_FIELDS:
+        if name == "gender":
+            continue
+        where = f"lead.{name}"
+        raw = values.get(name, "")
+        refuse_line_breaks(raw, field=where)
+        value = raw.strip()
+        limit = _LONG_LEAD_FIELDS.get(name, MAX_LEAD_FIELD_LENGTH)
+        if len(value) > limit:
+            raise InvalidInput(f"must be at most {limit} characters", field=where)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise InvalidInput("must not contain control characters", field=where)
+        if value and name == "email":
+            value = normalize_email(value, field=where)
+        elif value and name == "country":
+            value = value.upper()
+            if value not in ISO_COUNTRIES:
+                raise InvalidInput("must be an ISO 3166-1 alpha-2 code such as 'DE'", field=where)
+        elif value and name == "language":
+            value = value.lower()
+            if not _LANGUAGE_TAG.match(value):
+                raise InvalidInput("must be a language code such as 'de' or 'en'", field=where)
+        out[name] = value
+    unknown = set(values) - set(LEAD_FIELDS)
+    if unknown:
+        raise InvalidInput("is not a known lead field", field=f"lead.{sorted(unknown)[0]}")
+    try:
+        gender = Gender(values.get("gender") or Gender.UNKNOWN.value)
+    except ValueError:
+        choices = ", ".join(g.value for g in Gender)
+        raise InvalidInput(f"must be one of {choices}", field="lead.gender") from None
+    return Lead(gender=gender, **out)

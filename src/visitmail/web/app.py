@@ -12,9 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from visitmail import __version__
 from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
+from visitmail.web.api import events as events_api
 from visitmail.web.api import health
 from visitmail.web.api import identity as identity_api
 from visitmail.web.api import messages as messages_api
+from visitmail.web.api import reports as reports_api
 from visitmail.web.api import smtp as smtp_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
@@ -62,6 +64,8 @@ def create_app(
     app.include_router(identity_api.router)
     app.include_router(smtp_api.router)
     app.include_router(messages_api.router)
+    app.include_router(events_api.router)
+    app.include_router(reports_api.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(dev_inbox_pages.router)

@@ -20,6 +20,9 @@ EXPECTED = {
     "login_failures",
     "audit_log",
     "smtp_settings",
+    "events",
+    "event_media",
+    "reports",
 }
 
 

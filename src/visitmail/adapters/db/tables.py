@@ -249,3 +249,79 @@ class RateBucketRow(Base):
     hour_count: Mapped[int] = mapped_column(Integer, default=0)
     day_start: Mapped[datetime] = mapped_column(UTCDateTime)
     day_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- events, their media library, visit reports (issue 5) ---------------------------------
+
+
+class EventRow(Base):
+    """An event's questionnaire: languages and questions as JSON documents."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_org_status", "organization_id", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    languages: Mapped[list[str]] = mapped_column(JSON)
+    questions: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class EventMediaRow(Base):
+    """One file of an event's media library, stored in the database so every node sees it."""
+
+    __tablename__ = "event_media"
+    __table_args__ = (Index("ix_event_media_org_event", "organization_id", "event_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class ReportRow(Base):
+    """A visit report: the lead's contact fields and the answers as JSON documents; the
+    lead's email also as a column, for look-ups by address (follow-ups, suppression)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        Index("ix_reports_org_event", "organization_id", "event_id", "captured_at"),
+        Index("ix_reports_org_captured_by", "organization_id", "captured_by"),
+        Index("ix_reports_org_lead_email", "organization_id", "lead_email"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    lead: Mapped[dict[str, str]] = mapped_column(JSON)
+    lead_email: Mapped[str] = mapped_column(String(320))
+    answers: Mapped[dict[str, object]] = mapped_column(JSON)
+    notes: Mapped[str] = mapped_column(Text)
+    consent_follow_up_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    captured_by: Mapped[uuid.UUID] = mapped_column(Uuid)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    exported_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

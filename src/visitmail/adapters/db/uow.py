@@ -18,6 +18,7 @@ from visitmail.adapters.db.identity_repos import (
     SqlUsers,
 )
 from visitmail.adapters.db.outbox_repo import SqlOutbox
+from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
 from visitmail.adapters.db.smtp_repo import SqlSmtpSettings
 from visitmail.services.outbox_ports import HealthRepository, OutboxRepository, RateLimiter
 from visitmail.services.ports import (
@@ -28,6 +29,11 @@ from visitmail.services.ports import (
     SmtpSettingsRepository,
     TokenRepository,
     UserRepository,
+)
+from visitmail.services.report_ports import (
+    EventRepository,
+    MediaRepository,
+    ReportRepository,
 )
 
 
@@ -44,6 +50,9 @@ class SqlUnitOfWork:
     outbox: OutboxRepository
     health: HealthRepository
     rates: RateLimiter
+    events: EventRepository
+    media: MediaRepository
+    reports: ReportRepository
     session: AsyncSession
 
     def __init__(
@@ -68,6 +77,9 @@ class SqlUnitOfWork:
         self.outbox = self._outbox
         self.health = SqlHealth(self.session)
         self.rates = SqlRateLimiter(self.session)
+        self.events = SqlEvents(self.session)
+        self.media = SqlMedia(self.session)
+        self.reports = SqlReports(self.session)
         return self
 
     async def __aexit__(

@@ -1,0 +1,1 @@
+"""Rendering: MIME messages from mail specs, and the visit report as a PDF."""

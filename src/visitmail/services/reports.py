@@ -1,0 +1,305 @@
+"""Use cases for visit reports: capture, read, update, export and check.
+
+Who may do what: every role captures reports. Reporters and users read, change and export
+their own reports; ``event_curator`` and up read, change and export any report of the
+organization and are the only ones who check. A report the actor may not see (another
+user's, another organization's) is :class:`NotFound`, never :class:`PermissionDenied`.
+
+Exporting and checking fire the ``exported`` / ``checked`` trigger through a
+:class:`ReportTriggers` hook, in the same transaction as the status change. The default
+hook, :data:`NO_TRIGGERS`, fires nothing: the notification mapping plugs in by passing its
+own hook.
+
+Each writing use case commits, or raises a domain error and commits nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+from uuid import UUID
+
+from visitmail.domain.errors import Conflict, InvalidInput, NotFound
+from visitmail.domain.events import Event, EventStatus, checked_answers
+from visitmail.domain.identity import Principal
+from visitmail.domain.reports import Consent, Report, ReportStatus, checked_lead
+from visitmail.domain.roles import Role
+from visitmail.services.clock import Clock, utcnow
+from visitmail.services.events import sees_drafts
+from visitmail.services.identity import require_role
+from visitmail.services.report_ports import (
+    FiredNotification,
+    ReportContent,
+    ReportsUnitOfWork,
+    ReportTrigger,
+    ReportTriggers,
+)
+
+READ_ALL_ROLE = Role.EVENT_CURATOR
+CHECK_ROLE = Role.EVENT_CURATOR
+MAX_NOTES_LENGTH = 20_000
+
+U = TypeVar("U", bound=ReportsUnitOfWork)
+
+
+class NoTriggers:
+    """The default :class:`ReportTriggers`: fires nothing and returns no notifications.
+
+    A placeholder until the notification mapping is wired in; the status still changes."""
+
+    async def fired(
+        self, uow: ReportsUnitOfWork, report: Report, trigger: ReportTrigger
+    ) -> list[FiredNotification]:
+        return []
+
+
+NO_TRIGGERS = NoTriggers()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInput:
+    """A report as the app sends it, before validation."""
+
+    lead: Mapping[str, str] = field(default_factory=dict)  # LEAD_FIELDS, gender included
+    answers: Mapping[str, object] = field(default_factory=dict)
+    notes: str = ""
+    consent: Consent = field(default_factory=Consent)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportChanges:
+    """An update: each part that is not ``None`` replaces the report's (``lead`` as a
+    whole); the others keep their value."""
+
+    lead: Mapping[str, str] | None = None
+    answers: Mapping[str, object] | None = None
+    notes: str | None = None
+    consent: Consent | None = None
+
+    def applied_to(self, report: Report) -> ReportInput:
+        return ReportInput(
+            lead=self.lead if self.lead is not None else report.lead.as_context(),
+            answers=self.answers if self.answers is not None else report.answers,
+            notes=self.notes if self.notes is not None else report.notes,
+            consent=self.consent if self.consent is not None else report.consent,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    """A report after export or check, and what its trigger fired."""
+
+    report: Report
+    notifications: list[FiredNotification]
+
+
+def _content(event: Event, data: ReportInput) -> ReportContent:
+    lead = checked_lead(data.lead)
+    answers = checked_answers(event, data.answers)
+    if len(data.notes) > MAX_NOTES_LENGTH:
+        raise InvalidInput(f"must be at most {MAX_NOTES_LENGTH} characters", field="notes")
+    if "\x00" in data.notes:
+        raise InvalidInput("must not contain NUL characters", field="notes")
+    return ReportContent(lead=lead, answers=answers, notes=data.notes, consent=data.consent)
+
+
+async def _visible(
+    uow: ReportsUnitOfWork, actor: Principal, report_id: UUID, *, for_update: bool = False
+) -> Report:
+    report = await uow.reports.get(actor.organization_id, report_id, for_update=for_update)
+    if report is None or (
+        report.captured_by != actor.user.id and not actor.role.at_least(READ_ALL_ROLE)
+    ):
+        raise NotFound("no such report")
+    return report
+
+
+async def capture_report(
+    uow: ReportsUnitOfWork,
+    actor: Principal,
+    event_id: UUID,
+    data: ReportInput,
+    *,
+    clock: Clock = utcnow,
+) -> Report:
+    """A new ``draft`` report captured by ``actor`` (any role).
+
+    Raises :class:`InvalidInput` naming ``event_id`` (no such event in the organization,
+    or a draft event for a role below event_curator), ``lead.<field>``,
+    ``answers.<key>`` or ``notes``."""
+    event = await uow.events.get(actor.organization_id, event_id)
+    if event is None:
+        raise InvalidInput("no such event", field="event_id")
+    if event.status is EventStatus.DRAFT and not sees_drafts(actor):
+        raise InvalidInput("the event is not live yet", field="event_id")
+    content = _content(event, data)
+    now = clock()
+    report = await uow.reports.add(
+        actor.organization_id, event_id, content, captured_by=actor.user.id, now=now
+    )
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="report.create",
+        target=str(report.id),
+        fields=["lead", "answers", "notes", "consent"],
+        now=now,
+    )
+    await uow.commit()
+    return report
+
+
+async def get_report(uow: ReportsUnitOfWork, actor: Principal, report_id: UUID) -> Report:
+    return await _visible(uow, actor, report_id)
+
+
+async def list_reports(
+    uow: ReportsUnitOfWork,
+    actor: Principal,
+    *,
+    event_id: UUID | None = None,
+    status: ReportStatus | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Report]:
+    """Newest first: the organization's reports for event_curator and up, the actor's own
+    for the others."""
+    own = None if actor.role.at_least(READ_ALL_ROLE) else actor.user.id
+    return await uow.reports.list(
+        actor.organization_id,
+        event_id=event_id,
+        status=status,
+        captured_by=own,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def update_report(
+    uow: ReportsUnitOfWork,
+    actor: Principal,
+    report_id: UUID,
+    changes: ReportChanges,
+    *,
+    event_id: UUID | None = None,
+    expected_revision: int | None = None,
+    clock: Clock = utcnow,
+) -> Report:
+    """Replace the report's lead, answers, notes and/or consent (the parts ``changes``
+    gives); the status stays. The result is validated as a whole, as on capture.
+
+    ``revision`` grows by one when anything changed (an identical update changes nothing,
+    so it cannot make the mapping notify again). ``event_id``, if given, must be the
+    report's own (a report does not move between events). ``expected_revision``, if given,
+    must be the current one, else :class:`Conflict` on ``revision`` (someone else changed
+    the report since it was read)."""
+    report = await _visible(uow, actor, report_id, for_update=True)
+    if event_id is not None and event_id != report.event_id:
+        raise InvalidInput("a report cannot move to another event", field="event_id")
+    if expected_revision is not None and expected_revision != report.revision:
+        raise Conflict(
+            f"the report is at revision {report.revision}; reload and retry", field="revision"
+        )
+    event = await uow.events.get(actor.organization_id, report.event_id)
+    if event is None:  # events are not deleted; guard anyway
+        raise NotFound("no such report")
+    content = _content(event, changes.applied_to(report))
+    unchanged = (
+        content.lead == report.lead
+        and dict(content.answers) == report.answers
+        and content.notes == report.notes
+        and content.consent == report.consent
+    )
+    if unchanged:
+        return report
+    now = clock()
+    updated = await uow.reports.update_content(
+        actor.organization_id,
+        report_id,
+        content,
+        revision=report.revision + 1,
+        actor_id=actor.user.id,
+        now=now,
+    )
+    assert updated is not None  # locked above, same transaction
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="report.update",
+        target=str(report_id),
+        fields=["lead", "answers", "notes", "consent"],
+        now=now,
+    )
+    await uow.commit()
+    return updated
+
+
+async def export_report(
+    uow: U,
+    actor: Principal,
+    report_id: UUID,
+    *,
+    triggers: ReportTriggers[U] | None = None,
+    clock: Clock = utcnow,
+) -> Triggered:
+    """Mark the report exported (its capturer, or event_curator and up) and fire the
+    ``exported`` trigger. Exporting again fires again (the hook decides about duplicates);
+    a checked report stays ``checked``."""
+    hook: ReportTriggers[U] = triggers if triggers is not None else NO_TRIGGERS
+    report = await _visible(uow, actor, report_id, for_update=True)
+    status = (
+        ReportStatus.CHECKED if report.status is ReportStatus.CHECKED else ReportStatus.EXPORTED
+    )
+    now = clock()
+    updated = await uow.reports.set_status(
+        actor.organization_id, report_id, status, exported_at=now, actor_id=actor.user.id, now=now
+    )
+    assert updated is not None
+    fired = await hook.fired(uow, updated, ReportTrigger.EXPORTED)
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="report.export",
+        target=str(report_id),
+        fields=["status"],
+        now=now,
+    )
+    await uow.commit()
+    return Triggered(updated, fired)
+
+
+async def check_report(
+    uow: U,
+    actor: Principal,
+    report_id: UUID,
+    *,
+    triggers: ReportTriggers[U] | None = None,
+    clock: Clock = utcnow,
+) -> Triggered:
+    """Mark the report checked (event_curator and up; :class:`PermissionDenied` below) and
+    fire the ``checked`` trigger."""
+    require_role(actor, CHECK_ROLE)
+    hook: ReportTriggers[U] = triggers if triggers is not None else NO_TRIGGERS
+    await _visible(uow, actor, report_id, for_update=True)
+    now = clock()
+    updated = await uow.reports.set_status(
+        actor.organization_id,
+        report_id,
+        ReportStatus.CHECKED,
+        checked_at=now,
+        actor_id=actor.user.id,
+        now=now,
+    )
+    assert updated is not None
+    fired = await hook.fired(uow, updated, ReportTrigger.CHECKED)
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="report.check",
+        target=str(report_id),
+        fields=["status"],
+        now=now,
+    )
+    await uow.commit()
+    return Triggered(updated, fired)
