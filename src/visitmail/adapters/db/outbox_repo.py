@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import Exists
 
 from visitmail.adapters.db.tables import (
     DeliveryAttemptRow,
@@ -136,12 +137,7 @@ class SqlOutbox:
         now: datetime,
         organizations: frozenset[uuid.UUID] | None = None,
     ) -> list[ClaimedMessage]:
-        paused = exists(
-            select(SmtpHealthRow.organization_id).where(
-                SmtpHealthRow.organization_id == M.organization_id,
-                SmtpHealthRow.paused_at.is_not(None),
-            )
-        )
+        paused = _paused()
         due = or_(
             and_(M.status.in_(_WAITING), M.not_before <= now),
             and_(M.status == MessageStatus.SENDING.value, M.lease_expires_at < now),
@@ -228,12 +224,7 @@ class SqlOutbox:
     ) -> bool:
         """Whether anything is due by ``now`` or leased by anyone, for organizations that
         are not paused (for "run until idle")."""
-        paused = exists(
-            select(SmtpHealthRow.organization_id).where(
-                SmtpHealthRow.organization_id == M.organization_id,
-                SmtpHealthRow.paused_at.is_not(None),
-            )
-        )
+        paused = _paused()
         query = select(M.id).where(
             or_(
                 and_(M.status.in_(_WAITING), M.not_before <= now),
@@ -518,6 +509,16 @@ class SqlOutbox:
         await self._s.execute(delete(R).where(R.message_pk.in_(ids)))
         await self._s.execute(delete(M).where(M.id.in_(ids)))
         return len(ids)
+
+
+def _paused() -> Exists:
+    """The message's organization has its queue paused (server health)."""
+    return exists(
+        select(SmtpHealthRow.organization_id).where(
+            SmtpHealthRow.organization_id == M.organization_id,
+            SmtpHealthRow.paused_at.is_not(None),
+        )
+    )
 
 
 def _recipient(r: OutboxRecipientRow) -> RecipientView:
