@@ -29,7 +29,7 @@ from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
-from visitmail.services import identity, smtp_config
+from visitmail.services import identity, smtp_config, webhooks
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 org_app = typer.Typer(no_args_is_help=True, help="Organizations.")
@@ -423,11 +423,22 @@ def keys_rotate(
     async def _go(runtime: Runtime) -> smtp_config.RotationResult:
         if not await _ensure_schema(runtime):
             raise VisitmailError("the database is not migrated: run `visitmail migrate` first")
-        return await smtp_config.rotate_keys(runtime.uow, SecretBox(runtime.keyring))
+        box = SecretBox(runtime.keyring)
+        smtp = await smtp_config.rotate_keys(runtime.uow, box)
+        hooks = await webhooks.rotate_keys(runtime.uow, box)
+        return smtp_config.RotationResult(
+            organizations=smtp.organizations + hooks.organizations,
+            reencrypted=smtp.reencrypted + hooks.reencrypted,
+            already_current=smtp.already_current + hooks.already_current,
+            unreadable=smtp.unreadable + hooks.unreadable,
+            unreadable_organizations=tuple(
+                dict.fromkeys(smtp.unreadable_organizations + hooks.unreadable_organizations)
+            ),
+        )
 
     result = _run(_go, settings)
     out.print(
-        f"organizations with secrets: {result.organizations}; "
+        f"secret holders (SMTP settings + webhook secrets): {result.organizations}; "
         f"re-encrypted: {result.reencrypted}; already current: {result.already_current}; "
         f"unreadable: {result.unreadable}",
         markup=False,

@@ -12,6 +12,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from visitmail.adapters.smtp.sender import SmtpSender
+from visitmail.adapters.webhooks.sender import WebhookTransport
 from visitmail.config import IPNetwork, Settings
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.retry_policy import RetryPolicy
@@ -51,11 +52,14 @@ def build_worker(
     runtime: Runtime, *, concurrency: int | None = None, allow_loopback: bool = False
 ) -> DeliveryWorker:
     settings = runtime.settings
-    transport = SmtpSender(
-        network_policy(settings, allow_loopback=allow_loopback),
-        allow_plaintext_auth=settings.allow_plaintext_auth,
+    policy = network_policy(settings, allow_loopback=allow_loopback)
+    transport = SmtpSender(policy, allow_plaintext_auth=settings.allow_plaintext_auth)
+    return DeliveryWorker(
+        runtime,
+        transport,
+        worker_options(settings, concurrency=concurrency),
+        webhooks=WebhookTransport(policy),  # the same SSRF guard as SMTP
     )
-    return DeliveryWorker(runtime, transport, worker_options(settings, concurrency=concurrency))
 
 
 def _on_signals(stop: asyncio.Event) -> None:

@@ -31,14 +31,22 @@ from datetime import UTC, datetime, timedelta
 
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.domain.errors import VisitmailError
-from visitmail.domain.outbox import AttemptOutcome, FailureStage, MessageStatus
+from visitmail.domain.outbox import (
+    AttemptOutcome,
+    FailureStage,
+    MessageKind,
+    MessageStatus,
+    RecipientResult,
+)
+from visitmail.domain.smtp_replies import SmtpReply
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
 from visitmail.logs import get_logger
 from visitmail.metrics import ATTEMPT_SECONDS, ATTEMPTS, MESSAGES_SETTLED
 from visitmail.runtime import Runtime
-from visitmail.services import smtp_config
+from visitmail.services import smtp_config, webhooks
 from visitmail.services.delivery import DeliveryPolicy, next_probe_interval, settle_message
 from visitmail.services.outbox_ports import ClaimedMessage, MessageTransport, SettledMessage
+from visitmail.services.webhook_ports import WebhookDeliverer
 
 log = get_logger(__name__)
 
@@ -86,9 +94,11 @@ class DeliveryWorker:
         *,
         name: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        webhooks: WebhookDeliverer | None = None,
     ) -> None:
         self.runtime = runtime
         self.transport = transport
+        self.webhooks = webhooks  # None: webhook messages fail, saying so
         self.options = options or WorkerOptions()
         self.name = name or worker_name()
         self.clock = clock
@@ -138,6 +148,8 @@ class DeliveryWorker:
                 await asyncio.gather(listener, prober, renewer, flusher, return_exceptions=True)
             await self._flush()  # everything settled or released is written
             await self.transport.close()
+            if self.webhooks is not None:
+                await self.webhooks.close()
             self.runtime.remove_waker(self.wake)
             log.info("worker stopped", worker=self.name)
 
@@ -253,46 +265,112 @@ class DeliveryWorker:
         return settings, secrets
 
     async def _sender(self, lane: _Lane) -> None:
+        # Webhooks go out without the SMTP server: its settings are loaded only when the
+        # lane's next message is an email, and its failures and rate budget hold back
+        # email only (``_defer_lane`` and ``_within_rate`` leave webhooks in the lane).
+        smtp: tuple[SmtpSettings, SmtpSecrets] | None = None
         try:
-            loaded = await self._load_settings(lane.organization_id)
-            if isinstance(loaded, str):
-                # No usable settings: one message records why (and counts against the
-                # server's health); the rest of the lane waits for the same retry time.
-                if lane.queue:
-                    message = lane.queue.popleft()
-                    outcome = AttemptOutcome(
-                        server_failure=FailureStage.CONNECT, failure_text=loaded
-                    )
-                    settled = settle_message(
-                        message, outcome, now=self.clock(), policy=self.options.policy
-                    )
-                    self._record(settled, outcome)
-                    self._defer_lane(lane, settled.settlement.not_before)
-                return
-            settings, secrets = loaded
-            self._staff(lane)  # the real connection limit is known now
             while lane.queue and not self._stopping:
-                if not await self._within_rate(lane, settings):
-                    return
-                message = lane.queue.popleft()
-                if self._lease_until.get(message.id, self.clock()) < self.clock():
-                    # Our lease ran out (renewal failed): another worker may own it now.
-                    self._held.discard(message.id)
-                    self._lease_until.pop(message.id, None)
+                if lane.queue[0].kind is MessageKind.WEBHOOK:
+                    await self._send_next(lane, smtp)
                     continue
-                self._inflight.add(message.id)
-                try:
-                    async with self._slots:
-                        settled = await self._attempt(settings, secrets, message)
-                finally:
-                    self._inflight.discard(message.id)
-                if settled.settlement.server_failure:
+                if smtp is None:
+                    loaded = await self._load_settings(lane.organization_id)
+                    if isinstance(loaded, str):
+                        self._no_settings(lane, loaded)
+                        continue
+                    smtp = loaded
+                    self._staff(lane)  # the real connection limit is known now
+                    continue  # the lane may have changed while loading
+                if not await self._within_rate(lane, smtp[0]):
+                    continue
+                settled = await self._send_next(lane, smtp)
+                if settled is not None and settled.settlement.server_failure:
                     self._defer_lane(lane, settled.settlement.not_before)
-                    return
         finally:
             lane.senders -= 1
             if not lane.queue and lane.senders == 0:
                 self._lanes.pop(lane.organization_id, None)
+
+    def _no_settings(self, lane: _Lane, reason: str) -> None:
+        """No usable settings: one email records why (and counts against the server's
+        health); the lane's other emails wait for the same retry time."""
+        message = next((m for m in lane.queue if m.kind is not MessageKind.WEBHOOK), None)
+        if message is None:
+            return
+        lane.queue.remove(message)
+        outcome = AttemptOutcome(server_failure=FailureStage.CONNECT, failure_text=reason)
+        settled = settle_message(message, outcome, now=self.clock(), policy=self.options.policy)
+        self._record(settled, outcome)
+        self._defer_lane(lane, settled.settlement.not_before)
+
+    async def _send_next(
+        self, lane: _Lane, smtp: tuple[SmtpSettings, SmtpSecrets] | None
+    ) -> SettledMessage | None:
+        """Send the lane's next message (an email only with ``smtp`` loaded)."""
+        if not lane.queue:
+            return None  # other senders emptied the lane meanwhile
+        message = lane.queue[0]
+        if message.kind is not MessageKind.WEBHOOK and smtp is None:
+            return None  # the caller loads the settings first
+        lane.queue.popleft()
+        if self._lease_until.get(message.id, self.clock()) < self.clock():
+            # Our lease ran out (renewal failed): another worker may own it now.
+            self._held.discard(message.id)
+            self._lease_until.pop(message.id, None)
+            return None
+        self._inflight.add(message.id)
+        try:
+            async with self._slots:
+                if message.kind is MessageKind.WEBHOOK:
+                    return await self._attempt_webhook(message)
+                assert smtp is not None
+                return await self._attempt(smtp[0], smtp[1], message)
+        finally:
+            self._inflight.discard(message.id)
+
+    async def _attempt_webhook(self, message: ClaimedMessage) -> SettledMessage:
+        started = time.monotonic()
+        outcome = await self._webhook_outcome(message)
+        ATTEMPT_SECONDS.observe(time.monotonic() - started)
+        settled = settle_message(message, outcome, now=self.clock(), policy=self.options.policy)
+        self._record(settled, outcome)
+        return settled
+
+    async def _webhook_outcome(self, message: ClaimedMessage) -> AttemptOutcome:
+        """Sign with the secret named by ``meta["secret_ref"]`` and post; what cannot be
+        sent is a per-recipient reply (550 for good, 451 to retry), never a server failure."""
+
+        def refused(code: int, text: str) -> AttemptOutcome:
+            return AttemptOutcome(
+                results=[
+                    RecipientResult(address, SmtpReply(code, text))
+                    for address in message.open_recipients
+                ]
+            )
+
+        name = message.meta.get("secret_ref", "")
+        if self.webhooks is None:
+            return refused(451, "webhook delivery is not configured in this worker")
+        if not name:
+            return refused(550, "the webhook names no secret (meta.secret_ref)")
+        try:
+            async with self.runtime.uow() as uow:
+                secret = await webhooks.secret_for_delivery(
+                    uow, self.box, message.organization_id, name
+                )
+        except VisitmailError as exc:  # no master key opens it: retry once it is restored
+            return refused(451, exc.message)
+        except Exception as exc:  # the database may be briefly away
+            log.warning("webhook secret lookup failed", error=type(exc).__name__)
+            return refused(451, "the webhook secret could not be read; retrying")
+        if secret is None:
+            return refused(550, f"webhook secret {name} is not defined")
+        try:
+            return await self.webhooks.deliver(message, secret)
+        except Exception as exc:  # a transport bug must not lose the message
+            log.error("webhook error", message=str(message.id), error=type(exc).__name__)
+            return refused(451, f"webhook delivery error: {type(exc).__name__}")
 
     async def _attempt(
         self, settings: SmtpSettings, secrets: SmtpSecrets, message: ClaimedMessage
@@ -317,14 +395,26 @@ class DeliveryWorker:
         if outcome.server_failure is not None:
             org = settled.message.organization_id
             self._failures.append((org, settled.settlement.last_error or ""))
+        if settled.message.kind is MessageKind.WEBHOOK:
+            return  # a receiver's 429 does not slow the organization's SMTP server down
         if settled.settlement.throttled:
             self._throttled.add(settled.message.organization_id)
 
     def _defer_lane(self, lane: _Lane, retry_at: datetime | None) -> None:
         """The server is unreachable: the lane's backlog goes back to the queue until the
-        failed message's retry time, without counting an attempt for each."""
+        failed message's retry time, without counting an attempt for each. Webhooks stay:
+        they do not go through that server."""
+        self._release_email(lane, retry_at)
+
+    def _release_email(self, lane: _Lane, retry_at: datetime | None) -> None:
+        kept: deque[ClaimedMessage] = deque()
         while lane.queue:
-            self._releases.append((lane.queue.popleft().id, retry_at))
+            message = lane.queue.popleft()
+            if message.kind is MessageKind.WEBHOOK:
+                kept.append(message)
+            else:
+                self._releases.append((message.id, retry_at))
+        lane.queue.extend(kept)
 
     async def _within_rate(self, lane: _Lane, settings: SmtpSettings) -> bool:
         limits = settings.limits
@@ -341,8 +431,7 @@ class DeliveryWorker:
             wait = 60.0 / limits.per_minute if limits.per_minute else 60.0
             self._blocked_until[lane.organization_id] = now + timedelta(seconds=wait)
         retry_at = self._blocked_until[lane.organization_id]
-        while lane.queue:
-            self._releases.append((lane.queue.popleft().id, retry_at))
+        self._release_email(lane, retry_at)  # the SMTP budget does not apply to webhooks
         return False
 
     # --- writing results ---------------------------------------------------------------
@@ -378,7 +467,13 @@ class DeliveryWorker:
                 for when, ids in by_time.items():
                     await uow.outbox.release(self.name, ids, now, not_before=when)
                 healthy = sorted(
-                    {r.message.organization_id for r in results if not r.settlement.server_failure}
+                    {
+                        r.message.organization_id
+                        for r in results
+                        # a delivered webhook says nothing about the SMTP server's health
+                        if not r.settlement.server_failure
+                        and r.message.kind is not MessageKind.WEBHOOK
+                    }
                     - {org for org, _ in failures}
                 )
                 await uow.health.record_successes(healthy, now)

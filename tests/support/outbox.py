@@ -23,6 +23,7 @@ from visitmail.services import outbox, smtp_config
 from visitmail.services.delivery import DeliveryPolicy
 from visitmail.services.outbox_ports import NewMessage, NewRecipient
 from visitmail.services.ports import SmtpSecretField
+from visitmail.services.webhook_ports import WebhookDeliverer
 from visitmail.worker import DeliveryWorker, WorkerOptions
 
 LOOPBACK = NetworkPolicy((ipaddress.ip_network("127.0.0.0/8"),))
@@ -107,7 +108,11 @@ async def enqueue(
 
 
 def make_worker(
-    runtime: Runtime, *orgs: OrgFixture, policy: DeliveryPolicy | None = None, **options: object
+    runtime: Runtime,
+    *orgs: OrgFixture,
+    policy: DeliveryPolicy | None = None,
+    webhooks: WebhookDeliverer | None = None,
+    **options: object,
 ) -> DeliveryWorker:
     opts = WorkerOptions(
         concurrency=4,
@@ -122,7 +127,7 @@ def make_worker(
     )
     for name, value in options.items():
         setattr(opts, name, value)
-    return DeliveryWorker(runtime, SmtpSender(LOOPBACK), opts)
+    return DeliveryWorker(runtime, SmtpSender(LOOPBACK), opts, webhooks=webhooks)
 
 
 async def run_until(

@@ -34,6 +34,7 @@ class _Msg:
     view: MessageView
     organization_id: uuid.UUID
     mime: bytes
+    meta: dict[str, str] = field(default_factory=dict)
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
 
@@ -100,12 +101,18 @@ class FakeOutbox:
             idempotency_key=message.idempotency_key,
             recipients=recipients,
         )
-        self.s.messages[view.id] = _Msg(view, message.organization_id, message.mime)
+        self.s.messages[view.id] = _Msg(
+            view, message.organization_id, message.mime, meta=dict(message.meta)
+        )
         return Enqueued(view.id, created=True)
 
     def _paused(self, org: uuid.UUID) -> bool:
         health = self.s.health.get(org)
         return health is not None and health.paused
+
+    def _held_back(self, m: _Msg) -> bool:
+        """A paused SMTP server holds back email only: webhooks do not use it."""
+        return m.view.kind is not MessageKind.WEBHOOK and self._paused(m.organization_id)
 
     def _due(self, m: _Msg, now: datetime) -> bool:
         v = m.view
@@ -128,7 +135,7 @@ class FakeOutbox:
                 m
                 for m in self.s.messages.values()
                 if self._due(m, now)
-                and not self._paused(m.organization_id)
+                and not self._held_back(m)
                 and (organizations is None or m.organization_id in organizations)
             ),
             key=lambda m: (-m.view.priority, m.view.not_before),
@@ -159,6 +166,8 @@ class FakeOutbox:
                     created_at=m.view.created_at,
                     expires_at=m.view.expires_at,
                     possible_duplicate=m.view.possible_duplicate,
+                    kind=m.view.kind,
+                    meta=dict(m.meta),
                 )
             )
         return claimed
@@ -168,7 +177,7 @@ class FakeOutbox:
     ) -> bool:
         return any(
             (self._due(m, now) or m.view.status is MessageStatus.SENDING)
-            and not self._paused(m.organization_id)
+            and not self._held_back(m)
             and (organizations is None or m.organization_id in organizations)
             for m in self.s.messages.values()
         )

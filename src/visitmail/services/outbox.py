@@ -16,6 +16,7 @@ from visitmail.domain.errors import Conflict, InvalidInput, NotFound
 from visitmail.domain.identity import Principal
 from visitmail.domain.outbox import MessageKind, MessageStatus
 from visitmail.domain.roles import Role
+from visitmail.services import webhooks
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.identity import require_role
 from visitmail.services.outbox_ports import (
@@ -40,10 +41,13 @@ def checked(message: NewMessage) -> NewMessage:
         raise InvalidInput("at least one recipient is required", field="recipients")
     if len(message.recipients) > MAX_RECIPIENTS:
         raise InvalidInput(f"at most {MAX_RECIPIENTS} recipients", field="recipients")
-    recipients = [
-        NewRecipient(normalize_email(r.address, field=f"recipients[{i}]"), r.role)
-        for i, r in enumerate(message.recipients)
-    ]
+    if message.kind is MessageKind.WEBHOOK:
+        recipients = _webhook_recipients(message)
+    else:
+        recipients = [
+            NewRecipient(normalize_email(r.address, field=f"recipients[{i}]"), r.role)
+            for i, r in enumerate(message.recipients)
+        ]
     for i, r in enumerate(recipients):
         if r.role not in ("to", "cc", "bcc"):
             raise InvalidInput("must be to, cc or bcc", field=f"recipients[{i}].role")
@@ -69,6 +73,22 @@ def checked(message: NewMessage) -> NewMessage:
         expires_at=message.expires_at,
         meta=message.meta,
     )
+
+
+def _webhook_recipients(message: NewMessage) -> list[NewRecipient]:
+    """A webhook has one recipient, its URL (https, or http to localhost only); the
+    ``meta`` it is sent with may not smuggle line breaks into the request's headers."""
+    if len(message.recipients) != 1:
+        raise InvalidInput("a webhook has exactly one recipient: its URL", field="recipients")
+    (recipient,) = message.recipients
+    if recipient.role != "to":
+        raise InvalidInput("must be to", field="recipients[0].role")
+    url = webhooks.check_url(recipient.address, field="recipients[0]")
+    for key, value in message.meta.items():
+        refuse_line_breaks(value, field=f"meta.{key}")
+    if "secret_ref" in message.meta:
+        webhooks.check_name(message.meta["secret_ref"], field="meta.secret_ref")
+    return [NewRecipient(url, "to")]
 
 
 async def enqueue(uow: OutboxUnitOfWork, message: NewMessage, *, clock: Clock = utcnow) -> Enqueued:

@@ -62,6 +62,8 @@ class ClaimedMessage:
     created_at: datetime
     expires_at: datetime | None
     possible_duplicate: bool
+    kind: MessageKind = MessageKind.NOTIFICATION
+    meta: Mapping[str, str] = field(default_factory=dict)  # e.g. a webhook's secret_ref
 
 
 @dataclass(frozen=True, slots=True)

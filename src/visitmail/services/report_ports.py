@@ -37,6 +37,7 @@ class FiredNotification:
     outbox_id: UUID | None  # the queued message; None when skipped
     recipients: tuple[str, ...] = ()
     duplicate: bool = False  # already notified for this report (idempotency)
+    error: str | None = None  # why nothing was queued (kind "failed")
 
 
 U_contra = TypeVar("U_contra", bound="ReportsUnitOfWork", contravariant=True)

@@ -13,11 +13,14 @@ from visitmail import __version__
 from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
 from visitmail.web.api import events as events_api
+from visitmail.web.api import follow_ups as follow_ups_api
 from visitmail.web.api import health
 from visitmail.web.api import identity as identity_api
+from visitmail.web.api import mapping as mapping_api
 from visitmail.web.api import messages as messages_api
 from visitmail.web.api import reports as reports_api
 from visitmail.web.api import smtp as smtp_api
+from visitmail.web.api import webhooks as webhooks_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
 from visitmail.web.metrics import router as metrics_router
@@ -66,6 +69,9 @@ def create_app(
     app.include_router(messages_api.router)
     app.include_router(events_api.router)
     app.include_router(reports_api.router)
+    app.include_router(mapping_api.router)
+    app.include_router(follow_ups_api.router)
+    app.include_router(webhooks_api.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(dev_inbox_pages.router)

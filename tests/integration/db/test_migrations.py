@@ -23,6 +23,10 @@ EXPECTED = {
     "events",
     "event_media",
     "reports",
+    "follow_up_templates",
+    "suppressions",
+    "follow_up_sends",
+    "mapping_revisions",
 }
 
 

@@ -434,6 +434,7 @@ async def test_the_trigger_hook_runs_with_the_new_status(
             "outbox_id": None,
             "recipients": ["a@x.de"],
             "duplicate": False,
+            "error": None,
         }
     ]
     await client.post(f"/api/v1/reports/{report['id']}/check", headers=org.headers)

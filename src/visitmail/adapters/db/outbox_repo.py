@@ -155,8 +155,11 @@ class SqlOutbox:
                     M.created_at,
                     M.expires_at,
                     M.possible_duplicate,
+                    M.kind,
+                    M.meta,
                 )
-                .where(due, ~paused)
+                # A paused SMTP server holds back email only: webhooks do not use it.
+                .where(due, or_(~paused, M.kind == MessageKind.WEBHOOK.value))
                 .where(
                     M.organization_id.in_(organizations) if organizations is not None else true()
                 )
@@ -215,6 +218,8 @@ class SqlOutbox:
                 created_at=r.created_at,
                 expires_at=r.expires_at,
                 possible_duplicate=r.possible_duplicate or r.id in reclaimed,
+                kind=MessageKind(r.kind),
+                meta={str(k): str(v) for k, v in (r.meta or {}).items()},
             )
             for r in rows
         ]
@@ -230,7 +235,7 @@ class SqlOutbox:
                 and_(M.status.in_(_WAITING), M.not_before <= now),
                 M.status == MessageStatus.SENDING.value,
             ),
-            ~paused,
+            or_(~paused, M.kind == MessageKind.WEBHOOK.value),
         )
         if organizations is not None:
             query = query.where(M.organization_id.in_(organizations))

@@ -325,3 +325,116 @@ class ReportRow(Base):
     updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     exported_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MappingRevisionRow(Base):
+    """One revision of an organization's notification mapping: the document as the admin
+    sent it, numbered per organization; at most one revision per organization is active
+    (kept so by the repository, under a lock on the organization's row)."""
+
+    __tablename__ = "mapping_revisions"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "number", name="uq_mapping_revisions_org_number"),
+        Index("ix_mapping_revisions_org_active", "organization_id", "active"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- webhook secrets (issue 5) ------------------------------------------------------------
+
+
+class WebhookSecretRow(Base):
+    """A named webhook signing secret of one organization, as a secret-box token sealed for
+    the field ``webhook:<name>``; never stored in plain text."""
+
+    __tablename__ = "webhook_secrets"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- follow-up emails (issue 5) ------------------------------------------------------------
+
+
+class FollowUpTemplateRow(Base):
+    """One follow-up template per event and language; edited in place (its id stays)."""
+
+    __tablename__ = "follow_up_templates"
+    __table_args__ = (
+        UniqueConstraint("event_id", "language", name="uq_follow_up_templates_event_language"),
+        Index("ix_follow_up_templates_org_event", "organization_id", "event_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attachments: Mapped[list[str]] = mapped_column(JSON)  # media ids
+    reply_to_reporter: Mapped[bool] = mapped_column(Boolean, default=True)
+    bcc_reporter: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class SuppressionRow(Base):
+    """An address of an organization that follow-ups are never queued to."""
+
+    __tablename__ = "suppressions"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FollowUpSendRow(Base):
+    """Each follow-up queued (``sequence`` 1, 2, … per report and template) or suppressed
+    (``sequence`` NULL). Kept apart from the outbox, which purges finished messages, so
+    "never twice" outlives the retention period. ``outbox_id`` is deliberately no foreign
+    key for the same reason."""
+
+    __tablename__ = "follow_up_sends"
+    __table_args__ = (
+        UniqueConstraint(
+            "report_id", "template_id", "sequence", name="uq_follow_up_sends_report_template"
+        ),
+        Index("ix_follow_up_sends_org_report", "organization_id", "report_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    template_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("follow_up_templates.id", ondelete="CASCADE")
+    )
+    sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    outbox_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    address: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)

@@ -8,6 +8,11 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from visitmail.adapters.db.follow_up_repo import (
+    SqlFollowUpSends,
+    SqlFollowUpTemplates,
+    SqlSuppressions,
+)
 from visitmail.adapters.db.health_repo import SqlHealth, SqlRateLimiter
 from visitmail.adapters.db.identity_repos import (
     SqlAuditLog,
@@ -17,9 +22,17 @@ from visitmail.adapters.db.identity_repos import (
     SqlTokens,
     SqlUsers,
 )
+from visitmail.adapters.db.mapping_repo import SqlMappings
 from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
 from visitmail.adapters.db.smtp_repo import SqlSmtpSettings
+from visitmail.adapters.db.webhook_repo import SqlWebhookSecrets
+from visitmail.services.follow_up_ports import (
+    FollowUpSendRepository,
+    FollowUpTemplateRepository,
+    SuppressionRepository,
+)
+from visitmail.services.notification_ports import MappingRepository
 from visitmail.services.outbox_ports import HealthRepository, OutboxRepository, RateLimiter
 from visitmail.services.ports import (
     AuditLog,
@@ -35,6 +48,7 @@ from visitmail.services.report_ports import (
     MediaRepository,
     ReportRepository,
 )
+from visitmail.services.webhook_ports import WebhookSecretRepository
 
 
 class SqlUnitOfWork:
@@ -53,6 +67,11 @@ class SqlUnitOfWork:
     events: EventRepository
     media: MediaRepository
     reports: ReportRepository
+    follow_up_templates: FollowUpTemplateRepository
+    suppressions: SuppressionRepository
+    follow_up_sends: FollowUpSendRepository
+    mappings: MappingRepository
+    webhook_secrets: WebhookSecretRepository
     session: AsyncSession
 
     def __init__(
@@ -80,6 +99,11 @@ class SqlUnitOfWork:
         self.events = SqlEvents(self.session)
         self.media = SqlMedia(self.session)
         self.reports = SqlReports(self.session)
+        self.follow_up_templates = SqlFollowUpTemplates(self.session)
+        self.suppressions = SqlSuppressions(self.session)
+        self.follow_up_sends = SqlFollowUpSends(self.session)
+        self.mappings = SqlMappings(self.session)
+        self.webhook_secrets = SqlWebhookSecrets(self.session)
         return self
 
     async def __aexit__(

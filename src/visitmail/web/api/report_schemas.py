@@ -175,6 +175,9 @@ class NotificationOut(BaseModel):
     outbox_id: UUID | None = Field(description="the queued message (GET /api/v1/messages/{id})")
     recipients: list[str]
     duplicate: bool = Field(description="already notified for this report; nothing queued")
+    error: str | None = Field(
+        default=None, description="kind failed: why nothing was queued, with the mapping path"
+    )
 
     @classmethod
     def of(cls, fired: FiredNotification) -> NotificationOut:
@@ -184,6 +187,7 @@ class NotificationOut(BaseModel):
             outbox_id=fired.outbox_id,
             recipients=list(fired.recipients),
             duplicate=fired.duplicate,
+            error=fired.error,
         )
 
 

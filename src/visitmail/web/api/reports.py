@@ -17,6 +17,7 @@ from visitmail.adapters.db.uow import SqlUnitOfWork
 from visitmail.domain.reports import ReportStatus
 from visitmail.services import reports
 from visitmail.services.report_ports import ReportTriggers
+from visitmail.web.api.mapping import notification_triggers
 from visitmail.web.api.report_schemas import ReportIn, ReportOut, ReportUpdate, TriggeredOut
 from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.deps import PrincipalDep, UowDep
@@ -35,9 +36,10 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=ERRORS)
 
 
 def report_triggers() -> ReportTriggers[SqlUnitOfWork]:
-    """The hook export and check fire. Until the notification mapping is wired in, it
-    fires nothing (``notifications`` is empty); replace this dependency to plug it in."""
-    return reports.NO_TRIGGERS
+    """The hook export and check fire: the organization's notification mapping
+    (``services/notifications.py``), queuing its emails and webhooks in the same
+    transaction. Tests may override this dependency."""
+    return notification_triggers()
 
 
 TriggersDep = Annotated[ReportTriggers[SqlUnitOfWork], Depends(report_triggers)]

@@ -1,0 +1,1 @@
+"""Webhook delivery over HTTPS: signed POSTs through the outbox (see ``docs/webhooks.md``)."""

@@ -1,0 +1,125 @@
+"""Ports of the follow-up use cases; ``adapters/db/follow_up_repo.py`` implements the
+repositories, ``adapters/render/mime.py`` the :class:`MailRenderer`, and the web layer the
+:class:`UnsubscribeLinks`. Every repository method takes the organization id and never
+reads or writes another organization's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from visitmail.domain.follow_up import (
+    FollowUpStatus,
+    FollowUpTemplate,
+    FollowUpTemplateSpec,
+    SuppressionReason,
+)
+from visitmail.domain.mail import BuiltMessage, MailSpec
+from visitmail.services.outbox_ports import OutboxUnitOfWork
+from visitmail.services.ports import SmtpSettingsRepository
+from visitmail.services.report_ports import ReportsUnitOfWork
+
+
+class MailRenderer(Protocol):
+    def __call__(self, spec: MailSpec) -> BuiltMessage:
+        """The MIME bytes of ``spec`` (rendered once; the outbox stores them)."""
+        ...
+
+
+class UnsubscribeLinks(Protocol):
+    def url(self, organization_id: UUID, address: str) -> str:
+        """The absolute one-click URL (RFC 8058) that suppresses ``address``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    address: str
+    reason: SuppressionReason
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpSend:
+    id: UUID
+    report_id: UUID
+    template_id: UUID
+    sequence: int | None  # 1, 2, … for queued sends; None for suppressed ones
+    status: FollowUpStatus
+    outbox_id: UUID | None
+    address: str
+    created_at: datetime
+
+
+class FollowUpTemplateRepository(Protocol):
+    async def get(
+        self, organization_id: UUID, event_id: UUID, language: str
+    ) -> FollowUpTemplate | None: ...
+
+    async def list(self, organization_id: UUID, event_id: UUID) -> Sequence[FollowUpTemplate]:
+        """Ordered by language."""
+        ...
+
+    async def put(
+        self,
+        organization_id: UUID,
+        event_id: UUID,
+        language: str,
+        spec: FollowUpTemplateSpec,
+        *,
+        actor_id: UUID | None,
+        now: datetime,
+    ) -> FollowUpTemplate:
+        """Insert, or replace the spec of the existing template (its id stays, so what was
+        sent with it still counts as sent)."""
+        ...
+
+
+class SuppressionRepository(Protocol):
+    async def get(self, organization_id: UUID, address: str) -> Suppression | None: ...
+
+    async def add(
+        self, organization_id: UUID, address: str, reason: SuppressionReason, now: datetime
+    ) -> bool:
+        """True if the address was added; False if it was already on the list."""
+        ...
+
+    async def rejected_before(self, organization_id: UUID, address: str) -> bool:
+        """Whether a server permanently refused (5xx) ``address`` as the ``to`` recipient of
+        an earlier follow-up in the outbox."""
+        ...
+
+
+class FollowUpSendRepository(Protocol):
+    async def sent(
+        self, organization_id: UUID, report_id: UUID, template_id: UUID
+    ) -> Sequence[FollowUpSend]:
+        """The queued sends of this template to this report's lead, oldest first."""
+        ...
+
+    async def record(
+        self,
+        organization_id: UUID,
+        *,
+        report_id: UUID,
+        template_id: UUID,
+        sequence: int | None,
+        status: FollowUpStatus,
+        outbox_id: UUID | None,
+        address: str,
+        actor_id: UUID | None,
+        now: datetime,
+    ) -> FollowUpSend: ...
+
+
+class FollowUpUnitOfWork(ReportsUnitOfWork, OutboxUnitOfWork, Protocol):
+    """One transaction with reports, the outbox, SMTP settings and the follow-up tables
+    (the SQL unit of work has them all)."""
+
+    smtp_settings: SmtpSettingsRepository
+    follow_up_templates: FollowUpTemplateRepository
+    suppressions: SuppressionRepository
+    follow_up_sends: FollowUpSendRepository

@@ -1,0 +1,282 @@
+"""Follow-up emails to leads: templates per event and language, preview, one follow-up from
+the app, bulk from the dashboard, and the RFC 8058 one-click unsubscribe.
+
+Decisions this shell makes (the rules themselves are in ``services/follow_ups.py``):
+
+* **Unsubscribe links** are ``{public base}/api/v1/unsubscribe/{token}``. The token is
+  signed with HMAC-SHA256 under keys derived by HKDF-SHA256 from the master key ring
+  (``info = visitmail:unsubscribe:v1``): the newest key signs, every key in the ring
+  verifies, so a rotation does not break links already mailed; removing a key from the
+  ring invalidates its links. Nothing is stored per organization.
+* **The public base URL** is ``VISITMAIL_PUBLIC_URL`` when the operator sets it (read from
+  the environment here; it belongs in ``config.Settings``, owned elsewhere), else the
+  request's own base URL. The operator's setting is what is right behind a proxy (the
+  request may arrive as ``http://127.0.0.1:8000``) and it cannot be steered by a ``Host``
+  header; the fallback keeps the embedded single-machine setup working unconfigured.
+* ``POST /api/v1/unsubscribe/{token}`` needs no authentication (the mail client posts
+  ``List-Unsubscribe=One-Click``) and answers 200; ``GET`` only shows a page with a
+  button, because mail scanners prefetch links and must not unsubscribe anyone.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from visitmail.adapters.crypto.keyring import KeyRing
+from visitmail.adapters.render.mime import build_message
+from visitmail.domain.follow_up import sign_unsubscribe, verify_unsubscribe
+from visitmail.services import follow_ups
+from visitmail.web.api.follow_up_schemas import (
+    BulkIn,
+    BulkOut,
+    FollowUpIn,
+    FollowUpOut,
+    PreviewIn,
+    PreviewOut,
+    TemplateIn,
+    TemplateOut,
+    UnsubscribedOut,
+)
+from visitmail.web.api.schemas import ErrorResponse
+from visitmail.web.deps import PrincipalDep, RuntimeDep, UowDep
+from visitmail.web.errors import error_body
+
+PUBLIC_URL_ENV = "VISITMAIL_PUBLIC_URL"
+_HKDF_INFO = b"visitmail:unsubscribe:v1"
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse, "description": "the role is too low"},
+    404: {"model": ErrorResponse, "description": "no such event, report or template"},
+    422: {"model": ErrorResponse, "description": "invalid input; `field` names it"},
+}
+SEND_ERRORS: dict[int | str, dict[str, object]] = {
+    409: {
+        "model": ErrorResponse,
+        "description": "`no_consent` (the lead did not consent), `no_template` (none in the "
+        "lead's or the default language) or `not_configured` (no SMTP settings)",
+    }
+}
+
+router = APIRouter(tags=["follow-ups"], responses=ERRORS)
+
+
+# --- wiring -------------------------------------------------------------------------------
+
+
+def unsubscribe_keys(keyring: KeyRing) -> list[bytes]:
+    """One HMAC key per master key, newest first (it signs; all verify)."""
+    return [
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(key.material)
+        for key in reversed(keyring.keys)
+    ]
+
+
+def public_base_url(request: Request) -> str:
+    """``VISITMAIL_PUBLIC_URL`` if set (and a plain http(s) URL), else the request's."""
+    configured = os.environ.get(PUBLIC_URL_ENV, "").strip()
+    if configured:
+        parts = urlsplit(configured)
+        if (
+            parts.scheme in ("http", "https")
+            and parts.netloc
+            and configured.isascii()
+            and configured.isprintable()
+            and not parts.query
+            and not parts.fragment
+        ):
+            return configured.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedLinks:
+    base_url: str
+    keys: list[bytes]
+
+    def url(self, organization_id: UUID, address: str) -> str:
+        token = sign_unsubscribe(self.keys, organization_id, address)
+        return f"{self.base_url}/api/v1/unsubscribe/{token}"
+
+
+def get_senders(request: Request, runtime: RuntimeDep) -> follow_ups.Senders:
+    links = SignedLinks(public_base_url(request), unsubscribe_keys(runtime.keyring))
+    return follow_ups.Senders(render=build_message, unsubscribe=links)
+
+
+SendersDep = Annotated[follow_ups.Senders, Depends(get_senders)]
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+@router.get(
+    "/api/v1/events/{event_id}/templates",
+    summary="The event's follow-up templates (event_curator+)",
+)
+async def list_templates(event_id: UUID, principal: PrincipalDep, uow: UowDep) -> list[TemplateOut]:
+    """One per language that has one, ordered by language."""
+    found = await follow_ups.list_templates(uow, principal, event_id)
+    return [TemplateOut.of(t) for t in found]
+
+
+@router.get(
+    "/api/v1/events/{event_id}/templates/{language}",
+    summary="One follow-up template (event_curator+)",
+)
+async def get_template(
+    event_id: UUID, language: str, principal: PrincipalDep, uow: UowDep
+) -> TemplateOut:
+    """404 with code `no_template` when the event has none in that language."""
+    return TemplateOut.of(await follow_ups.get_template(uow, principal, event_id, language))
+
+
+@router.put(
+    "/api/v1/events/{event_id}/templates/{language}",
+    summary="Create or replace a follow-up template (event_manager+)",
+)
+async def put_template(
+    event_id: UUID, language: str, body: TemplateIn, principal: PrincipalDep, uow: UowDep
+) -> TemplateOut:
+    """`language` must be one of the event's. Subject, text and HTML are compiled in the
+    sandbox now: a syntax error, an unknown placeholder or a refused construct
+    (`{{ ''.__class__ }}`) answers 422 naming `subject`, `text` or `html` and the line.
+    Attachments must be files of the event's media library (`attachments[i]`)."""
+    template = await follow_ups.put_template(uow, principal, event_id, language, body.to_domain())
+    return TemplateOut.of(template)
+
+
+@router.post(
+    "/api/v1/events/{event_id}/templates/{language}/preview",
+    summary="Render a follow-up template; nothing is sent (event_curator+)",
+)
+async def preview_template(
+    event_id: UUID,
+    language: str,
+    principal: PrincipalDep,
+    uow: UowDep,
+    body: PreviewIn | None = None,
+) -> PreviewOut:
+    """Against a stored report of the event (`report_id`) or a sample `lead` (an empty
+    lead when neither is given); `template` previews an unsaved template."""
+    body = body or PreviewIn()
+    rendered = await follow_ups.preview_template(
+        uow,
+        principal,
+        event_id,
+        language,
+        report_id=body.report_id,
+        lead=body.lead.values() if body.lead is not None else None,
+        spec=body.template.to_domain() if body.template is not None else None,
+    )
+    return PreviewOut.of(rendered)
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/v1/reports/{report_id}/follow-up",
+    summary="Queue the follow-up email of one report (any role, for reports it may see)",
+    responses=SEND_ERRORS,
+)
+async def send_follow_up(
+    report_id: UUID,
+    principal: PrincipalDep,
+    uow: UowDep,
+    senders: SendersDep,
+    body: FollowUpIn | None = None,
+) -> FollowUpOut:
+    """The template in the lead's language (else the event's default language), rendered
+    and queued in the outbox. `status`: `queued` (with `message_id`), `already_sent` (the
+    template went to this lead before; `force: true` sends again) or `suppressed` (the
+    address is on the suppression list: nothing is queued, the attempt is recorded)."""
+    force = body.force if body is not None else False
+    result = await follow_ups.send_follow_up(
+        uow, principal, report_id, senders=senders, force=force
+    )
+    return FollowUpOut.of(result)
+
+
+@router.post(
+    "/api/v1/follow-ups/bulk",
+    summary="Queue follow-ups for up to 500 reports (event_curator+)",
+)
+async def bulk_follow_up(
+    body: BulkIn, principal: PrincipalDep, uow: UowDep, senders: SendersDep
+) -> BulkOut:
+    """Each report by the rules of the single follow-up; per report `status` is `queued`,
+    `already_sent`, `suppressed`, `no_consent`, `no_template` or `error` (with `message`
+    and `field`). Progress: `GET /api/v1/messages?kind=follow_up`."""
+    result = await follow_ups.bulk_follow_up(
+        uow, principal, body.report_ids, senders=senders, force=body.force
+    )
+    return BulkOut.of(result)
+
+
+# --- unsubscribe --------------------------------------------------------------------------
+
+_INVALID_LINK = "this unsubscribe link is not valid"
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Unsubscribe</title></head>
+<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto;">
+{body}
+</body></html>"""
+_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _page(body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(body=body), status_code, headers=_NO_STORE)
+
+
+@router.get(
+    "/api/v1/unsubscribe/{token}",
+    summary="The unsubscribe confirmation page (no authentication; changes nothing)",
+    response_class=HTMLResponse,
+    responses={404: {"description": "the link is not valid"}},
+)
+async def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    """A page with one button that posts to the same URL. Never unsubscribes on GET: mail
+    scanners fetch links."""
+    found = verify_unsubscribe(unsubscribe_keys(runtime.keyring), token)
+    if found is None:
+        return _page(f"<p>{_INVALID_LINK}.</p>", 404)
+    _, address = found
+    return _page(
+        f"<h1>Unsubscribe</h1><p>Stop follow-up emails to <b>{html.escape(address)}</b>?</p>"
+        '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button></form>'
+    )
+
+
+@router.post(
+    "/api/v1/unsubscribe/{token}",
+    summary="One-click unsubscribe (RFC 8058; no authentication)",
+    responses={404: {"model": ErrorResponse, "description": "the link is not valid"}},
+)
+async def unsubscribe(token: str, request: Request, runtime: RuntimeDep, uow: UowDep) -> Response:
+    """Puts the address on the organization's suppression list (idempotent) and answers
+    200: JSON, or a confirmation page when a browser posts the form."""
+    found = verify_unsubscribe(unsubscribe_keys(runtime.keyring), token)
+    wants_html = "text/html" in request.headers.get("accept", "")
+    if found is None:
+        if wants_html:
+            return _page(f"<p>{_INVALID_LINK}.</p>", 404)
+        return JSONResponse(error_body("not_found", _INVALID_LINK), 404)
+    organization_id, address = found
+    await follow_ups.unsubscribe(uow, organization_id, address)
+    if wants_html:
+        return _page(f"<p>{html.escape(address)} will receive no more follow-up emails.</p>")
+    return JSONResponse(UnsubscribedOut().model_dump(), 200, headers=_NO_STORE)
