@@ -120,7 +120,7 @@ class SqlOutbox:
                     "updated_at": now,
                 }
             )
-        await self._s.execute(insert(R), recipients)
+        await self._s.execute(insert(cast(Table, R.__table__)), recipients)
         if self.enqueued == 0 and self._s.get_bind().dialect.name == "postgresql":
             # Delivered at commit, to every listening worker on every machine.
             await self._s.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
@@ -275,7 +275,7 @@ class SqlOutbox:
                     }
                 )
         if attempts:  # the ledger keeps every attempt, even one whose lease was lost
-            await self._s.execute(insert(A), attempts)
+            await self._s.execute(insert(cast(Table, A.__table__)), attempts)
         mine = [i for i in items if i.message.id in owned]
         if not mine:
             return 0

@@ -42,7 +42,19 @@ class LostAfterData(Exception):
 
 
 def wire_bytes(mime: bytes) -> bytes:
-    """CRLF line endings, dot-stuffing, and the terminating ``.`` (RFC 5321 §4.5.2)."""
+    """CRLF line endings, dot-stuffing, and the terminating ``.`` (RFC 5321 §4.5.2).
+
+    Messages visitmail renders already use CRLF and rarely have a line starting with a dot;
+    for them the three regex passes are skipped (they were the largest CPU cost per message
+    in the benchmark profile). The result is the same either way."""
+    crlf = mime.count(b"\r\n")
+    if (
+        mime.count(b"\n") == crlf
+        and mime.count(b"\r") == crlf
+        and b"\n." not in mime
+        and not mime.startswith(b".")
+    ):
+        return mime + (b".\r\n" if mime.endswith(b"\r\n") else b"\r\n.\r\n")
     data = _BARE_CR.sub(b"\r\n", _BARE_LF.sub(b"\r\n", mime))
     data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):
