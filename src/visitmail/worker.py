@@ -51,6 +51,7 @@ from visitmail.services.webhook_ports import WebhookDeliverer
 log = get_logger(__name__)
 
 SETTINGS_TTL = 5.0  # seconds a decrypted settings copy is reused before re-reading
+HEALTHY_TTL = 5.0  # seconds a recorded success stands for later ones
 
 
 def utcnow() -> datetime:
@@ -107,6 +108,7 @@ class DeliveryWorker:
         self._held: set[uuid.UUID] = set()
         self._inflight: set[uuid.UUID] = set()
         self._lease_until: dict[uuid.UUID, datetime] = {}
+        self._known_healthy: dict[uuid.UUID, float] = {}  # org -> when recorded (monotonic)
         self._results: list[SettledMessage] = []
         self._releases: list[tuple[uuid.UUID, datetime | None]] = []
         self._failures: list[tuple[uuid.UUID, str]] = []
@@ -476,7 +478,12 @@ class DeliveryWorker:
                     }
                     - {org for org, _ in failures}
                 )
-                await uow.health.record_successes(healthy, now)
+                # A server this worker recorded as healthy in the last few seconds needs no
+                # new write (a round trip per flush saved); other workers' failures may have
+                # counted since, so the record is refreshed every HEALTHY_TTL seconds.
+                stale = time.monotonic() - HEALTHY_TTL
+                fresh = [org for org in healthy if self._known_healthy.get(org, 0) < stale]
+                await uow.health.record_successes(fresh, now)
                 for org, reason in failures:
                     health = await uow.health.record_failure(
                         org,
@@ -497,6 +504,9 @@ class DeliveryWorker:
                 "flush failed", worker=self.name, error=type(exc).__name__, detail=str(exc)[:300]
             )
         else:
+            self._known_healthy.update(dict.fromkeys(fresh, time.monotonic()))
+            for org, _ in failures:
+                self._known_healthy.pop(org, None)
             for r in results:
                 MESSAGES_SETTLED.labels(status=r.settlement.status.value).inc()
         for r in results:
