@@ -68,6 +68,28 @@ class FakeOrganizations(_Repo):
     async def count(self) -> int:
         return len(self.s.organizations)
 
+    async def update(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        name: str | None = None,
+        require_follow_up_consent: bool | None = None,
+    ) -> Organization | None:
+        org = self.s.organizations.get(organization_id)
+        if org is None:
+            return None
+        org = replace(
+            org,
+            name=name if name is not None else org.name,
+            require_follow_up_consent=(
+                require_follow_up_consent
+                if require_follow_up_consent is not None
+                else org.require_follow_up_consent
+            ),
+        )
+        self.s.organizations[organization_id] = org
+        return org
+
 
 class FakeUsers(_Repo):
     async def add(

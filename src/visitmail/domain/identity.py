@@ -17,6 +17,7 @@ class Organization:
     id: UUID
     name: str
     created_at: datetime
+    require_follow_up_consent: bool = True  # follow-ups only to leads who consented
 
 
 @dataclass(frozen=True, slots=True)

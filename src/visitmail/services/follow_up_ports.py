@@ -19,7 +19,7 @@ from visitmail.domain.follow_up import (
 )
 from visitmail.domain.mail import BuiltMessage, MailSpec
 from visitmail.services.outbox_ports import OutboxUnitOfWork
-from visitmail.services.ports import SmtpSettingsRepository
+from visitmail.services.ports import OrganizationRepository, SmtpSettingsRepository
 from visitmail.services.report_ports import ReportsUnitOfWork
 
 
@@ -120,6 +120,7 @@ class FollowUpUnitOfWork(ReportsUnitOfWork, OutboxUnitOfWork, Protocol):
     (the SQL unit of work has them all)."""
 
     smtp_settings: SmtpSettingsRepository
+    organizations: OrganizationRepository
     follow_up_templates: FollowUpTemplateRepository
     suppressions: SuppressionRepository
     follow_up_sends: FollowUpSendRepository

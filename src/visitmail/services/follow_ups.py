@@ -9,8 +9,8 @@ The rules of one follow-up, in order (:func:`send_follow_up`):
 
 1. The template: the one in the lead's language when the event has it, else the one in
    the event's default (first) language; neither → ``no_template``.
-2. Consent: when :data:`REQUIRES_CONSENT` (an organization setting is not needed yet; on
-   for everyone) and the report lacks ``consent.follow_up_email`` → ``no_consent``.
+2. Consent: when the organization requires it (``require_follow_up_consent``, on by
+   default) and the report lacks ``consent.follow_up_email`` → ``no_consent``.
 3. Never twice: a template already queued for this report → ``already_sent`` (with the
    first message), unless ``force``. Sends are remembered in ``follow_up_sends`` rather
    than only by the outbox's idempotency key, because the outbox purges finished messages
@@ -71,11 +71,6 @@ from visitmail.services.follow_up_ports import (
 from visitmail.services.identity import require_role
 from visitmail.services.outbox_ports import NewMessage, NewRecipient
 from visitmail.services.reports import READ_ALL_ROLE
-
-REQUIRES_CONSENT = True
-"""Whether a follow-up needs ``consent.follow_up_email``. On for every organization until
-an organization setting exists (GDPR-minded default: asking is cheap, mailing without
-consent is not)."""
 
 READ_ROLE = Role.EVENT_CURATOR
 WRITE_ROLE = Role.EVENT_MANAGER
@@ -312,7 +307,9 @@ async def _queue(
             message="the event has no follow-up template in the lead's or the default language",
         )
     base = FollowUpResult(report.id, FollowUpStatus.QUEUED, None, template.id, template.language)
-    if REQUIRES_CONSENT and not report.consent.follow_up_email:
+    organization = await uow.organizations.get(report.organization_id)
+    requires_consent = organization is None or organization.require_follow_up_consent
+    if requires_consent and not report.consent.follow_up_email:
         return _with(
             base, FollowUpStatus.NO_CONSENT, "the lead did not consent to a follow-up email"
         )

@@ -306,3 +306,43 @@ async def authenticate_token(
         await uow.tokens.touch(token.id, now)
         await uow.commit()
     return Principal(user=user, via="token")
+
+
+async def get_organization(uow: UnitOfWork, actor: Principal) -> Organization:
+    org = await uow.organizations.get(actor.organization_id)
+    if org is None:  # the token outlived its organization
+        raise NotFound("no such organization")
+    return org
+
+
+async def update_organization(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    name: str | None = None,
+    require_follow_up_consent: bool | None = None,
+    clock: Clock = utcnow,
+) -> Organization:
+    """Rename the organization or change its settings (admin); audited by field name."""
+    require_role(actor, Role.ADMIN)
+    clean = clean_name(name, field="name") if name is not None else None
+    org = await uow.organizations.update(
+        actor.organization_id, name=clean, require_follow_up_consent=require_follow_up_consent
+    )
+    if org is None:
+        raise NotFound("no such organization")
+    changed = [
+        f
+        for f, v in (("name", clean), ("require_follow_up_consent", require_follow_up_consent))
+        if v is not None
+    ]
+    await uow.audit.record(
+        actor.organization_id,
+        actor_id=actor.user.id,
+        action="organization.update",
+        target=str(actor.organization_id),
+        fields=changed,
+        now=clock(),
+    )
+    await uow.commit()
+    return org

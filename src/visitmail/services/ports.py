@@ -36,6 +36,14 @@ class OrganizationRepository(Protocol):
 
     async def count(self) -> int: ...
 
+    async def update(
+        self,
+        organization_id: UUID,
+        *,
+        name: str | None = None,
+        require_follow_up_consent: bool | None = None,
+    ) -> Organization | None: ...
+
 
 class UserRepository(Protocol):
     async def add(

@@ -203,6 +203,25 @@ async def test_never_twice_unless_forced(
     assert len(await follow_up_messages(client, org)) == 2
 
 
+async def test_an_organization_that_does_not_require_consent_sends_anyway(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, server: SmtpServer
+) -> None:
+    event, _ = await setup(client, runtime, org, server)
+    report = await capture(
+        client, org.headers, event["id"], lead=lead(), consent={"follow_up_email": False}
+    )
+    changed = await client.patch(
+        "/api/v1/organization", headers=org.headers, json={"require_follow_up_consent": False}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["require_follow_up_consent"] is False
+    reply = await follow_up(client, org.headers, report["id"])
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "queued"
+    await make_worker(runtime, org).run_until_idle()
+    assert len(received_by(server, report["lead"]["email"])) == 1
+
+
 async def test_without_consent_nothing_is_queued(
     client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, server: SmtpServer
 ) -> None:

@@ -24,7 +24,12 @@ from visitmail.domain.roles import Role
 
 
 def _org(row: OrganizationRow) -> Organization:
-    return Organization(id=row.id, name=row.name, created_at=row.created_at)
+    return Organization(
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        require_follow_up_consent=row.require_follow_up_consent,
+    )
 
 
 def _user(row: UserRow) -> User:
@@ -57,7 +62,9 @@ class SqlOrganizations:
         self._s = session
 
     async def add(self, name: str, now: datetime) -> Organization:
-        row = OrganizationRow(id=uuid.uuid4(), name=name, created_at=now)
+        row = OrganizationRow(
+            id=uuid.uuid4(), name=name, created_at=now, require_follow_up_consent=True
+        )
         self._s.add(row)
         await self._s.flush()
         return _org(row)
@@ -68,6 +75,23 @@ class SqlOrganizations:
 
     async def count(self) -> int:
         return int(await self._s.scalar(select(func.count()).select_from(OrganizationRow)) or 0)
+
+    async def update(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        name: str | None = None,
+        require_follow_up_consent: bool | None = None,
+    ) -> Organization | None:
+        row = await self._s.get(OrganizationRow, organization_id)
+        if row is None:
+            return None
+        if name is not None:
+            row.name = name
+        if require_follow_up_consent is not None:
+            row.require_follow_up_consent = require_follow_up_consent
+        await self._s.flush()
+        return _org(row)
 
 
 class SqlUsers:

@@ -7,11 +7,13 @@ from uuid import UUID
 from fastapi import APIRouter, status
 
 from visitmail.domain.errors import NotFound
+from visitmail.domain.identity import Organization
 from visitmail.services import identity
 from visitmail.web.api.schemas import (
     ErrorResponse,
     Me,
     OrganizationOut,
+    OrganizationUpdate,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -38,10 +40,34 @@ async def me(principal: PrincipalDep, uow: UowDep) -> Me:
     org = await uow.organizations.get(principal.organization_id)
     if org is None:  # the token outlived its organization
         raise NotFound("no such organization")
-    return Me(
-        user=UserOut.of(principal.user),
-        organization=OrganizationOut(id=org.id, name=org.name, created_at=org.created_at),
+    return Me(user=UserOut.of(principal.user), organization=_org_out(org))
+
+
+def _org_out(org: Organization) -> OrganizationOut:
+    return OrganizationOut(
+        id=org.id,
+        name=org.name,
+        created_at=org.created_at,
+        require_follow_up_consent=org.require_follow_up_consent,
     )
+
+
+@router.get("/organization", summary="The token's organization and its settings")
+async def get_organization(principal: PrincipalDep, uow: UowDep) -> OrganizationOut:
+    return _org_out(await identity.get_organization(uow, principal))
+
+
+@router.patch("/organization", summary="Rename the organization or change its settings (admin)")
+async def update_organization(
+    body: OrganizationUpdate, principal: AdminDep, uow: UowDep
+) -> OrganizationOut:
+    org = await identity.update_organization(
+        uow,
+        principal,
+        name=body.name,
+        require_follow_up_consent=body.require_follow_up_consent,
+    )
+    return _org_out(org)
 
 
 @router.get("/users", summary="The organization's users (admin)")

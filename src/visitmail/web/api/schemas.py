@@ -102,6 +102,14 @@ class OrganizationOut(BaseModel):
     id: UUID
     name: str
     created_at: datetime
+    require_follow_up_consent: bool = Field(
+        default=True, description="follow-up emails only to leads who consented"
+    )
+
+
+class OrganizationUpdate(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    require_follow_up_consent: bool | None = None
 
 
 class Me(BaseModel):
