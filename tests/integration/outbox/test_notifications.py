@@ -333,3 +333,52 @@ async def test_a_rolled_back_revision_decides_the_next_export(
 
     await deliver(runtime, org)
     assert received_by(server) == [["sales@acme.example"], ["berlin@acme.example"]]
+
+
+async def test_an_export_webhook_arrives_signed_and_is_retried_when_the_receiver_fails(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, server: SmtpServer
+) -> None:
+    """End to end: mapping → export → outbox → worker → a real HTTP receiver, which fails
+    once (HTTP 500) and then accepts; the signature verifies with the stored secret."""
+    import hashlib
+    import hmac
+    import json
+
+    from tests.integration.outbox.test_webhooks import SECRET, Receiver, put_secret
+    from tests.support.outbox import LOOPBACK, make_worker
+    from visitmail.adapters.webhooks.sender import WebhookTransport
+
+    receiver = await Receiver(status=lambda n: 500 if n == 1 else 200).start()
+    try:
+        await put_secret(runtime, org, "crm", SECRET)
+        rule = {
+            "name": "CRM",
+            "event": "*",
+            "on": "exported",
+            "actions": [
+                {"webhook": {"url": receiver.url(), "secret_ref": "crm", "allow_http": True}}
+            ],
+        }
+        await put_mapping(client, org, {"version": 1, "rules": [rule]})
+        event = await live_event(client, org)
+        report = await capture(client, org, event["id"])
+        (fired,) = (await export(client, org, report["id"]))["notifications"]
+        assert fired["kind"] == "webhook"
+
+        await make_worker(runtime, org, webhooks=WebhookTransport(LOOPBACK)).run_until_idle()
+    finally:
+        await receiver.close()
+
+    assert len(receiver.requests) == 2  # the 500, then the retry
+    got = receiver.requests[-1]
+    assert got.body == receiver.requests[0].body  # the same bytes on every attempt
+    payload = json.loads(got.body)
+    assert payload["type"] == "report.exported"
+    assert payload["report"]["id"] == report["id"]
+    timestamp = got.headers["x-visitmail-timestamp"]
+    expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + got.body, hashlib.sha256)
+    assert got.headers["x-visitmail-signature"] == "sha256=" + expected.hexdigest()
+    detail = await client.get(f"/api/v1/messages/{fired['outbox_id']}", headers=org.headers)
+    assert detail.json()["status"] == "sent"
+    outcomes = [(a["outcome"], (a["text"] or "")[:8]) for a in detail.json()["attempts"]]
+    assert outcomes == [("deferred", "HTTP 500"), ("accepted", "HTTP 200")]
