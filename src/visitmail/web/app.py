@@ -25,7 +25,7 @@ from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
 from visitmail.web.metrics import router as metrics_router
 from visitmail.web.ui import dev_inbox as dev_inbox_pages
-from visitmail.web.ui import pages
+from visitmail.web.ui import mapping_pages, outbox_pages, pages, smtp_pages
 
 STATIC = Path(__file__).parent / "ui" / "static"
 
@@ -74,6 +74,9 @@ def create_app(
     app.include_router(webhooks_api.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
+    app.include_router(smtp_pages.router)
     app.include_router(dev_inbox_pages.router)
+    app.include_router(outbox_pages.router)
+    app.include_router(mapping_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -1,0 +1,455 @@
+"""The admin's "Outgoing mail server" page: the SMTP settings form, the connection test,
+auto-detect, the settings' audit log and the server's health.
+
+Thin shell: parse the form, call one service from ``services.smtp_config``, render the
+result or the error next to its field. The form's field names are the service's dotted
+field names (``proxy.host``), so an :class:`InvalidInput` lands next to the right input.
+
+Secrets (``password``, ``proxy.password``, ``tls.client_key_pem``) are write-only: the page
+only says whether one is stored; a typed value replaces it, the "clear" action removes it,
+anything else keeps it. Neither a re-rendered form nor any JSON answer echoes a secret.
+``POST /settings/smtp/test`` and ``/autodetect`` answer JSON for ``smtp.js``; every POST
+checks the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from visitmail.domain.errors import InvalidInput, VisitmailError
+from visitmail.domain.roles import Role
+from visitmail.domain.smtp_presets import PRESETS, preset_host
+from visitmail.domain.smtp_settings import (
+    DEFAULT_PORTS,
+    AuthMethod,
+    Limits,
+    ProxyKind,
+    ProxySettings,
+    Security,
+    SmtpSettings,
+    Timeouts,
+    TlsOptions,
+)
+from visitmail.services import identity, smtp_config
+from visitmail.services.ports import SmtpSecretField
+from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
+from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut
+from visitmail.web.deps import RuntimeDep
+from visitmail.web.errors import error_body, status_for
+from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep
+from visitmail.web.ui.pages import render, to_login
+from visitmail.web.ui.session import UiSession, current_session, tokens_match
+
+router = APIRouter(include_in_schema=False)
+E = TypeVar("E", Security, AuthMethod, ProxyKind)
+
+PAGE = "/settings/smtp"
+SECRET_FIELDS = frozenset(s.value for s in SmtpSecretField)
+MAX_FIELD = 100_000  # PEM text; the body-size limit bounds the whole form anyway
+
+SECURITY_CHOICES: tuple[tuple[str, str, str], ...] = (
+    ("starttls", "STARTTLS", "STARTTLS required, usually 587"),
+    ("tls", "TLS", "implicit TLS, usually 465"),
+    (
+        "none",
+        "None",
+        "unencrypted: passwords are refused unless the operator allows it",
+    ),
+)
+PROXY_CHOICES: tuple[tuple[str, str], ...] = (
+    ("none", "No proxy"),
+    ("socks5", "SOCKS5"),
+    ("socks4", "SOCKS4"),
+    ("http", "HTTP CONNECT"),
+)
+AUTH_CHOICES: tuple[tuple[str, str], ...] = (
+    ("auto", "Automatic (strongest offered)"),
+    ("plain", "PLAIN"),
+    ("login", "LOGIN"),
+    ("cram-md5", "CRAM-MD5"),
+)
+
+
+# --- form parsing ---------------------------------------------------------------------------
+
+
+def _text(form: Mapping[str, str], name: str) -> str | None:
+    value = form.get(name, "")
+    return value if value.strip() else None
+
+
+def _whole(form: Mapping[str, str], name: str) -> int | None:
+    raw = form.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput("must be a whole number", field=name) from None
+
+
+def _seconds(form: Mapping[str, str], name: str, default: float) -> float:
+    raw = form.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput("must be a number of seconds", field=name) from None
+
+
+def _choice(form: Mapping[str, str], name: str, enum: type[E], default: E) -> E:
+    raw = form.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return enum(raw)
+    except ValueError:
+        raise InvalidInput("choose one of the listed options", field=name) from None
+
+
+def form_values(data: FormData) -> dict[str, str]:
+    """The submitted text fields (uploads ignored), each bounded."""
+    values: dict[str, str] = {}
+    for key, value in data.multi_items():
+        if isinstance(value, str) and len(key) <= 64:
+            values[key] = value[:MAX_FIELD]
+    return values
+
+
+def parse_settings(form: Mapping[str, str]) -> SmtpSettings:
+    """The settings in the form, not yet validated (the service validates and names the
+    field); :class:`InvalidInput` for a number or choice that does not parse."""
+    security = _choice(form, "security", Security, Security.STARTTLS)
+    port = _whole(form, "port")
+    defaults_t, defaults_l = Timeouts(), Limits()
+    max_connections = _whole(form, "limits.max_connections")
+    per_connection = _whole(form, "limits.max_messages_per_connection")
+    return SmtpSettings(
+        host=form.get("host", ""),
+        port=port if port is not None else DEFAULT_PORTS[security],
+        security=security,
+        sender_email=form.get("sender_email", ""),
+        sender_name=_text(form, "sender_name"),
+        reply_to=_text(form, "reply_to"),
+        username=_text(form, "username"),
+        auth_method=_choice(form, "auth_method", AuthMethod, AuthMethod.AUTO),
+        helo_name=_text(form, "helo_name"),
+        timeouts=Timeouts(
+            connect=_seconds(form, "timeouts.connect", defaults_t.connect),
+            command=_seconds(form, "timeouts.command", defaults_t.command),
+            overall=_seconds(form, "timeouts.overall", defaults_t.overall),
+        ),
+        tls=TlsOptions(
+            ca_pem=_text(form, "tls.ca_pem"),
+            pinned_sha256=_text(form, "tls.pinned_sha256"),
+            client_cert_pem=_text(form, "tls.client_cert_pem"),
+        ),
+        proxy=ProxySettings(
+            kind=_choice(form, "proxy.kind", ProxyKind, ProxyKind.NONE),
+            host=_text(form, "proxy.host"),
+            port=_whole(form, "proxy.port"),
+            username=_text(form, "proxy.username"),
+        ),
+        limits=Limits(
+            max_connections=max_connections or defaults_l.max_connections,
+            max_messages_per_connection=per_connection or defaults_l.max_messages_per_connection,
+            per_minute=_whole(form, "limits.per_minute"),
+            per_hour=_whole(form, "limits.per_hour"),
+            per_day=_whole(form, "limits.per_day"),
+        ),
+        preset=_text(form, "preset"),
+    )
+
+
+def parse_secret_changes(form: Mapping[str, str]) -> SecretChanges:
+    """Per secret: the "clear" action clears it, a typed value replaces it, else it is kept
+    (absent from the changes)."""
+    changes: dict[SmtpSecretField, str | None] = {}
+    for secret in SmtpSecretField:
+        action = form.get(f"{secret.value}_action", "")
+        typed = form.get(secret.value, "")
+        if action == "clear":
+            changes[secret] = None
+        elif typed:
+            changes[secret] = typed
+    return changes
+
+
+def _settings_form(settings: SmtpSettings | None) -> dict[str, str]:
+    """The form's text values for stored settings (or the blank form's defaults)."""
+    if settings is None:
+        t, lim = Timeouts(), Limits()
+        return {
+            "security": "starttls",
+            "port": "587",
+            "auth_method": "auto",
+            "proxy.kind": "none",
+            "timeouts.connect": f"{t.connect:g}",
+            "timeouts.command": f"{t.command:g}",
+            "timeouts.overall": f"{t.overall:g}",
+            "limits.max_connections": str(lim.max_connections),
+            "limits.max_messages_per_connection": str(lim.max_messages_per_connection),
+        }
+
+    def s(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value)
+
+    return {
+        "preset": s(settings.preset),
+        "host": settings.host,
+        "port": s(settings.port),
+        "security": settings.security.value,
+        "auth_method": settings.auth_method.value,
+        "username": s(settings.username),
+        "sender_email": settings.sender_email,
+        "sender_name": s(settings.sender_name),
+        "reply_to": s(settings.reply_to),
+        "helo_name": s(settings.helo_name),
+        "timeouts.connect": s(settings.timeouts.connect),
+        "timeouts.command": s(settings.timeouts.command),
+        "timeouts.overall": s(settings.timeouts.overall),
+        "tls.ca_pem": s(settings.tls.ca_pem),
+        "tls.pinned_sha256": s(settings.tls.pinned_sha256),
+        "tls.client_cert_pem": s(settings.tls.client_cert_pem),
+        "proxy.kind": settings.proxy.kind.value,
+        "proxy.host": s(settings.proxy.host),
+        "proxy.port": s(settings.proxy.port),
+        "proxy.username": s(settings.proxy.username),
+        "limits.max_connections": s(settings.limits.max_connections),
+        "limits.max_messages_per_connection": s(settings.limits.max_messages_per_connection),
+        "limits.per_minute": s(settings.limits.per_minute),
+        "limits.per_hour": s(settings.limits.per_hour),
+        "limits.per_day": s(settings.limits.per_day),
+    }
+
+
+def _presets_json() -> list[dict[str, Any]]:
+    return [
+        {
+            "id": p.id,
+            "name": p.name,
+            "host": preset_host(p),
+            "port": p.port,
+            "security": p.security.value,
+            "alternatives": [f"{a.port} ({a.security.value})" for a in p.alternatives],
+            "username_hint": p.username_hint,
+            "credential_hint": p.credential_hint,
+            "note": p.note,
+            "limits": {
+                "per_minute": p.limits.per_minute,
+                "per_hour": p.limits.per_hour,
+                "per_day": p.limits.per_day,
+                "max_connections": p.limits.max_connections,
+            },
+            "limits_note": p.limits_note,
+        }
+        for p in PRESETS
+    ]
+
+
+# --- page -----------------------------------------------------------------------------------
+
+
+def _forbidden(request: Request, session: UiSession) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        session,
+        status=403,
+        message="Only admins see and change the organization's outgoing mail server.",
+    )
+
+
+def _csrf_failed(request: Request, session: UiSession) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        session,
+        status=403,
+        message="The form expired or was not sent from this site (CSRF check failed). "
+        "Reload the page and try again.",
+    )
+
+
+async def _page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: UiSession,
+    *,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    error: VisitmailError | None = None,
+    saved: bool = False,
+) -> HTMLResponse:
+    principal = session.principal
+    view: SmtpSettingsView | None = None
+    load_error: str | None = None
+    async with runtime.uow() as uow:
+        try:
+            view = await smtp_config.get_settings(uow, principal)
+        except VisitmailError as exc:
+            if exc.code != "not_configured":
+                load_error = exc.message
+        audit = await smtp_config.list_audit(uow, principal, limit=50)
+        users = await identity.list_users(uow, principal)
+        health = await uow.health.get(principal.organization_id)
+    emails = {u.id: u.email for u in users}
+    secrets_set = view.secrets_set if view else frozenset()
+    return render(
+        request,
+        "smtp_settings.html",
+        session,
+        status=status,
+        form=form if form is not None else _settings_form(view.settings if view else None),
+        configured=view is not None,
+        warnings=view.warnings if view and form is None else [],
+        password_set=SmtpSecretField.PASSWORD in secrets_set,
+        proxy_password_set=SmtpSecretField.PROXY_PASSWORD in secrets_set,
+        client_key_set=SmtpSecretField.CLIENT_KEY in secrets_set,
+        updated_at=view.updated_at if view else None,
+        updated_by=emails.get(view.updated_by) if view and view.updated_by else None,
+        error=error.message if error else load_error,
+        error_field=error.field if error else None,
+        saved=saved,
+        audit=[
+            {
+                "at": e.at,
+                "who": emails.get(e.actor_id, "a removed user") if e.actor_id else "the operator",
+                "action": e.action.rsplit(".", 1)[-1].replace("_", " "),
+                "fields": list(e.fields),
+            }
+            for e in audit
+        ],
+        health=health,
+        presets=_presets_json(),
+        security_choices=SECURITY_CHOICES,
+        proxy_choices=PROXY_CHOICES,
+        auth_choices=AUTH_CHOICES,
+    )
+
+
+@router.get(PAGE)
+async def smtp_page(request: Request, runtime: RuntimeDep) -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    if not session.principal.role.at_least(Role.ADMIN):
+        return _forbidden(request, session)
+    return await _page(request, runtime, session, saved=request.query_params.get("saved") == "1")
+
+
+@router.post(PAGE)
+async def smtp_save(request: Request, runtime: RuntimeDep, box: SecretBoxDep) -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    if not session.principal.role.at_least(Role.ADMIN):
+        return _forbidden(request, session)
+    form = form_values(await request.form())
+    if not tokens_match(session.csrf_token, form.get("csrf_token")):
+        return _csrf_failed(request, session)
+    # Re-rendered values never include a secret.
+    kept = {k: v for k, v in form.items() if k not in SECRET_FIELDS and k != "csrf_token"}
+    try:
+        settings = parse_settings(form)
+        async with runtime.uow() as uow:
+            await smtp_config.put_settings(
+                uow,
+                box,
+                session.principal,
+                settings,
+                parse_secret_changes(form),
+                allow_plaintext_auth=runtime.settings.allow_plaintext_auth,
+            )
+    except VisitmailError as exc:
+        return await _page(request, runtime, session, status=status_for(exc), form=kept, error=exc)
+    return RedirectResponse(f"{PAGE}?saved=1", status_code=303)
+
+
+async def _json_guard(
+    request: Request, runtime: RuntimeDep
+) -> tuple[UiSession, dict[str, str]] | JSONResponse:
+    session = await current_session(request, runtime)
+    if session is None:
+        return JSONResponse(
+            error_body("not_authenticated", "Your session ended: log in again."), status_code=401
+        )
+    if not session.principal.role.at_least(Role.ADMIN):
+        return JSONResponse(
+            error_body("forbidden", "Only admins test the outgoing mail server."), status_code=403
+        )
+    form = form_values(await request.form())
+    token = request.headers.get("x-csrf-token") or form.get("csrf_token")
+    if not tokens_match(session.csrf_token, token):
+        return JSONResponse(
+            error_body("csrf_failed", "The page expired (CSRF check failed): reload it."),
+            status_code=403,
+        )
+    return session, form
+
+
+def _error_json(exc: VisitmailError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status_for(exc))
+
+
+@router.post(f"{PAGE}/test")
+async def smtp_test(
+    request: Request, runtime: RuntimeDep, box: SecretBoxDep, diagnoser: DiagnoserDep
+) -> Response:
+    """The connection test on the values in the form (unsaved), stored secrets merged per
+    the service's rules; answers :class:`SmtpTestOut` as JSON."""
+    guarded = await _json_guard(request, runtime)
+    if isinstance(guarded, JSONResponse):
+        return guarded
+    session, form = guarded
+    try:
+        settings = parse_settings(form)
+        async with runtime.uow() as uow:
+            report = await smtp_config.diagnose_settings(
+                uow,
+                box,
+                diagnoser,
+                session.principal,
+                inline=settings,
+                inline_secrets=parse_secret_changes(form),
+                send_to=_text(form, "send_to"),
+            )
+    except VisitmailError as exc:
+        return _error_json(exc)
+    return JSONResponse(SmtpTestOut.of(report).model_dump(mode="json"))
+
+
+@router.post(f"{PAGE}/autodetect")
+async def smtp_autodetect(
+    request: Request, runtime: RuntimeDep, box: SecretBoxDep, diagnoser: DiagnoserDep
+) -> Response:
+    """Try the usual port x security combinations on the form's host; answers
+    :class:`SmtpAutodetectOut` as JSON."""
+    guarded = await _json_guard(request, runtime)
+    if isinstance(guarded, JSONResponse):
+        return guarded
+    session, form = guarded
+    try:
+        settings = parse_settings(form)
+        async with runtime.uow() as uow:
+            report = await smtp_config.autodetect(
+                uow,
+                box,
+                diagnoser,
+                session.principal,
+                inline=settings,
+                inline_secrets=parse_secret_changes(form),
+            )
+    except VisitmailError as exc:
+        return _error_json(exc)
+    return JSONResponse(SmtpAutodetectOut.of(report).model_dump(mode="json"))
