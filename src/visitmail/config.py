@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; empty means SQLite at var/visitmail.db",
     )
     var_dir: Path = Field(default=DEFAULT_VAR_DIR, description="state directory (embedded)")
+    public_url: str | None = Field(
+        default=None,
+        description="the address users reach visitmail at (links in mail, e.g. unsubscribe)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     master_key_file: Path | None = Field(
@@ -72,6 +77,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _plain_http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or not value.isascii()
+            or not value.isprintable()
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be a plain http(s) URL such as https://visitmail.example.com")
+        return value.strip().rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -49,3 +49,11 @@ def test_broken_settings_raise_one_line_naming_the_variable(
 def test_master_keys_never_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VISITMAIL_MASTER_KEYS", "k1:c2VjcmV0c2VjcmV0")
     assert "c2VjcmV0" not in repr(load_settings())
+
+
+def test_public_url_must_be_a_plain_http_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISITMAIL_PUBLIC_URL", "https://mail.example.com/")
+    assert load_settings().public_url == "https://mail.example.com"
+    monkeypatch.setenv("VISITMAIL_PUBLIC_URL", "javascript:alert(1)")
+    with pytest.raises(ConfigError, match="VISITMAIL_PUBLIC_URL"):
+        load_settings()

@@ -8,11 +8,11 @@ Decisions this shell makes (the rules themselves are in ``services/follow_ups.py
   (``info = visitmail:unsubscribe:v1``): the newest key signs, every key in the ring
   verifies, so a rotation does not break links already mailed; removing a key from the
   ring invalidates its links. Nothing is stored per organization.
-* **The public base URL** is ``VISITMAIL_PUBLIC_URL`` when the operator sets it (read from
-  the environment here; it belongs in ``config.Settings``, owned elsewhere), else the
-  request's own base URL. The operator's setting is what is right behind a proxy (the
-  request may arrive as ``http://127.0.0.1:8000``) and it cannot be steered by a ``Host``
-  header; the fallback keeps the embedded single-machine setup working unconfigured.
+* **The public base URL** is ``VISITMAIL_PUBLIC_URL`` when the operator sets it (validated
+  at start by ``config.Settings``), else the request's own base URL. The operator's
+  setting is what is right behind a proxy (the request may arrive as
+  ``http://127.0.0.1:8000``) and it cannot be steered by a ``Host`` header; the fallback
+  keeps the embedded single-machine setup working unconfigured.
 * ``POST /api/v1/unsubscribe/{token}`` needs no authentication (the mail client posts
   ``List-Unsubscribe=One-Click``) and answers 200; ``GET`` only shows a page with a
   button, because mail scanners prefetch links and must not unsubscribe anyone.
@@ -21,10 +21,8 @@ Decisions this shell makes (the rules themselves are in ``services/follow_ups.py
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from cryptography.hazmat.primitives import hashes
@@ -35,6 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from visitmail.adapters.crypto.keyring import KeyRing
 from visitmail.adapters.render.mime import build_message
 from visitmail.domain.follow_up import sign_unsubscribe, verify_unsubscribe
+from visitmail.runtime import Runtime
 from visitmail.services import follow_ups
 from visitmail.web.api.follow_up_schemas import (
     BulkIn,
@@ -51,7 +50,6 @@ from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.deps import PrincipalDep, RuntimeDep, UowDep
 from visitmail.web.errors import error_body
 
-PUBLIC_URL_ENV = "VISITMAIL_PUBLIC_URL"
 _HKDF_INFO = b"visitmail:unsubscribe:v1"
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -83,20 +81,9 @@ def unsubscribe_keys(keyring: KeyRing) -> list[bytes]:
 
 
 def public_base_url(request: Request) -> str:
-    """``VISITMAIL_PUBLIC_URL`` if set (and a plain http(s) URL), else the request's."""
-    configured = os.environ.get(PUBLIC_URL_ENV, "").strip()
-    if configured:
-        parts = urlsplit(configured)
-        if (
-            parts.scheme in ("http", "https")
-            and parts.netloc
-            and configured.isascii()
-            and configured.isprintable()
-            and not parts.query
-            and not parts.fragment
-        ):
-            return configured.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    """``VISITMAIL_PUBLIC_URL`` if the operator set it, else the request's base URL."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime.settings.public_url or str(request.base_url).rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
