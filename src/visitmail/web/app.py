@@ -25,7 +25,14 @@ from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
 from visitmail.web.metrics import router as metrics_router
 from visitmail.web.ui import dev_inbox as dev_inbox_pages
-from visitmail.web.ui import mapping_pages, outbox_pages, pages, smtp_pages
+from visitmail.web.ui import (
+    event_pages,
+    mapping_pages,
+    outbox_pages,
+    pages,
+    report_pages,
+    smtp_pages,
+)
 
 STATIC = Path(__file__).parent / "ui" / "static"
 
@@ -78,5 +85,7 @@ def create_app(
     app.include_router(dev_inbox_pages.router)
     app.include_router(outbox_pages.router)
     app.include_router(mapping_pages.router)
+    app.include_router(event_pages.router)
+    app.include_router(report_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

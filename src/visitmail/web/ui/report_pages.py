@@ -1,0 +1,274 @@
+"""The Reports pages: the list (everyone; reporters and users see their own) and one
+report with its lead, answers, notes and consent, and the Export, Check and Send
+follow-up forms. After an action the page shows what happened: the notifications the
+trigger fired (queued, duplicate, failed with the error) or the follow-up's result.
+
+Thin: each route calls one use case of :mod:`visitmail.services.reports` or
+:mod:`visitmail.services.follow_ups`, with the same trigger hook and senders as the JSON
+API (``report_triggers``, ``get_senders``). A report the user may not see is the 404 page.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from visitmail.adapters.db.uow import SqlUnitOfWork
+from visitmail.domain.errors import VisitmailError
+from visitmail.domain.reports import LEAD_FIELDS
+from visitmail.services import events, follow_ups, reports
+from visitmail.services.report_ports import FiredNotification, ReportTriggers
+from visitmail.web.api.follow_ups import SendersDep
+from visitmail.web.api.reports import report_triggers
+from visitmail.web.deps import RuntimeDep
+from visitmail.web.errors import status_for
+from visitmail.web.ui.outbox_pages import csrf_failed, error_page
+from visitmail.web.ui.pages import render, to_login
+from visitmail.web.ui.session import UiSession, current_session, tokens_match
+
+router = APIRouter(include_in_schema=False)
+
+TriggersDep = Annotated[ReportTriggers[SqlUnitOfWork], Depends(report_triggers)]
+CsrfForm = Annotated[str, Form(max_length=200)]
+PAGE_SIZE = 50
+NO_REPORT = "No such report, or it is not yours to see."
+FOLLOW_UP_TEXT = {
+    "queued": "The follow-up email is queued for delivery.",
+    "already_sent": "This template was already sent to this lead; nothing was queued.",
+    "suppressed": "The lead's address is on the suppression list; nothing was queued.",
+    "no_consent": "The lead did not consent to a follow-up email; nothing was queued.",
+    "no_template": "The event has no follow-up template in the lead's or the default "
+    "language; nothing was queued.",
+    "not_configured": "The organization has no outgoing mail server yet; an admin must set it up.",
+}
+
+
+def _parse_uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+async def _event_names(runtime: RuntimeDep, session: UiSession) -> dict[UUID, str]:
+    async with runtime.uow() as uow:
+        found = await events.list_events(uow, session.principal)
+    return {e.id: e.name for e in found}
+
+
+@router.get("/reports")
+async def reports_list(request: Request, runtime: RuntimeDep, page: str = "1") -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    number = max(1, min(int(page), 10_000)) if page.isdecimal() and len(page) < 6 else 1
+    async with runtime.uow() as uow:
+        found = await reports.list_reports(
+            uow, session.principal, limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE
+        )
+    return render(
+        request,
+        "reports.html",
+        session,
+        reports=found[:PAGE_SIZE],
+        has_next=len(found) > PAGE_SIZE,
+        page=number,
+        event_names=await _event_names(runtime, session),
+        sees_all=session.principal.role.at_least(reports.READ_ALL_ROLE),
+    )
+
+
+def _notification_rows(fired: list[FiredNotification]) -> list[dict[str, Any]]:
+    rows = []
+    for n in fired:
+        state = "failed" if n.error else "duplicate" if n.duplicate else "queued"
+        rows.append(
+            {
+                "rule": n.rule,
+                "kind": n.kind,
+                "state": state,
+                "recipients": list(n.recipients),
+                "outbox_id": n.outbox_id,
+                "error": n.error,
+            }
+        )
+    return rows
+
+
+async def _detail(
+    request: Request,
+    runtime: RuntimeDep,
+    session: UiSession,
+    report_id: str,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    parsed = _parse_uuid(report_id)
+    if parsed is None:
+        return error_page(request, session, 404, NO_REPORT)
+    try:
+        async with runtime.uow() as uow:
+            report = await reports.get_report(uow, session.principal, parsed)
+    except VisitmailError as exc:
+        code = status_for(exc)
+        return error_page(request, session, code, NO_REPORT if code == 404 else exc.message)
+    event = None
+    try:
+        async with runtime.uow() as uow:
+            event = await events.get_event(uow, session.principal, report.event_id)
+    except VisitmailError:
+        event = None
+    labels = {}
+    if event is not None:
+        for q in event.questions:
+            labels[q.key] = next(iter(q.label.values()), q.key) if q.label else q.key
+    lead = report.lead.as_context()
+    context.setdefault("notifications", None)
+    context.setdefault("action", None)
+    context.setdefault("follow_up", None)
+    context.setdefault("problem", None)
+    return render(
+        request,
+        "report.html",
+        session,
+        status=status,
+        report=report,
+        event=event,
+        lead_rows=[(f, lead.get(f, "")) for f in LEAD_FIELDS if lead.get(f)],
+        answer_rows=[(labels.get(k, k), v) for k, v in report.answers.items()],
+        can_check=session.principal.role.at_least(reports.CHECK_ROLE),
+        **context,
+    )
+
+
+@router.get("/reports/{report_id}")
+async def report_page(request: Request, runtime: RuntimeDep, report_id: str) -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    return await _detail(request, runtime, session, report_id)
+
+
+async def _trigger(
+    request: Request,
+    runtime: RuntimeDep,
+    report_id: str,
+    csrf_token: str,
+    triggers: ReportTriggers[SqlUnitOfWork],
+    *,
+    check: bool,
+) -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    if not tokens_match(session.csrf_token, csrf_token):
+        return csrf_failed(request, session)
+    parsed = _parse_uuid(report_id)
+    if parsed is None:
+        return error_page(request, session, 404, NO_REPORT)
+    action = "check" if check else "export"
+    try:
+        async with runtime.uow() as uow:
+            if check:
+                done = await reports.check_report(uow, session.principal, parsed, triggers=triggers)
+            else:
+                done = await reports.export_report(
+                    uow, session.principal, parsed, triggers=triggers
+                )
+    except VisitmailError as exc:
+        code = status_for(exc)
+        if code == 404:
+            return error_page(request, session, 404, NO_REPORT)
+        if code == 403:
+            return error_page(
+                request, session, 403, "Only event curators, managers and admins check reports."
+            )
+        return await _detail(
+            request, runtime, session, report_id, status=code, action=action, problem=exc.message
+        )
+    return await _detail(
+        request,
+        runtime,
+        session,
+        report_id,
+        action=action,
+        notifications=_notification_rows(done.notifications),
+    )
+
+
+@router.post("/reports/{report_id}/export")
+async def report_export(
+    request: Request,
+    runtime: RuntimeDep,
+    report_id: str,
+    triggers: Annotated[ReportTriggers[SqlUnitOfWork], Depends(report_triggers)],
+    csrf_token: CsrfForm = "",
+) -> Response:
+    return await _trigger(request, runtime, report_id, csrf_token, triggers, check=False)
+
+
+@router.post("/reports/{report_id}/check")
+async def report_check(
+    request: Request,
+    runtime: RuntimeDep,
+    report_id: str,
+    triggers: Annotated[ReportTriggers[SqlUnitOfWork], Depends(report_triggers)],
+    csrf_token: CsrfForm = "",
+) -> Response:
+    return await _trigger(request, runtime, report_id, csrf_token, triggers, check=True)
+
+
+@router.post("/reports/{report_id}/follow-up")
+async def report_follow_up(
+    request: Request,
+    runtime: RuntimeDep,
+    report_id: str,
+    senders: SendersDep,
+    csrf_token: CsrfForm = "",
+    force: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    if not tokens_match(session.csrf_token, csrf_token):
+        return csrf_failed(request, session)
+    parsed = _parse_uuid(report_id)
+    if parsed is None:
+        return error_page(request, session, 404, NO_REPORT)
+    try:
+        async with runtime.uow() as uow:
+            result = await follow_ups.send_follow_up(
+                uow, session.principal, parsed, senders=senders, force=force == "on"
+            )
+    except VisitmailError as exc:
+        code = status_for(exc)
+        if code == 404:
+            return error_page(request, session, 404, NO_REPORT)
+        text = FOLLOW_UP_TEXT.get(exc.code, exc.message)
+        if exc.field and exc.code not in FOLLOW_UP_TEXT:
+            text = f"{exc.field}: {exc.message}"
+        return await _detail(
+            request,
+            runtime,
+            session,
+            report_id,
+            status=code,
+            action="follow-up",
+            follow_up={"status": exc.code, "text": text, "outbox_id": None},
+        )
+    return await _detail(
+        request,
+        runtime,
+        session,
+        report_id,
+        action="follow-up",
+        follow_up={
+            "status": result.status.value,
+            "text": FOLLOW_UP_TEXT.get(result.status.value, result.message or ""),
+            "outbox_id": result.outbox_id,
+        },
+    )

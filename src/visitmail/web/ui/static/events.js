@@ -1,0 +1,77 @@
+// The event page: a live preview of each follow-up template (debounced, against a chosen
+// report or the sample lead; nothing is sent) and the progress bar of a bulk follow-up.
+(function () {
+  "use strict";
+
+  function debounce(fn, ms) {
+    var timer = null;
+    return function () {
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+  }
+
+  document.querySelectorAll("form.template-form").forEach(function (form) {
+    var output = form.querySelector(".preview-output");
+    var problem = form.querySelector(".preview-error");
+    var subject = form.querySelector(".preview-subject");
+    var text = form.querySelector(".preview-text");
+    var sequence = 0;
+
+    async function preview() {
+      var mine = ++sequence;
+      var reply, body;
+      try {
+        reply = await fetch(form.getAttribute("data-preview"), {
+          method: "POST",
+          body: new FormData(form),
+          credentials: "same-origin",
+          headers: { Accept: "application/json", "X-CSRF-Token": form.elements.csrf_token.value },
+        });
+        body = await reply.json();
+      } catch (_e) {
+        body = { error: { message: "The preview could not be loaded." } };
+        reply = { ok: false };
+      }
+      if (mine !== sequence) { return; }
+      if (reply.ok) {
+        subject.textContent = body.subject;
+        text.textContent = body.text;
+        output.hidden = false;
+        problem.hidden = true;
+      } else {
+        var err = body.error || {};
+        problem.textContent = (err.field ? err.field + ": " : "") + (err.message || "Preview failed.");
+        problem.hidden = false;
+      }
+    }
+
+    var later = debounce(preview, 400);
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+    if (form.elements.subject.value && form.elements.text.value) { preview(); }
+  });
+
+  var box = document.querySelector(".progress-box[data-progress]");
+  if (box) {
+    var bar = box.querySelector("progress");
+    var label = box.querySelector(".progress-text");
+    var poll = async function () {
+      try {
+        var reply = await fetch(box.getAttribute("data-progress"), {
+          credentials: "same-origin", headers: { Accept: "application/json" },
+        });
+        if (!reply.ok) { label.textContent = "Progress is not available."; return; }
+        var body = await reply.json();
+        bar.max = Math.max(body.total, 1);
+        bar.value = body.done;
+        var parts = Object.keys(body.counts).map(function (k) { return k + ": " + body.counts[k]; });
+        label.textContent = body.done + " of " + body.total + " finished (" + parts.join(", ") + ")";
+        if (body.done < body.total) { setTimeout(poll, 2000); }
+      } catch (_e) {
+        setTimeout(poll, 5000);
+      }
+    };
+    poll();
+  }
+})();

@@ -1,0 +1,250 @@
+"""The Events pages, on both databases: list and event page, follow-up templates saved
+through the page with sandbox errors at their field, the live preview, the media library,
+bulk follow-up with its progress endpoint, CSRF and role checks."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.integration.web.test_follow_ups_api import bearer, lead, put_template
+from tests.integration.web.test_outbox_pages import csrf_of, log_in_as
+from tests.integration.web.test_reports_api import capture, live_event
+from tests.support.orgs import OrgFixture, new_member
+from tests.support.outbox import configure_server
+from visitmail.domain.roles import Role
+from visitmail.runtime import Runtime
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+TEMPLATE = {"subject": "Ihr Besuch, {{ lead.company }}", "text": "{{ salutation }},\n\ndanke."}
+
+
+def template_form(csrf: str, **changes: str) -> dict[str, str]:
+    form = {"csrf_token": csrf, "reply_to_reporter": "on", **TEMPLATE}
+    form.update(changes)
+    return form
+
+
+async def test_the_list_and_the_event_page_render(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+
+    listing = await client.get("/events")
+    assert listing.status_code == 200, listing.text
+    assert f'href="/events/{event["id"]}"' in listing.text
+    assert "live" in listing.text and "de, en" in listing.text
+    assert 'href="/events"' in listing.text and 'href="/reports"' in listing.text
+
+    page = await client.get(f"/events/{event['id']}")
+    assert page.status_code == 200, page.text
+    assert "Interesse" in page.text and "<code>interest</code>" in page.text
+    assert 'id="template-de"' in page.text and 'id="template-en"' in page.text
+    # a curator reads templates but does not save them
+    assert "Save the de template" not in page.text
+    assert (await client.get(f"/events/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get("/events/not-an-id")).status_code == 404
+
+
+async def test_saving_a_template_and_a_sandbox_escape_shown_at_its_field(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    path = f"/events/{event['id']}"
+    csrf = await csrf_of(client, path)
+    escape = "Hello\n\n{{ lead.__class__.__init__.__globals__ }}"
+
+    refused = await client.post(f"{path}/templates/de", data=template_form(csrf, text=escape))
+    assert refused.status_code == 422, refused.text
+    found = re.search(r'<p class="error" id="text-de-error">([^<]*)</p>', refused.text)
+    assert found, refused.text
+    assert html.unescape(found.group(1)).startswith("line 3:")
+    assert 'id="text-de" name="text"' in refused.text and 'aria-invalid="true"' in refused.text
+    assert "__globals__" in html.unescape(refused.text)  # the input is kept
+    api = f"/api/v1/events/{event['id']}/templates/de"
+    assert (await client.get(api, headers=org.headers)).status_code == 404
+
+    saved = await client.post(f"{path}/templates/de", data=template_form(csrf))
+    assert saved.status_code == 303, saved.text
+    stored = (await client.get(api, headers=org.headers)).json()
+    assert stored["subject"] == TEMPLATE["subject"]
+    assert stored["reply_to_reporter"] is True and stored["bcc_reporter"] is False
+    page = await client.get(saved.headers["location"])
+    assert "was saved" in page.text and "Ihr Besuch, {{ lead.company }}" in html.unescape(page.text)
+
+
+async def test_the_preview_renders_the_salutation_for_a_sample_or_a_real_lead(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    report = await capture(client, org.headers, event["id"], lead=lead(last_name="Schmidt"))
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    csrf = await csrf_of(client, f"/events/{event['id']}")
+    url = f"/events/{event['id']}/templates/de/preview"
+    form = {"subject": TEMPLATE["subject"], "text": TEMPLATE["text"]}
+
+    sample = await client.post(url, data=form, headers={"X-CSRF-Token": csrf})
+    assert sample.status_code == 200, sample.text
+    assert sample.json()["text"].startswith("Sehr geehrte Frau Mustermann,")
+    assert sample.json()["subject"] == "Ihr Besuch, Beispiel GmbH"
+
+    real = await client.post(
+        url, data={**form, "report_id": report["id"]}, headers={"X-CSRF-Token": csrf}
+    )
+    assert real.status_code == 200, real.text
+    assert real.json()["text"].startswith("Sehr geehrte Frau Dr. Schmidt,")
+
+    broken = await client.post(
+        url, data={**form, "subject": "{{ ''.__class__ }}"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert broken.status_code == 422
+    assert broken.json()["error"]["field"] == "subject"
+
+    forged = await client.post(url, data=form, headers={"X-CSRF-Token": "forged"})
+    assert forged.status_code == 403
+
+
+async def test_media_upload_lists_a_png_and_refuses_a_text_file(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    path = f"/events/{event['id']}"
+    csrf = await csrf_of(client, path)
+
+    uploaded = await client.post(
+        f"{path}/media",
+        data={"csrf_token": csrf, "title": "Booth photo"},
+        files={"file": ("booth.png", PNG, "image/png")},
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    page = await client.get(uploaded.headers["location"])
+    assert "Booth photo" in page.text and "image/png" in page.text
+
+    refused = await client.post(
+        f"{path}/media",
+        data={"csrf_token": csrf},
+        files={"file": ("notes.txt", b"just some text\n", "text/plain")},
+    )
+    assert refused.status_code == 415, refused.text
+    assert "only PDF documents and PNG, JPEG, GIF or WebP images are accepted" in refused.text
+    media = (await client.get(f"/api/v1{path}/media", headers=org.headers)).json()
+    assert [m["filename"] for m in media] == ["booth.png"]
+
+    forged = await client.post(
+        f"{path}/media/{media[0]['id']}/delete", data={"csrf_token": "forged"}
+    )
+    assert forged.status_code == 403
+    deleted = await client.post(f"{path}/media/{media[0]['id']}/delete", data={"csrf_token": csrf})
+    assert deleted.status_code == 303
+    assert (await client.get(f"/api/v1{path}/media", headers=org.headers)).json() == []
+
+
+async def test_bulk_follow_up_shows_per_report_results_and_progress_counts_them(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    await configure_server(runtime, org, 2525)  # nothing is delivered: no worker runs
+    event = await live_event(client, org)
+    await put_template(client, org, event["id"], "de", TEMPLATE)
+    _, token = await new_member(runtime, org, Role.REPORTER)
+    consenting = await capture(client, bearer(token), event["id"], lead=lead())
+    refusing = await capture(
+        client,
+        bearer(token),
+        event["id"],
+        lead=lead(),
+        consent={"follow_up_email": False, "marketing": False},
+    )
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    path = f"/events/{event['id']}"
+    csrf = await csrf_of(client, path)
+
+    page = await client.post(
+        f"{path}/follow-ups",
+        data={"csrf_token": csrf, "report_ids": [consenting["id"], refusing["id"]]},
+    )
+    assert page.status_code == 200, page.text
+    results = dict(
+        re.findall(r'<tr data-report="([^"]+)">.*?data-result="([a-z_]+)"', page.text, re.S)
+    )
+    assert results == {consenting["id"]: "queued", refusing["id"]: "no_consent"}
+
+    found = re.search(r'data-progress="([^"]+)"', page.text)
+    assert found
+    progress = await client.get(html.unescape(found.group(1)))
+    assert progress.status_code == 200, progress.text
+    assert progress.json() == {"total": 1, "done": 0, "counts": {"queued": 1}}
+
+    again = await client.post(
+        f"{path}/follow-ups", data={"csrf_token": csrf, "report_ids": [consenting["id"]]}
+    )
+    assert 'data-result="already_sent"' in again.text
+
+    none_chosen = await client.post(f"{path}/follow-ups", data={"csrf_token": csrf})
+    assert none_chosen.status_code == 422 and "Choose at least one report." in none_chosen.text
+
+
+async def test_forms_without_csrf_change_nothing(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await configure_server(runtime, org, 2525)
+    await put_template(client, org, event["id"], "en", {"subject": "Hi", "text": "Hi"})
+    report = await capture(client, org.headers, event["id"], lead=lead(language="en"))
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    path = f"/events/{event['id']}"
+    attempts: list[tuple[str, dict[str, Any], Any]] = [
+        (f"{path}/templates/de", template_form(""), None),
+        (f"{path}/templates/de", template_form("forged"), None),
+        (f"{path}/media", {"csrf_token": "forged"}, {"file": ("a.png", PNG, "image/png")}),
+        (f"{path}/follow-ups", {"report_ids": [report["id"]]}, None),
+    ]
+    for url, data, files in attempts:
+        reply = await client.post(url, data=data, files=files)
+        assert reply.status_code == 403, (url, reply.text)
+        assert "CSRF" in reply.text
+    api = f"/api/v1{path}"
+    assert (await client.get(f"{api}/templates/de", headers=org.headers)).status_code == 404
+    assert (await client.get(f"{api}/media", headers=org.headers)).json() == []
+    messages = await client.get("/api/v1/messages?kind=follow_up", headers=org.headers)
+    assert messages.json()["items"] == []
+
+
+async def test_reporters_and_users_cannot_open_the_events_pages(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.REPORTER)
+    dashboard = await client.get("/")
+    assert 'href="/events"' not in dashboard.text and 'href="/reports"' in dashboard.text
+    for url in ("/events", f"/events/{event['id']}"):
+        page = await client.get(url)
+        assert page.status_code == 403, page.text
+        assert "event curators, managers and admins" in page.text
+    progress = await client.get(f"/events/{event['id']}/follow-ups/progress?ids=")
+    assert progress.status_code == 403
+
+
+async def test_a_curator_cannot_save_templates(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    csrf = await csrf_of(client, f"/events/{event['id']}")
+    reply = await client.post(f"/events/{event['id']}/templates/de", data=template_form(csrf))
+    assert reply.status_code == 403
+    api = f"/api/v1/events/{event['id']}/templates/de"
+    assert (await client.get(api, headers=org.headers)).status_code == 404
+
+
+async def test_pages_need_a_session(client: httpx.AsyncClient, org: OrgFixture) -> None:
+    event = await live_event(client, org)
+    for url in ("/events", f"/events/{event['id']}"):
+        reply = await client.get(url)
+        assert reply.status_code == 303 and reply.headers["location"] == "/login"
