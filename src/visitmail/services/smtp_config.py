@@ -424,16 +424,27 @@ async def diagnose_settings(
     inline: SmtpSettings | None = None,
     inline_secrets: SecretChanges | None = None,
     send_to: str | None = None,
+    on_step: Callable[[Step], None] | None = None,
 ) -> DiagnosisReport:
     """Run the connection test (admin only) on the stored settings, or on ``inline``
     settings before they are saved. Inline secrets win; an omitted one is taken from the
-    stored settings only if it is meant for the same server (see :func:`_may_reuse`)."""
+    stored settings only if it is meant for the same server (see :func:`_may_reuse`).
+    ``on_step`` sees each step (scrubbed like the report) as soon as it is known."""
     require_role(principal, Role.ADMIN)
     recipient = normalize_email(send_to, field="send_to") if send_to else None
     settings, secrets, notes = await _candidate(
         uow, box, principal.organization_id, inline, inline_secrets or {}
     )
-    report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
+    if on_step is None:
+        report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
+    else:
+        scrub = _scrubber(secrets)
+        report = await diagnoser.diagnose(
+            settings,
+            secrets,
+            send_to=recipient,
+            on_step=lambda step: on_step(_scrub_step(step, scrub)),
+        )
     present = frozenset(s for s in SmtpSecretField if _secret_of(secrets, s))
     return _finish(report, secrets, [*notes, *settings_warnings(settings, present)])
 

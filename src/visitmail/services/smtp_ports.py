@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
-from visitmail.domain.diagnosis import AutodetectReport, DiagnosisReport
+from visitmail.domain.diagnosis import AutodetectReport, DiagnosisReport, Step
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
 
 
 class SmtpDiagnoser(Protocol):
     async def diagnose(
-        self, settings: SmtpSettings, secrets: SmtpSecrets, *, send_to: str | None = None
+        self,
+        settings: SmtpSettings,
+        secrets: SmtpSecrets,
+        *,
+        send_to: str | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> DiagnosisReport:
         """Run the step-by-step connection test within ``settings.timeouts.overall``.
         Never raises for a failing server: failures are steps. Never puts a secret in
-        the report."""
+        the report. ``on_step`` is called with each step as soon as it has passed or
+        failed (so a page can show the test as it runs)."""
         ...
 
     async def autodetect(self, settings: SmtpSettings, secrets: SmtpSecrets) -> AutodetectReport:

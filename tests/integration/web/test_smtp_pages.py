@@ -270,3 +270,49 @@ async def test_autodetect_returns_candidates_and_recommendation(
         "summary": "STARTTLS on 587 works",
     }
     assert len(body["candidates"]) == 2
+
+
+async def test_the_test_streams_each_step_then_the_report_without_secrets(
+    client: httpx.AsyncClient, org: OrgFixture, diagnoser: FakeDiagnoser
+) -> None:
+    import json
+
+    diagnoser.echo = True  # a leaky diagnoser: the stream must still mask the password
+    _page, csrf = await admin_page(client, org)
+    body = form_body(csrf)
+    reply = await client.post(
+        f"{PAGE}/test",
+        data=body,
+        headers={"Accept": "application/x-ndjson", "X-CSRF-Token": csrf},
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in reply.text.splitlines() if line.strip()]
+    assert [m["step"]["name"] for m in lines[:-1]] == ["resolve", "connect", "auth"]
+    assert lines[-1]["report"]["ok"] is True
+    assert [s["name"] for s in lines[-1]["report"]["steps"]][-1] == "send"
+    assert PASSWORD not in reply.text
+
+
+async def test_streamed_steps_leave_before_the_test_ends() -> None:
+    """The stream yields a step while the test is still running (not all at the end)."""
+    import asyncio
+    import json
+
+    from visitmail.domain.diagnosis import DiagnosisReport, Step, StepName, StepStatus
+    from visitmail.web.ui.smtp_pages import _stream
+
+    release = asyncio.Event()
+
+    async def run(on_step):  # type: ignore[no-untyped-def]
+        assert on_step is not None
+        on_step(Step(StepName.RESOLVE, StepStatus.PASSED, 1))
+        await release.wait()  # the rest of the test is still "on the wire"
+        return DiagnosisReport(steps=[Step(StepName.RESOLVE, StepStatus.PASSED, 1)])
+
+    stream = _stream(run)
+    first = json.loads(await asyncio.wait_for(anext(stream), 2))
+    assert first["step"]["name"] == "resolve"
+    release.set()
+    rest = [json.loads(chunk) async for chunk in stream]
+    assert rest[-1]["report"]["ok"] is True

@@ -4,9 +4,10 @@ diagnoser) and key rotation."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,19 +69,26 @@ class FakeDiagnoser:
     calls: list[tuple[SmtpSettings, SmtpSecrets, str | None]] = field(default_factory=list)
 
     async def diagnose(
-        self, settings: SmtpSettings, secrets: SmtpSecrets, *, send_to: str | None = None
+        self,
+        settings: SmtpSettings,
+        secrets: SmtpSecrets,
+        *,
+        send_to: str | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> DiagnosisReport:
         self.calls.append((settings, secrets, send_to))
         leaked = f"535 rejected {secrets.password}" if self.echo else "235 accepted"
-        return DiagnosisReport(
-            steps=[
-                Step(StepName.RESOLVE, StepStatus.PASSED, 3, details={"addresses": ["192.0.2.1"]}),
-                Step(StepName.CONNECT, StepStatus.PASSED, 10),
-                Step(StepName.AUTH, StepStatus.PASSED, 7, reply_code=235, reply_text=leaked),
-                Step(StepName.SEND, StepStatus.SKIPPED, explanation="no send_to given"),
-            ],
-            warnings=["fake warning"],
-        )
+        steps = [
+            Step(StepName.RESOLVE, StepStatus.PASSED, 3, details={"addresses": ["192.0.2.1"]}),
+            Step(StepName.CONNECT, StepStatus.PASSED, 10),
+            Step(StepName.AUTH, StepStatus.PASSED, 7, reply_code=235, reply_text=leaked),
+            Step(StepName.SEND, StepStatus.SKIPPED, explanation="no send_to given"),
+        ]
+        for step in steps:
+            if on_step is not None and step.status is not StepStatus.SKIPPED:
+                on_step(step)
+                await asyncio.sleep(0)  # as a real test would: steps come one at a time
+        return DiagnosisReport(steps=steps, warnings=["fake warning"])
 
     async def autodetect(self, settings: SmtpSettings, secrets: SmtpSecrets) -> AutodetectReport:
         self.calls.append((settings, secrets, None))

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formataddr, formatdate, make_msgid
@@ -74,12 +75,18 @@ class SmtpConnectionTester:
         self._autodetect_timeout = autodetect_timeout
 
     async def diagnose(
-        self, settings: SmtpSettings, secrets: SmtpSecrets, *, send_to: str | None = None
+        self,
+        settings: SmtpSettings,
+        secrets: SmtpSecrets,
+        *,
+        send_to: str | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> DiagnosisReport:
         """The full test. Raises only :class:`InvalidInput` for a malformed ``send_to``;
-        a failing server, proxy or network is a failed step."""
+        a failing server, proxy or network is a failed step. ``on_step`` sees each step
+        as it passes or fails."""
         recipient = normalize_email(send_to, field="send_to") if send_to else None
-        run = _Run(self, settings, secrets, send_to=recipient, stop_after=None)
+        run = _Run(self, settings, secrets, send_to=recipient, stop_after=None, on_step=on_step)
         await run.execute()
         return DiagnosisReport(steps=run.steps(), warnings=_warnings(settings))
 
@@ -139,7 +146,9 @@ class _Run:
         *,
         send_to: str | None,
         stop_after: StepName | None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> None:
+        self.on_step = on_step
         self.tester = tester
         self.settings = settings
         self.secrets = secrets
@@ -180,6 +189,11 @@ class _Run:
             explanation=explanation,
             details=details or {},
         )
+        self._tell(name)
+
+    def _tell(self, name: StepName) -> None:
+        if self.on_step is not None:
+            self.on_step(self.results[name])
 
     def skipped(self, name: StepName, explanation: str) -> None:
         self.results[name] = Step(name=name, status=StepStatus.SKIPPED, explanation=explanation)
@@ -195,6 +209,7 @@ class _Run:
             fix=failure.fix,
             details=dict(failure.details),
         )
+        self._tell(failure.stage)
         log.info(
             "smtp test step failed",
             extra={

@@ -14,13 +14,23 @@ checks the session's CSRF token.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.datastructures import FormData
 
+from visitmail.domain.addresses import normalize_email
+from visitmail.domain.diagnosis import DiagnosisReport, Step
 from visitmail.domain.errors import InvalidInput, VisitmailError
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, preset_host
@@ -38,7 +48,7 @@ from visitmail.domain.smtp_settings import (
 from visitmail.services import identity, smtp_config
 from visitmail.services.ports import SmtpSecretField
 from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
-from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut
+from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut, StepOut
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import error_body, status_for
 from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep
@@ -414,19 +424,59 @@ async def smtp_test(
     session, form = guarded
     try:
         settings = parse_settings(form)
+        secret_changes = parse_secret_changes(form)
+        send_to = _text(form, "send_to")
+        if send_to:
+            normalize_email(send_to, field="send_to")
+    except VisitmailError as exc:
+        return _error_json(exc)
+
+    async def run(on_step: Callable[[Step], None] | None) -> DiagnosisReport:
         async with runtime.uow() as uow:
-            report = await smtp_config.diagnose_settings(
+            return await smtp_config.diagnose_settings(
                 uow,
                 box,
                 diagnoser,
                 session.principal,
                 inline=settings,
-                inline_secrets=parse_secret_changes(form),
-                send_to=_text(form, "send_to"),
+                inline_secrets=secret_changes,
+                send_to=send_to,
+                on_step=on_step,
             )
+
+    if NDJSON in request.headers.get("accept", ""):
+        return StreamingResponse(_stream(run), media_type=NDJSON)
+    try:
+        report = await run(None)
     except VisitmailError as exc:
         return _error_json(exc)
     return JSONResponse(SmtpTestOut.of(report).model_dump(mode="json"))
+
+
+NDJSON = "application/x-ndjson"
+
+
+async def _stream(
+    run: Callable[[Callable[[Step], None] | None], Coroutine[Any, Any, DiagnosisReport]],
+) -> AsyncIterator[bytes]:
+    """The test as it runs: one JSON line per step as soon as it passed or failed, then
+    the whole report (``{"report": …}``) or an error (``{"error": …}``)."""
+    steps: asyncio.Queue[Step] = asyncio.Queue()
+    task = asyncio.create_task(run(steps.put_nowait))
+    while not task.done() or not steps.empty():
+        getter = asyncio.ensure_future(steps.get())
+        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            step = StepOut.of(getter.result()).model_dump(mode="json")
+            yield (json.dumps({"step": step}) + "\n").encode()
+        else:
+            getter.cancel()
+    try:
+        report = task.result()
+    except VisitmailError as exc:
+        yield (json.dumps(error_body(exc.code, exc.message, exc.field)) + "\n").encode()
+        return
+    yield (json.dumps({"report": SmtpTestOut.of(report).model_dump(mode="json")}) + "\n").encode()
 
 
 @router.post(f"{PAGE}/autodetect")

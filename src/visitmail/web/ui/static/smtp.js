@@ -173,8 +173,6 @@
     }
   }
 
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
   function renderStep(step) {
     const item = el("li", { class: `step ${step.status}`, "data-step": step.name });
     const head = el("p", { class: "step-head" });
@@ -208,22 +206,75 @@
     const status = el("p", { role: "status", class: "running" }, "Testing the connection…");
     target.append(status);
     try {
-      const { ok, body } = await post("/settings/smtp/test");
-      if (!ok || !body.steps) {
+      // The server streams each step as soon as it has passed or failed (NDJSON), then the
+      // whole report; the list shows the test as it runs.
+      const response = await fetch("/settings/smtp/test", {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: {
+          Accept: "application/x-ndjson",
+          "X-CSRF-Token": form.elements.csrf_token.value,
+        },
+      });
+      const type = response.headers.get("content-type") || "";
+      if (!response.ok || !type.includes("ndjson")) {
+        let body = null;
+        try {
+          body = await response.json();
+        } catch (_e) {
+          body = { error: { message: `The server answered ${response.status}.` } };
+        }
         showError(target, body.error || { message: "The test could not run." });
         return;
       }
       const list = el("ol", { class: "steps", "aria-label": "Connection test steps" });
-      target.append(list);
-      for (const step of body.steps) {
-        list.append(renderStep(step));
-        await sleep(120); // reveal in order: the server ran them one after another
+      for (const name of Object.keys(STEP_LABELS)) {
+        const pending = el("li", { class: "step pending", "data-step": name });
+        const head = el("p", { class: "step-head" });
+        head.append(el("span", { class: "badge" }, "waiting"), " ", el("strong", {}, STEP_LABELS[name]));
+        pending.append(head);
+        list.append(pending);
       }
-      status.textContent = body.ok
+      target.append(list);
+      const place = (step) => {
+        const slot = list.querySelector(`[data-step="${CSS.escape(step.name)}"]`);
+        const item = renderStep(step);
+        if (slot) slot.replaceWith(item);
+        else list.append(item);
+      };
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffered = "";
+      let report = null;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (value) buffered += decoder.decode(value, { stream: true });
+        let newline;
+        while ((newline = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (!line) continue;
+          const message = JSON.parse(line);
+          if (message.step) place(message.step);
+          else if (message.report) report = message.report;
+          else if (message.error) {
+            showError(target, message.error);
+            return;
+          }
+        }
+        if (done) break;
+      }
+      if (!report) {
+        showError(target, { message: "The test ended without a result." });
+        return;
+      }
+      for (const step of report.steps) place(step);
+      status.textContent = report.ok
         ? "Every step passed: the server accepts these settings."
         : "The test failed: see the failed step and its fix.";
-      status.className = body.ok ? "result ok" : "result bad";
-      for (const warning of body.warnings || []) target.append(el("p", { class: "warning" }, warning));
+      status.className = report.ok ? "result ok" : "result bad";
+      for (const warning of report.warnings || []) target.append(el("p", { class: "warning" }, warning));
     } catch (_e) {
       showError(target, { message: "The page could not reach visitmail." });
     } finally {
