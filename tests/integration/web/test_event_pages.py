@@ -5,6 +5,7 @@ bulk follow-up with its progress endpoint, CSRF and role checks."""
 from __future__ import annotations
 
 import html
+import json
 import re
 import uuid
 from typing import Any
@@ -248,3 +249,43 @@ async def test_pages_need_a_session(client: httpx.AsyncClient, org: OrgFixture) 
     for url in ("/events", f"/events/{event['id']}"):
         reply = await client.get(url)
         assert reply.status_code == 303 and reply.headers["location"] == "/login"
+
+
+async def test_an_event_is_created_from_the_page_with_errors_at_their_field(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    await log_in_as(client, runtime, org, Role.EVENT_MANAGER)
+    assert 'href="/events/new"' in (await client.get("/events")).text
+    csrf = await csrf_of(client, "/events/new")
+    form = {"csrf_token": csrf, "name": "Spring fair", "languages": "de, en", "status": "live"}
+
+    bad_json = await client.post("/events/new", data={**form, "questions": "[{"})
+    assert bad_json.status_code == 422, bad_json.text
+    assert 'id="event-questions-error"' in bad_json.text and "not valid JSON" in bad_json.text
+    assert "Spring fair" in bad_json.text  # the input is kept
+
+    no_options = json.dumps([{"key": "size", "type": "single"}])
+    refused = await client.post("/events/new", data={**form, "questions": no_options})
+    assert refused.status_code == 422, refused.text
+    found = re.search(r'<p class="error" id="event-questions-error">([^<]*)</p>', refused.text)
+    assert found and "questions[0]" in html.unescape(found.group(1)), refused.text
+
+    no_language = await client.post("/events/new", data={**form, "languages": " , "})
+    assert no_language.status_code == 422
+    assert 'id="event-languages-error"' in no_language.text
+
+    questions = json.dumps([{"key": "interest", "label": {"de": "Interesse"}, "type": "text"}])
+    created = await client.post("/events/new", data={**form, "questions": questions})
+    assert created.status_code == 303, created.text
+    page = await client.get(created.headers["location"])
+    assert "The event was created." in page.text and "<code>interest</code>" in page.text
+    listed = (await client.get("/api/v1/events", headers=org.headers)).json()
+    (event,) = [e for e in listed if e["name"] == "Spring fair"]
+    assert event["languages"] == ["de", "en"] and event["status"] == "live"
+
+    # a curator may read events but not create them; a forged form is refused
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    assert (await client.get("/events/new")).status_code == 403
+    assert 'href="/events/new"' not in (await client.get("/events")).text
+    forged = await client.post("/events/new", data={**form, "csrf_token": "nope"})
+    assert forged.status_code == 403

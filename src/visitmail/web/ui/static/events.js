@@ -43,6 +43,8 @@
         var err = body.error || {};
         problem.textContent = (err.field ? err.field + ": " : "") + (err.message || "Preview failed.");
         problem.hidden = false;
+        // the last good rendering no longer matches the form: do not show it as the preview
+        output.hidden = true;
       }
     }
 
