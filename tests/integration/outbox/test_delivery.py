@@ -233,3 +233,24 @@ async def test_auth_failures_pause_the_queue_until_a_probe_succeeds(
     assert not health.paused
     assert {(await view(runtime, org, pk)).status for pk in ids} == {MessageStatus.SENT}
     assert len(server.recorder.messages) == 5
+
+
+async def test_messages_on_a_reused_connection_are_separated_by_rset(
+    runtime: Runtime, org: OrgFixture, server_factory: list[SmtpServer]
+) -> None:
+    from visitmail.domain.smtp_settings import Limits
+
+    server = await start_smtp_server()
+    server_factory.append(server)
+    await configure_server(
+        runtime, org, server.port, limits=Limits(max_connections=1, max_messages_per_connection=10)
+    )
+    for i in range(3):
+        await enqueue(runtime, org, [f"r{i}@example.org"])
+
+    await make_worker(runtime, org, concurrency=1).run_until_idle()
+
+    assert server.recorder.connections == 1
+    assert len(server.recorder.messages) == 3
+    transactions = [c for c in server.recorder.commands if c in ("RSET", "MAIL")]
+    assert transactions == ["MAIL", "RSET", "MAIL", "RSET", "MAIL"]

@@ -170,3 +170,34 @@ async def test_without_pipelining_each_command_waits_for_its_reply(start) -> Non
         b"RCPT TO:<a@example.org>\r\n",
         b"DATA\r\n",
     ]
+
+
+async def test_rset_between_messages_rides_in_the_pipelined_write(start) -> None:  # type: ignore[no-untyped-def]
+    raw, session = await start(pipelining=True, reply=ok_except({}))
+    await session.transaction("s@example.com", ["a@example.org"], b"1\r\n", seconds=5)
+    again = await session.transaction(
+        "s@example.com", ["b@example.org"], b"2\r\n", seconds=5, reset_first=True
+    )
+    assert again.data is not None and again.data.code == 250
+    second = [r for r in raw.reads if b"MAIL FROM" in r][1]
+    assert second == b"RSET\r\nMAIL FROM:<s@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
+
+
+async def test_without_pipelining_rset_goes_first_on_its_own(start) -> None:  # type: ignore[no-untyped-def]
+    raw, session = await start(pipelining=False, reply=ok_except({}))
+    await session.transaction(
+        "s@example.com", ["a@example.org"], b"x\r\n", seconds=5, reset_first=True
+    )
+    assert raw.reads[1:3] == [b"RSET\r\n", b"MAIL FROM:<s@example.com>\r\n"]
+
+
+async def test_a_refused_rset_abandons_the_connection(start) -> None:  # type: ignore[no-untyped-def]
+    from visitmail.adapters.smtp.session import SessionLost
+
+    raw, session = await start(pipelining=True, reply=ok_except({b"RSET": b"502 no\r\n"}))
+    with pytest.raises(SessionLost, match="RSET was refused"):
+        await session.transaction(
+            "s@example.com", ["a@example.org"], b"x\r\n", seconds=5, reset_first=True
+        )
+    assert not session.connected
+    assert raw.bodies == []

@@ -118,6 +118,7 @@ class SmtpSender:
                     message.open_recipients,
                     message.mime,
                     seconds=settings.timeouts.command,
+                    reset_first=reused,  # RSET between messages on a reused connection
                 )
             except LostAfterData as lost:
                 pool.release(conn, reusable=False)

@@ -187,22 +187,35 @@ class SmtpSession:
         return await self._reply(seconds)
 
     async def transaction(
-        self, mail_from: str, recipients: list[str], body: bytes, *, seconds: float
+        self,
+        mail_from: str,
+        recipients: list[str],
+        body: bytes,
+        *,
+        seconds: float,
+        reset_first: bool = False,
     ) -> TransactionResult:
         """MAIL FROM, RCPT TO each recipient, DATA and the body (``wire_bytes`` applied),
-        pipelined when offered. Raises :class:`SessionLost` before the final dot and
+        pipelined when offered. ``reset_first`` starts with RSET (between messages on a
+        reused connection; inside the same pipelined write, so it costs no round trip).
+        Raises :class:`SessionLost` before the final dot (also when RSET is refused) and
         :class:`LostAfterData` after it."""
         if self.pipelining:
-            batch = [b"MAIL FROM:" + _path(mail_from)]
+            batch = [b"RSET"] if reset_first else []
+            batch.append(b"MAIL FROM:" + _path(mail_from))
             batch += [b"RCPT TO:" + _path(r) for r in recipients]
             batch.append(b"DATA")
             self._write(b"\r\n".join(batch) + b"\r\n")
+            if reset_first:
+                self._check_reset(await self._reply(seconds))
             mail = await self._reply(seconds)
             result = TransactionResult(mail)
             for r in recipients:
                 result.rcpt[r] = await self._reply(seconds)
             go = await self._reply(seconds)
         else:
+            if reset_first:
+                self._check_reset(await self._command(b"RSET", seconds))
             mail = await self._command(b"MAIL FROM:" + _path(mail_from), seconds)
             result = TransactionResult(mail)
             if mail.code >= 300:
@@ -235,6 +248,11 @@ class SmtpSession:
             self.close()
             raise LostAfterData(str(exc), result) from exc
         return result
+
+    def _check_reset(self, reply: SmtpReply) -> None:
+        if reply.code >= 300:
+            self.close()  # the pipelined rest is not worth reading
+            raise SessionLost(f"RSET was refused: {reply.code} {reply.text}")
 
     async def reset(self, seconds: float) -> None:
         """RSET after a refused transaction, so the connection can carry the next one."""
