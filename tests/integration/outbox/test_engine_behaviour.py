@@ -122,10 +122,12 @@ async def test_a_broken_server_does_not_hold_up_another_organization(
         async def good_done() -> bool:
             return set(await statuses(runtime, org, good_ids)) == {MessageStatus.SENT}
 
-        await run_until(worker, good_done, limit=10)
+        await run_until(worker, good_done, limit=30)
         elapsed = time.monotonic() - started
 
-    assert elapsed < 3.5  # not 30 messages x 2 s of connect timeouts
+    # Not 30 messages x 2 s of connect timeouts (60 s): one attempt per round for the broken
+    # server. The bound is loose on purpose: speed is for the benchmarks, this is behaviour.
+    assert elapsed < 20
     assert len(healthy_server.recorder.messages) == 30
     broken_states = await statuses(runtime, broken, broken_ids)
     assert MessageStatus.SENT not in broken_states

@@ -363,7 +363,7 @@ async def test_blackholed_address_fails_at_connect_within_the_bound(
         report = await tester.diagnose(settings, NO_SECRETS)
         elapsed = time.monotonic() - started
 
-    assert elapsed < bound + 1.5
+    assert elapsed < bound + 3  # the bound holds (slack for a loaded CI machine)
     assert_failed_at(report, StepName.CONNECT)
     connect = step(report, StepName.CONNECT)
     assert "blackholed" in (connect.explanation or "")
@@ -380,7 +380,7 @@ async def test_connect_timeout_is_shorter_than_the_overall_bound(
         )
         started = time.monotonic()
         report = await tester.diagnose(settings, NO_SECRETS)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 4  # the 0.5 s connect timeout, not the 5 s bound
 
     assert_failed_at(report, StepName.CONNECT)
     assert "within 0.5 s" in (step(report, StepName.CONNECT).explanation or "")
@@ -469,7 +469,7 @@ async def test_recommends_starttls_on_a_custom_port(
 
     report = await tester.autodetect(settings, SmtpSecrets(password=PASSWORD))
 
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 8  # candidates run concurrently
     assert report.recommended is not None
     assert (report.recommended.port, report.recommended.security) == (server.port, "starttls")
     tried = {(c.port, c.security): c for c in report.candidates}
