@@ -5,7 +5,6 @@ server, the delivery worker, or both in one event loop, with clean signal handli
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import signal
 from datetime import timedelta
 
@@ -13,25 +12,12 @@ from fastapi import FastAPI
 
 from visitmail.adapters.smtp.sender import SmtpSender
 from visitmail.adapters.webhooks.sender import WebhookTransport
-from visitmail.config import IPNetwork, Settings
+from visitmail.config import Settings
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.retry_policy import RetryPolicy
 from visitmail.runtime import Runtime
 from visitmail.services.delivery import DeliveryPolicy
 from visitmail.worker import DeliveryWorker, WorkerOptions
-
-LOOPBACK: tuple[IPNetwork, ...] = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("::1/128"),
-)
-
-
-def network_policy(settings: Settings, *, allow_loopback: bool = False) -> NetworkPolicy:
-    """The operator's allowed networks; ``--dev-inbox`` adds loopback for the local sink."""
-    networks = list(settings.smtp_allowed_networks)
-    if allow_loopback:
-        networks.extend(n for n in LOOPBACK if n not in networks)
-    return NetworkPolicy(tuple(networks))
 
 
 def worker_options(settings: Settings, *, concurrency: int | None = None) -> WorkerOptions:
@@ -52,7 +38,7 @@ def build_worker(
     runtime: Runtime, *, concurrency: int | None = None, allow_loopback: bool = False
 ) -> DeliveryWorker:
     settings = runtime.settings
-    policy = network_policy(settings, allow_loopback=allow_loopback)
+    policy = NetworkPolicy.of(settings.smtp_allowed_networks, allow_loopback=allow_loopback)
     transport = SmtpSender(policy, allow_plaintext_auth=settings.allow_plaintext_auth)
     return DeliveryWorker(
         runtime,

@@ -35,7 +35,6 @@ from visitmail.domain.outbox import (
     AttemptOutcome,
     FailureStage,
     MessageKind,
-    MessageStatus,
     RecipientResult,
 )
 from visitmail.domain.smtp_replies import SmtpReply
@@ -600,6 +599,3 @@ class DeliveryWorker:
         released = {m for m, _ in self._releases}
         leftover = self._held - settled - released
         self._releases.extend((m, None) for m in leftover)
-
-
-__all__ = ["DeliveryWorker", "MessageStatus", "WorkerOptions"]

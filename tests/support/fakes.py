@@ -7,14 +7,12 @@ a working copy and become visible to other units of work only on ``commit()``.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
+from tests.support.fake_transaction import CopyOnCommit
 from tests.support.outbox_fakes import FakeHealth
 from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
@@ -330,12 +328,11 @@ class FakeSmtpSettings(_Repo):
         return list(reversed(entries))[:limit]
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(CopyOnCommit[_State]):
     """Works on a deep copy of the committed state; ``commit`` publishes it."""
 
     def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
-        self.work = copy.deepcopy(db.state)
+        super().__init__(db)
         self.organizations = FakeOrganizations(self)
         self.users = FakeUsers(self)
         self.tokens = FakeTokens(self)
@@ -344,18 +341,3 @@ class FakeUnitOfWork:
         self.audit = FakeAuditLog(self)
         self.smtp_settings = FakeSmtpSettings(self)
         self.health = FakeHealth(self)  # type: ignore[arg-type]  (it reads work.health only)
-
-    async def __aenter__(self) -> Self:
-        self.work = copy.deepcopy(self._db.state)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.work = copy.deepcopy(self._db.state)  # roll back whatever was not committed
-
-    async def commit(self) -> None:
-        self._db.state = copy.deepcopy(self.work)

@@ -3,15 +3,13 @@ held to the SQL adapters' behaviour by ``tests/integration/db/test_outbox_contra
 
 from __future__ import annotations
 
-import copy
 import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Self
 
+from tests.support.fake_transaction import CopyOnCommit
 from visitmail.domain.outbox import MessageKind, MessageStatus, RecipientStatus
 from visitmail.domain.smtp_settings import Limits
 from visitmail.services.outbox_ports import (
@@ -455,27 +453,11 @@ class FakeOutboxDatabase:
         return FakeOutboxUnitOfWork(self)
 
 
-class FakeOutboxUnitOfWork:
+class FakeOutboxUnitOfWork(CopyOnCommit[OutboxState]):
     """Works on a copy; ``commit`` publishes it (like a transaction)."""
 
     def __init__(self, db: FakeOutboxDatabase) -> None:
-        self._db = db
-        self.work = copy.deepcopy(db.state)
+        super().__init__(db)
         self.outbox = FakeOutbox(self)
         self.health = FakeHealth(self)
         self.rates = FakeRates(self)
-
-    async def __aenter__(self) -> Self:
-        self.work = copy.deepcopy(self._db.state)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.work = copy.deepcopy(self._db.state)
-
-    async def commit(self) -> None:
-        self._db.state = copy.deepcopy(self.work)

@@ -17,6 +17,11 @@ from visitmail.domain.errors import InvalidInput
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+LOOPBACK: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
 REFUSED = (
     "resolves to an address visitmail may not connect to (private, loopback, link-local or "
     "reserved); ask the operator to allow that network in VISITMAIL_SMTP_ALLOWED_NETWORKS"
@@ -26,6 +31,14 @@ REFUSED = (
 @dataclass(frozen=True, slots=True)
 class NetworkPolicy:
     allowed: Sequence[IPNetwork] = ()
+
+    @classmethod
+    def of(cls, allowed: Sequence[IPNetwork], *, allow_loopback: bool = False) -> NetworkPolicy:
+        """The operator's allowed networks, plus loopback for ``serve --dev-inbox``."""
+        networks = list(allowed)
+        if allow_loopback:
+            networks.extend(n for n in LOOPBACK if n not in networks)
+        return cls(tuple(networks))
 
     def permits(self, address: IPAddress) -> bool:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -7,21 +7,15 @@ is allowed, so the local sink can be tested.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from visitmail.adapters.crypto.secret_box import SecretBox
-from visitmail.config import IPNetwork, Settings
+from visitmail.config import Settings
 from visitmail.runtime import Runtime
 from visitmail.services.smtp_ports import SmtpDiagnoser
 from visitmail.web.deps import RuntimeDep
-
-LOOPBACK: tuple[IPNetwork, ...] = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("::1/128"),
-)
 
 
 def build_diagnoser(settings: Settings, *, allow_loopback: bool = False) -> SmtpDiagnoser:
@@ -29,10 +23,8 @@ def build_diagnoser(settings: Settings, *, allow_loopback: bool = False) -> Smtp
     from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
     from visitmail.domain.network_policy import NetworkPolicy
 
-    networks = list(settings.smtp_allowed_networks)
-    if allow_loopback:
-        networks.extend(n for n in LOOPBACK if n not in networks)
-    return SmtpConnectionTester(NetworkPolicy(tuple(networks)), settings.allow_plaintext_auth)
+    policy = NetworkPolicy.of(settings.smtp_allowed_networks, allow_loopback=allow_loopback)
+    return SmtpConnectionTester(policy, settings.allow_plaintext_auth)
 
 
 def get_diagnoser(request: Request) -> SmtpDiagnoser:

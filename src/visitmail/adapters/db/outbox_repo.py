@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -539,6 +540,4 @@ def _recipient(r: OutboxRecipientRow) -> RecipientView:
 
 
 def _with(view: MessageView, **changes: Any) -> MessageView:
-    from dataclasses import replace
-
     return replace(view, **changes)

@@ -20,7 +20,6 @@ from visitmail.adapters.smtp.session import (
     SessionLost,
     SmtpSession,
     TransactionResult,
-    wire_bytes,
 )
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.network_policy import NetworkPolicy
@@ -28,8 +27,6 @@ from visitmail.domain.outbox import AttemptOutcome, FailureStage, RecipientResul
 from visitmail.domain.smtp_errors import SmtpFailure
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
 from visitmail.services.outbox_ports import ClaimedMessage
-
-__all__ = ["SmtpSender", "wire_bytes"]
 
 _STAGES = {
     StepName.RESOLVE: FailureStage.CONNECT,
