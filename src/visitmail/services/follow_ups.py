@@ -436,7 +436,9 @@ async def _enqueue(
             outcomes[plan.report.id] = message
         else:
             ready.append((plan, message))
-    enqueued = await outbox.enqueue_many(uow, [m for _, m in ready], clock=lambda: now)
+    # Each message went through outbox.checked in _build (per report, so one bad address
+    # is that report's error): straight to the repository, not checked twice.
+    enqueued = await uow.outbox.enqueue_many([m for _, m in ready], now)
     records: list[NewFollowUpSend] = []
     for (plan, _), result in zip(ready, enqueued, strict=True):
         if not result.created:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import Table, func, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,6 @@ from visitmail.adapters.db.report_repos import _event as event_of
 from visitmail.adapters.db.report_repos import _media as media_of
 from visitmail.adapters.db.report_repos import _report as report_of
 from visitmail.adapters.db.tables import (
-    Base,
     EventMediaRow,
     EventRow,
     FollowUpSendRow,
@@ -51,10 +50,12 @@ from visitmail.services.follow_up_ports import FollowUpSend, NewFollowUpSend, Su
 _REJECTED: ColumnClause[str] = literal_column(f"'{RecipientStatus.REJECTED.value}'")
 
 
-def _insert(session: AsyncSession, model: type[Base]) -> Any:
-    """The dialect's INSERT (it has ``on_conflict_do_nothing``) for SQLite or PostgreSQL."""
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT (it has ``on_conflict_do_nothing``) for SQLite or PostgreSQL.
+    Executed with a list of rows and RETURNING, SQLAlchemy sends one multi-row statement
+    per 1,000 rows ("insertmanyvalues"), compiled once."""
     module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return module.insert(model)
+    return module.insert(table)
 
 
 def _template(row: FollowUpTemplateRow) -> FollowUpTemplate:
@@ -245,8 +246,9 @@ class SqlSuppressions:
             }
             for a in wanted
         ]
+        table = cast(Table, SuppressionRow.__table__)
         await self._s.execute(
-            _insert(self._s, SuppressionRow).values(rows).on_conflict_do_nothing()
+            _insert(self._s, table).on_conflict_do_nothing().returning(table.c.address), rows
         )
 
 
@@ -354,7 +356,9 @@ class SqlFollowUpSends:
             }
             for send in sends
         ]
-        await self._s.execute(_insert(self._s, FollowUpSendRow).values(rows))
+        # RETURNING makes it one multi-row INSERT ("insertmanyvalues"), not an executemany.
+        table = cast(Table, FollowUpSendRow.__table__)
+        await self._s.execute(insert(table).returning(table.c.id), rows)
 
 
 class SqlFollowUpSources:

@@ -131,25 +131,22 @@ class SqlOutbox:
 
     async def enqueue_many(self, messages: Sequence[NewMessage], now: datetime) -> list[Enqueued]:
         """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of the messages, then of
-        their recipients: the statements do not grow with the number of messages (up to
-        :data:`_ROWS_PER_INSERT` each). A key already taken, by an earlier transaction or a
-        concurrent one that committed first, is looked up in one query (the unique index)."""
+        their recipients (SQLAlchemy's "insertmanyvalues": one statement per 1,000 rows,
+        compiled once), so the statements do not grow with the number of messages. A key
+        already taken, by an earlier transaction or by a concurrent one that committed
+        first, is looked up in one query on the unique index."""
         first: dict[tuple[uuid.UUID, str], NewMessage] = {}
         for m in messages:
             first.setdefault((m.organization_id, m.idempotency_key), m)
         if not first:
             return []
         rows = [_message_values(uuid.uuid4(), m, now) for m in first.values()]
-        made: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-        for page in _pages(rows):
-            statement = (
-                _dialect_insert(self._s, M)
-                .values(page)
-                .on_conflict_do_nothing()
-                .returning(M.id, M.organization_id, M.idempotency_key)
-            )
-            for pk, org, key in await self._s.execute(statement):
-                made[(org, key)] = pk
+        returning = (M.id, M.organization_id, M.idempotency_key)
+        inserted = await self._s.execute(
+            _dialect_insert(self._s, M.__table__).on_conflict_do_nothing().returning(*returning),
+            rows,
+        )
+        made = {(org, key): pk for pk, org, key in inserted}
         taken: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
         lost = [k for k in first if k not in made]
         for org in {o for o, _ in lost}:
@@ -161,8 +158,8 @@ class SqlOutbox:
             )
             taken.update(((org, key), pk) for pk, key in found)
         recipients = [r for key, pk in made.items() for r in _recipient_values(pk, first[key], now)]
-        for page in _pages(recipients):
-            await self._s.execute(insert(cast(Table, R.__table__)).values(page))
+        if recipients:
+            await self._s.execute(insert(cast(Table, R.__table__)).returning(R.id), recipients)
         if made and self.enqueued == 0 and self._s.get_bind().dialect.name == "postgresql":
             await self._s.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
         self.enqueued += len(made)
@@ -596,20 +593,12 @@ def _with(view: MessageView, **changes: Any) -> MessageView:
 
 # --- enqueue_many helpers --------------------------------------------------------------
 
-# Rows per multi-row INSERT: well under the bound-parameter limits of SQLite (32,766) and
-# asyncpg (32,767) at 17 columns, and above the largest bulk chunk.
-_ROWS_PER_INSERT = 1_000
 
-
-def _pages(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    return [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
-
-
-def _dialect_insert(session: AsyncSession, model: type[OutboxMessageRow]) -> Any:
+def _dialect_insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT (it has ``on_conflict_do_nothing``) for SQLite or PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _message_values(pk: uuid.UUID, message: NewMessage, now: datetime) -> dict[str, Any]:
