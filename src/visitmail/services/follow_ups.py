@@ -243,9 +243,12 @@ async def preview_template(
 
 # --- sending ------------------------------------------------------------------------------
 
-# Reports per transaction in bulk. One chunk reads everything it needs with a constant
-# number of queries and writes with multi-row statements; rendering runs off the event loop.
-CHUNK = MAX_BULK
+# Reports per chunk in bulk. A chunk reads everything it needs with a constant number of
+# queries and writes with multi-row statements in one transaction; rendering runs off the
+# event loop in between. 100 keeps that overhead negligible (a dozen statements per 100
+# messages) while the first messages reach the outbox, and the workers, after 100 renders
+# rather than after all 500.
+CHUNK = 100
 
 Outcome = FollowUpResult | VisitmailError
 
@@ -294,13 +297,92 @@ async def _queue_chunk(
     senders: Senders,
     clock: Clock,
 ) -> dict[UUID, Outcome]:
-    """Apply the rules of the module docstring to distinct ``report_ids`` in the caller's
-    transaction; writes, never commits. Every read is one query for the whole chunk, every
-    write one multi-row statement; every rule is decided before the first write, so one
-    report's error (its outcome) changes nothing for the others. A report the actor may
-    not see is :class:`NotFound`."""
+    """Apply the rules of the module docstring to distinct ``report_ids`` and commit what
+    they queue and record; a report the actor may not see is :class:`NotFound`.
+
+    Three steps, so that nothing waits on rendering: (1) the reads, one query each for the
+    whole chunk, in a transaction that ends before (2) rendering and MIME building, which
+    run in a worker thread with no transaction open (on SQLite an open transaction holds
+    the database's write lock); (3) one write transaction: the suppression list is read
+    again (an unsubscribe may have come in meanwhile), then the messages, their
+    recipients, the send records and the addresses the rejection hook found go in with
+    multi-row statements, and a key taken meanwhile (a concurrent request queued this very
+    send) is ``already_sent``. Every rule is decided before the first write, so one
+    report's error (its outcome) changes nothing for the others."""
     org = actor.organization_id
     outcomes: dict[UUID, Outcome] = {}
+    planned = await _plan(uow, actor, report_ids, force=force, outcomes=outcomes)
+    addresses = {suppression_address(p.address) for p in planned}
+    listed = await uow.suppressions.listed(org, addresses) if planned else set()
+    rejected = await uow.suppressions.rejected_among(org, addresses - listed) if planned else set()
+    to_send = [p for p in planned if suppression_address(p.address) not in listed | rejected]
+    stored = await uow.smtp_settings.get(org) if to_send else None
+    media_ids = {m for plan in to_send for m in plan.template.spec.attachments}
+    media = await uow.follow_up_sources.media(org, media_ids) if stored else {}
+    await uow.commit()  # (1) done: no transaction stays open while rendering
+
+    now = clock()
+    built: list[NewMessage | VisitmailError] = []
+    if to_send and stored is None:
+        built = [_not_configured() for _ in to_send]
+    elif to_send and stored is not None:
+        built = await asyncio.to_thread(
+            _build_all, to_send, stored.settings, media, senders, org, now
+        )
+
+    late = {suppression_address(p.address) for p in to_send}
+    late = await uow.suppressions.listed(org, late) if late else set()
+    if rejected:
+        await uow.suppressions.add_many(org, rejected, SuppressionReason.REJECTED, now)
+    suppressed = listed | rejected | late
+    records: list[NewFollowUpSend] = []
+    ready: list[tuple[_Planned, NewMessage]] = []
+    for plan in planned:
+        if suppression_address(plan.address) in suppressed:
+            records.append(
+                NewFollowUpSend(
+                    plan.report.id,
+                    plan.template.id,
+                    None,
+                    FollowUpStatus.SUPPRESSED,
+                    None,
+                    plan.address,
+                )
+            )
+            outcomes[plan.report.id] = _with(
+                plan.base, FollowUpStatus.SUPPRESSED, "the address is on the suppression list"
+            )
+    for plan, message in zip(to_send, built, strict=True):
+        if plan.report.id in outcomes:
+            continue  # suppressed while it was rendered
+        if isinstance(message, VisitmailError):
+            outcomes[plan.report.id] = message
+        else:
+            ready.append((plan, message))
+    records += await _enqueue(uow, ready, outcomes, now)
+    await uow.follow_up_sends.record_many(org, records, actor_id=actor.user.id, now=now)
+    await uow.commit()
+    return outcomes
+
+
+def _not_configured() -> Conflict:
+    return Conflict(
+        "the organization has no SMTP settings yet; an admin must set them up",
+        code="not_configured",
+    )
+
+
+async def _plan(
+    uow: FollowUpUnitOfWork,
+    actor: Principal,
+    report_ids: Sequence[UUID],
+    *,
+    force: bool,
+    outcomes: dict[UUID, Outcome],
+) -> list[_Planned]:
+    """Rules 1 to 3 for the chunk (reads only): the reports to suppress or send; the
+    others get their outcome in ``outcomes``."""
+    org = actor.organization_id
     found = await uow.follow_up_sources.reports(org, report_ids)
     visible: list[Report] = []
     for report_id in report_ids:
@@ -312,7 +394,7 @@ async def _queue_chunk(
         else:
             visible.append(report)
     if not visible:
-        return outcomes
+        return []
 
     event_ids = {r.event_id for r in visible}
     events = await uow.follow_up_sources.events(org, event_ids)
@@ -341,7 +423,7 @@ async def _queue_chunk(
         else:
             candidates.append((report, template, base))
     if not candidates:
-        return outcomes
+        return []
 
     earlier: dict[tuple[UUID, UUID], list[FollowUpSend]] = {}
     for send in await uow.follow_up_sends.queued_for(org, [r.id for r, _, _ in candidates]):
@@ -358,84 +440,19 @@ async def _queue_chunk(
             )
         else:
             planned.append(_Planned(report, template, report.lead.email, len(before) + 1, base))
-    if not planned:
-        return outcomes
-
-    now = clock()
-    records, to_send = await _suppress(uow, org, planned, outcomes, now)
-    if to_send:
-        stored = await uow.smtp_settings.get(org)
-        if stored is None:
-            for plan in to_send:
-                outcomes[plan.report.id] = Conflict(
-                    "the organization has no SMTP settings yet; an admin must set them up",
-                    code="not_configured",
-                )
-        else:
-            media_ids = {m for plan in to_send for m in plan.template.spec.attachments}
-            media = await uow.follow_up_sources.media(org, media_ids)
-            # CPU work (sandboxed rendering, MIME): off the event loop, so that requests
-            # do not queue behind it.
-            built = await asyncio.to_thread(
-                _build_all, to_send, stored.settings, media, senders, org, now
-            )
-            records += await _enqueue(uow, to_send, built, outcomes, now)
-    await uow.follow_up_sends.record_many(org, records, actor_id=actor.user.id, now=now)
-    return outcomes
-
-
-async def _suppress(
-    uow: FollowUpUnitOfWork,
-    org: UUID,
-    planned: list[_Planned],
-    outcomes: dict[UUID, Outcome],
-    now: datetime,
-) -> tuple[list[NewFollowUpSend], list[_Planned]]:
-    """Rule 4 for the chunk: the suppressed sends to record, and the reports to send. An
-    address an earlier follow-up was permanently refused at joins the list here."""
-    addresses = {suppression_address(p.address) for p in planned}
-    listed = await uow.suppressions.listed(org, addresses)
-    rejected = await uow.suppressions.rejected_among(org, addresses - listed)
-    if rejected:
-        await uow.suppressions.add_many(org, rejected, SuppressionReason.REJECTED, now)
-    suppressed = listed | rejected
-    records: list[NewFollowUpSend] = []
-    to_send: list[_Planned] = []
-    for plan in planned:
-        if suppression_address(plan.address) not in suppressed:
-            to_send.append(plan)
-            continue
-        records.append(
-            NewFollowUpSend(
-                plan.report.id,
-                plan.template.id,
-                None,
-                FollowUpStatus.SUPPRESSED,
-                None,
-                plan.address,
-            )
-        )
-        outcomes[plan.report.id] = _with(
-            plan.base, FollowUpStatus.SUPPRESSED, "the address is on the suppression list"
-        )
-    return records, to_send
+    return planned
 
 
 async def _enqueue(
     uow: FollowUpUnitOfWork,
-    to_send: list[_Planned],
-    built: list[NewMessage | VisitmailError],
+    ready: list[tuple[_Planned, NewMessage]],
     outcomes: dict[UUID, Outcome],
     now: datetime,
 ) -> list[NewFollowUpSend]:
     """Queue the built messages in one go; the sends to record. A key taken meanwhile (a
     concurrent request queued this very send first) is ``already_sent``."""
-    ready: list[tuple[_Planned, NewMessage]] = []
-    for plan, message in zip(to_send, built, strict=True):
-        if isinstance(message, VisitmailError):
-            outcomes[plan.report.id] = message
-        else:
-            ready.append((plan, message))
+    if not ready:
+        return []
     # Each message went through outbox.checked in _build (per report, so one bad address
     # is that report's error): straight to the repository, not checked twice.
     enqueued = await uow.outbox.enqueue_many([m for _, m in ready], now)
@@ -593,7 +610,6 @@ async def send_follow_up(
         raise result
     if result.status in (FollowUpStatus.NO_TEMPLATE, FollowUpStatus.NO_CONSENT):
         raise Conflict(result.message or result.status.value, code=result.status.value)
-    await uow.commit()
     return result
 
 
@@ -607,10 +623,11 @@ async def bulk_follow_up(
     clock: Clock = utcnow,
 ) -> BulkResult:
     """Queue follow-ups for up to :data:`MAX_BULK` reports (event_curator+), each by the
-    rules of :func:`send_follow_up`, committing chunk by chunk (up to :data:`CHUNK`
-    reports per transaction, with a constant number of statements each; one report's
-    failure does not undo another's). Repeated ids count once. Never raises for one
-    report: its status is ``error`` with the message."""
+    rules of :func:`send_follow_up`, chunk by chunk (up to :data:`CHUNK` reports: a
+    constant number of statements and one write transaction each, so the first messages
+    are being delivered while later chunks render; one report's failure does not undo
+    another's). Repeated ids count once. Never raises for one report: its status is
+    ``error`` with the message."""
     require_role(actor, BULK_ROLE)
     if not report_ids:
         raise InvalidInput("at least one report id is required", field="report_ids")
@@ -622,7 +639,6 @@ async def bulk_follow_up(
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
         outcomes = await _queue_chunk(uow, actor, chunk, force=force, senders=senders, clock=clock)
-        await uow.commit()
         for report_id in chunk:
             outcome = outcomes[report_id]
             if isinstance(outcome, VisitmailError):
