@@ -104,6 +104,9 @@ class FakeOutbox:
         )
         return Enqueued(view.id, created=True)
 
+    async def enqueue_many(self, messages: Sequence[NewMessage], now: datetime) -> list[Enqueued]:
+        return [await self.enqueue(m, now) for m in messages]
+
     def _paused(self, org: uuid.UUID) -> bool:
         health = self.s.health.get(org)
         return health is not None and health.paused

@@ -1,16 +1,22 @@
 """Ports of the follow-up use cases; ``adapters/db/follow_up_repo.py`` implements the
 repositories, ``adapters/render/mime.py`` the :class:`MailRenderer`, and the web layer the
 :class:`UnsubscribeLinks`. Every repository method takes the organization id and never
-reads or writes another organization's rows."""
+reads or writes another organization's rows.
+
+The send path is set-based: every method that takes a collection answers it with one
+query (or one multi-row statement), whatever its size, and is served by an index, so a
+chunk of follow-ups costs a constant number of statements and nothing grows with the
+size of the outbox or of the report table."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from visitmail.domain.events import Event, MediaItem
 from visitmail.domain.follow_up import (
     FollowUpStatus,
     FollowUpTemplate,
@@ -18,6 +24,7 @@ from visitmail.domain.follow_up import (
     SuppressionReason,
 )
 from visitmail.domain.mail import BuiltMessage, MailSpec
+from visitmail.domain.reports import Report
 from visitmail.services.outbox_ports import OutboxUnitOfWork
 from visitmail.services.ports import OrganizationRepository, SmtpSettingsRepository
 from visitmail.services.report_ports import ReportsUnitOfWork
@@ -54,6 +61,40 @@ class FollowUpSend:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class NewFollowUpSend:
+    """A send to record: queued (``sequence`` 1, 2, …, with its ``outbox_id``) or
+    suppressed (``sequence`` and ``outbox_id`` None)."""
+
+    report_id: UUID
+    template_id: UUID
+    sequence: int | None
+    status: FollowUpStatus
+    outbox_id: UUID | None
+    address: str
+
+
+class FollowUpSources(Protocol):
+    """What a chunk of follow-ups reads besides the follow-up tables, each in one query."""
+
+    async def reports(
+        self, organization_id: UUID, report_ids: Collection[UUID]
+    ) -> dict[UUID, Report]:
+        """The organization's reports among ``report_ids`` (others are left out), each with
+        ``reporter`` (name, email of the capturing user) filled in."""
+        ...
+
+    async def events(
+        self, organization_id: UUID, event_ids: Collection[UUID]
+    ) -> dict[UUID, Event]: ...
+
+    async def media(
+        self, organization_id: UUID, media_ids: Collection[UUID]
+    ) -> dict[UUID, tuple[MediaItem, bytes]]:
+        """Media files with their bytes; a deleted one is left out."""
+        ...
+
+
 class FollowUpTemplateRepository(Protocol):
     async def get(
         self, organization_id: UUID, event_id: UUID, language: str
@@ -61,6 +102,12 @@ class FollowUpTemplateRepository(Protocol):
 
     async def list(self, organization_id: UUID, event_id: UUID) -> Sequence[FollowUpTemplate]:
         """Ordered by language."""
+        ...
+
+    async def for_events(
+        self, organization_id: UUID, event_ids: Collection[UUID]
+    ) -> Sequence[FollowUpTemplate]:
+        """Every template of these events."""
         ...
 
     async def put(
@@ -87,9 +134,23 @@ class SuppressionRepository(Protocol):
         """True if the address was added; False if it was already on the list."""
         ...
 
-    async def rejected_before(self, organization_id: UUID, address: str) -> bool:
-        """Whether a server permanently refused (5xx) ``address`` as the ``to`` recipient of
-        an earlier follow-up in the outbox."""
+    async def listed(self, organization_id: UUID, addresses: Collection[str]) -> set[str]:
+        """Those of ``addresses`` (lower-cased) that are on the list."""
+        ...
+
+    async def rejected_among(self, organization_id: UUID, addresses: Collection[str]) -> set[str]:
+        """Those of ``addresses`` (lower-cased) that a server permanently refused (5xx) as
+        the ``to`` recipient of an earlier follow-up in the outbox."""
+        ...
+
+    async def add_many(
+        self,
+        organization_id: UUID,
+        addresses: Collection[str],
+        reason: SuppressionReason,
+        now: datetime,
+    ) -> None:
+        """Put the addresses (lower-cased) on the list; those already there keep theirs."""
         ...
 
 
@@ -114,6 +175,22 @@ class FollowUpSendRepository(Protocol):
         now: datetime,
     ) -> FollowUpSend: ...
 
+    async def queued_for(
+        self, organization_id: UUID, report_ids: Collection[UUID]
+    ) -> Sequence[FollowUpSend]:
+        """The queued sends of any template to these reports' leads, ordered by report,
+        template and sequence."""
+        ...
+
+    async def record_many(
+        self,
+        organization_id: UUID,
+        sends: Sequence[NewFollowUpSend],
+        *,
+        actor_id: UUID | None,
+        now: datetime,
+    ) -> None: ...
+
 
 class FollowUpUnitOfWork(ReportsUnitOfWork, OutboxUnitOfWork, Protocol):
     """One transaction with reports, the outbox, SMTP settings and the follow-up tables
@@ -124,3 +201,4 @@ class FollowUpUnitOfWork(ReportsUnitOfWork, OutboxUnitOfWork, Protocol):
     follow_up_templates: FollowUpTemplateRepository
     suppressions: SuppressionRepository
     follow_up_sends: FollowUpSendRepository
+    follow_up_sources: FollowUpSources

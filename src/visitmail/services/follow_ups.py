@@ -35,6 +35,7 @@ The single request maps ``no_template`` and ``no_consent`` to :class:`Conflict` 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from visitmail.domain.errors import Conflict, InvalidInput, NotFound, VisitmailError
-from visitmail.domain.events import Event, EventStatus, language_tag
+from visitmail.domain.events import Event, EventStatus, MediaItem, language_tag
 from visitmail.domain.follow_up import (
     FollowUpStatus,
     FollowUpTemplate,
@@ -60,12 +61,15 @@ from visitmail.domain.mail import Attachment, Mailbox, MailSpec
 from visitmail.domain.outbox import MessageKind
 from visitmail.domain.reports import Consent, Report, ReportStatus, checked_lead
 from visitmail.domain.roles import Role
+from visitmail.domain.smtp_settings import SmtpSettings
 from visitmail.services import outbox
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.events import sees_drafts
 from visitmail.services.follow_up_ports import (
+    FollowUpSend,
     FollowUpUnitOfWork,
     MailRenderer,
+    NewFollowUpSend,
     UnsubscribeLinks,
 )
 from visitmail.services.identity import require_role
@@ -239,44 +243,277 @@ async def preview_template(
 
 # --- sending ------------------------------------------------------------------------------
 
+# Reports per chunk in bulk. A chunk reads everything it needs with a constant number of
+# queries and writes with multi-row statements in one transaction; rendering runs off the
+# event loop in between. 100 keeps that overhead negligible (a dozen statements per 100
+# messages) while the first messages reach the outbox, and the workers, after 100 renders
+# rather than after all 500.
+CHUNK = 100
 
-async def _visible_report(uow: FollowUpUnitOfWork, actor: Principal, report_id: UUID) -> Report:
-    report = await uow.reports.get(actor.organization_id, report_id)
-    if report is None or (
-        report.captured_by != actor.user.id and not actor.role.at_least(READ_ALL_ROLE)
-    ):
-        raise NotFound("no such report")
-    return report
+Outcome = FollowUpResult | VisitmailError
 
 
-async def _template_for(uow: FollowUpUnitOfWork, report: Report) -> FollowUpTemplate | None:
-    event = await uow.events.get(report.organization_id, report.event_id)
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A report that passed the rules up to suppression: to render and queue."""
+
+    report: Report
+    template: FollowUpTemplate
+    address: str
+    sequence: int
+    base: FollowUpResult
+
+
+def _templates_by_event(
+    templates: Sequence[FollowUpTemplate],
+) -> dict[UUID, dict[str, FollowUpTemplate]]:
+    by_event: dict[UUID, dict[str, FollowUpTemplate]] = {}
+    for t in templates:
+        by_event.setdefault(t.event_id, {})[t.language] = t
+    return by_event
+
+
+def _template_for(
+    report: Report,
+    events: dict[UUID, Event],
+    templates: dict[UUID, dict[str, FollowUpTemplate]],
+) -> FollowUpTemplate | None:
+    """Rule 1: the lead's language when the event has a template in it, else the event's
+    default language."""
+    event = events.get(report.event_id)
     if event is None:
         return None
-    templates = await uow.follow_up_templates.list(report.organization_id, event.id)
-    by_language = {t.language: t for t in templates}
+    by_language = templates.get(event.id, {})
     language = choose_language(report.lead.language, tuple(by_language), event.default_language)
     return by_language.get(language)
 
 
-async def _suppressed(
-    uow: FollowUpUnitOfWork, organization_id: UUID, address: str, now: datetime
-) -> bool:
-    if await uow.suppressions.get(organization_id, address) is not None:
-        return True
-    if await uow.suppressions.rejected_before(organization_id, address):
-        # The permanent-rejection hook (see the module docstring): put it on the list.
-        await uow.suppressions.add(organization_id, address, SuppressionReason.REJECTED, now)
-        return True
-    return False
+async def _queue_chunk(
+    uow: FollowUpUnitOfWork,
+    actor: Principal,
+    report_ids: Sequence[UUID],
+    *,
+    force: bool,
+    senders: Senders,
+    clock: Clock,
+) -> dict[UUID, Outcome]:
+    """Apply the rules of the module docstring to distinct ``report_ids`` and commit what
+    they queue and record; a report the actor may not see is :class:`NotFound`.
+
+    Three steps, so that nothing waits on rendering: (1) the reads, one query each for the
+    whole chunk, in a transaction that ends before (2) rendering and MIME building, which
+    run in a worker thread with no transaction open (on SQLite an open transaction holds
+    the database's write lock); (3) one write transaction: the suppression list is read
+    again (an unsubscribe may have come in meanwhile), then the messages, their
+    recipients, the send records and the addresses the rejection hook found go in with
+    multi-row statements, and a key taken meanwhile (a concurrent request queued this very
+    send) is ``already_sent``. Every rule is decided before the first write, so one
+    report's error (its outcome) changes nothing for the others."""
+    org = actor.organization_id
+    outcomes: dict[UUID, Outcome] = {}
+    planned = await _plan(uow, actor, report_ids, force=force, outcomes=outcomes)
+    addresses = {suppression_address(p.address) for p in planned}
+    listed = await uow.suppressions.listed(org, addresses) if planned else set()
+    rejected = await uow.suppressions.rejected_among(org, addresses - listed) if planned else set()
+    to_send = [p for p in planned if suppression_address(p.address) not in listed | rejected]
+    stored = await uow.smtp_settings.get(org) if to_send else None
+    media_ids = {m for plan in to_send for m in plan.template.spec.attachments}
+    media = await uow.follow_up_sources.media(org, media_ids) if stored else {}
+    await uow.commit()  # (1) done: no transaction stays open while rendering
+
+    now = clock()
+    built: list[NewMessage | VisitmailError] = []
+    if to_send and stored is None:
+        built = [_not_configured() for _ in to_send]
+    elif to_send and stored is not None:
+        built = await asyncio.to_thread(
+            _build_all, to_send, stored.settings, media, senders, org, now
+        )
+
+    late = {suppression_address(p.address) for p in to_send}
+    late = await uow.suppressions.listed(org, late) if late else set()
+    if rejected:
+        await uow.suppressions.add_many(org, rejected, SuppressionReason.REJECTED, now)
+    suppressed = listed | rejected | late
+    records: list[NewFollowUpSend] = []
+    ready: list[tuple[_Planned, NewMessage]] = []
+    for plan in planned:
+        if suppression_address(plan.address) in suppressed:
+            records.append(
+                NewFollowUpSend(
+                    plan.report.id,
+                    plan.template.id,
+                    None,
+                    FollowUpStatus.SUPPRESSED,
+                    None,
+                    plan.address,
+                )
+            )
+            outcomes[plan.report.id] = _with(
+                plan.base, FollowUpStatus.SUPPRESSED, "the address is on the suppression list"
+            )
+    for plan, message in zip(to_send, built, strict=True):
+        if plan.report.id in outcomes:
+            continue  # suppressed while it was rendered
+        if isinstance(message, VisitmailError):
+            outcomes[plan.report.id] = message
+        else:
+            ready.append((plan, message))
+    records += await _enqueue(uow, ready, outcomes, now)
+    await uow.follow_up_sends.record_many(org, records, actor_id=actor.user.id, now=now)
+    await uow.commit()
+    return outcomes
 
 
-async def _attachments(
-    uow: FollowUpUnitOfWork, organization_id: UUID, media_ids: Sequence[UUID]
-) -> list[Attachment]:
+def _not_configured() -> Conflict:
+    return Conflict(
+        "the organization has no SMTP settings yet; an admin must set them up",
+        code="not_configured",
+    )
+
+
+async def _plan(
+    uow: FollowUpUnitOfWork,
+    actor: Principal,
+    report_ids: Sequence[UUID],
+    *,
+    force: bool,
+    outcomes: dict[UUID, Outcome],
+) -> list[_Planned]:
+    """Rules 1 to 3 for the chunk (reads only): the reports to suppress or send; the
+    others get their outcome in ``outcomes``."""
+    org = actor.organization_id
+    found = await uow.follow_up_sources.reports(org, report_ids)
+    visible: list[Report] = []
+    for report_id in report_ids:
+        report = found.get(report_id)
+        if report is None or (
+            report.captured_by != actor.user.id and not actor.role.at_least(READ_ALL_ROLE)
+        ):
+            outcomes[report_id] = NotFound("no such report")
+        else:
+            visible.append(report)
+    if not visible:
+        return []
+
+    event_ids = {r.event_id for r in visible}
+    events = await uow.follow_up_sources.events(org, event_ids)
+    templates = _templates_by_event(await uow.follow_up_templates.for_events(org, event_ids))
+    organization = await uow.organizations.get(org)
+    requires_consent = organization is None or organization.require_follow_up_consent
+    candidates: list[tuple[Report, FollowUpTemplate, FollowUpResult]] = []
+    for report in visible:
+        template = _template_for(report, events, templates)
+        if template is None:
+            outcomes[report.id] = FollowUpResult(
+                report.id,
+                FollowUpStatus.NO_TEMPLATE,
+                message="the event has no follow-up template in the lead's or the default language",
+            )
+            continue
+        base = FollowUpResult(
+            report.id, FollowUpStatus.QUEUED, None, template.id, template.language
+        )
+        if requires_consent and not report.consent.follow_up_email:
+            outcomes[report.id] = _with(
+                base, FollowUpStatus.NO_CONSENT, "the lead did not consent to a follow-up email"
+            )
+        elif not report.lead.email:
+            outcomes[report.id] = InvalidInput("the lead has no email address", field="lead.email")
+        else:
+            candidates.append((report, template, base))
+    if not candidates:
+        return []
+
+    earlier: dict[tuple[UUID, UUID], list[FollowUpSend]] = {}
+    for send in await uow.follow_up_sends.queued_for(org, [r.id for r, _, _ in candidates]):
+        earlier.setdefault((send.report_id, send.template_id), []).append(send)
+    planned: list[_Planned] = []
+    for report, template, base in candidates:
+        before = earlier.get((report.id, template.id), [])
+        if before and not force:
+            outcomes[report.id] = _with(
+                base,
+                FollowUpStatus.ALREADY_SENT,
+                "this template was already sent to this lead; pass force to send it again",
+                outbox_id=before[0].outbox_id,
+            )
+        else:
+            planned.append(_Planned(report, template, report.lead.email, len(before) + 1, base))
+    return planned
+
+
+async def _enqueue(
+    uow: FollowUpUnitOfWork,
+    ready: list[tuple[_Planned, NewMessage]],
+    outcomes: dict[UUID, Outcome],
+    now: datetime,
+) -> list[NewFollowUpSend]:
+    """Queue the built messages in one go; the sends to record. A key taken meanwhile (a
+    concurrent request queued this very send first) is ``already_sent``."""
+    if not ready:
+        return []
+    # Each message went through outbox.checked in _build (per report, so one bad address
+    # is that report's error): straight to the repository, not checked twice.
+    enqueued = await uow.outbox.enqueue_many([m for _, m in ready], now)
+    records: list[NewFollowUpSend] = []
+    for (plan, _), result in zip(ready, enqueued, strict=True):
+        if not result.created:
+            outcomes[plan.report.id] = _with(
+                plan.base,
+                FollowUpStatus.ALREADY_SENT,
+                "this template was already sent to this lead",
+                outbox_id=result.id,
+            )
+            continue
+        records.append(
+            NewFollowUpSend(
+                plan.report.id,
+                plan.template.id,
+                plan.sequence,
+                FollowUpStatus.QUEUED,
+                result.id,
+                plan.address,
+            )
+        )
+        outcomes[plan.report.id] = _with(
+            plan.base, FollowUpStatus.QUEUED, None, outbox_id=result.id
+        )
+    return records
+
+
+def _build_all(
+    plans: Sequence[_Planned],
+    settings: SmtpSettings,
+    media: dict[UUID, tuple[MediaItem, bytes]],
+    senders: Senders,
+    org: UUID,
+    now: datetime,
+) -> list[NewMessage | VisitmailError]:
+    """Rule 5 for each report (pure CPU, run in a worker thread): the checked outbox
+    message, or the error that stops this report."""
+    out: list[NewMessage | VisitmailError] = []
+    for plan in plans:
+        try:
+            out.append(_build(plan, settings, media, senders, org, now))
+        except VisitmailError as exc:
+            out.append(exc)
+    return out
+
+
+def _build(
+    plan: _Planned,
+    settings: SmtpSettings,
+    media: dict[UUID, tuple[MediaItem, bytes]],
+    senders: Senders,
+    org: UUID,
+    now: datetime,
+) -> NewMessage:
+    report, template, address = plan.report, plan.template, plan.address
+    rendered = render_follow_up(template.spec, report, template.language)
     files: list[Attachment] = []
-    for i, media_id in enumerate(media_ids):
-        found = await uow.media.content(organization_id, media_id)
+    for i, media_id in enumerate(template.spec.attachments):
+        found = media.get(media_id)
         if found is None:
             raise InvalidInput(
                 "a file of the template was deleted from the media library; edit the template",
@@ -284,70 +521,6 @@ async def _attachments(
             )
         item, data = found
         files.append(Attachment(item.filename, item.content_type, data))
-    return files
-
-
-async def _queue(
-    uow: FollowUpUnitOfWork,
-    actor: Principal,
-    report: Report,
-    *,
-    force: bool,
-    senders: Senders,
-    clock: Clock,
-) -> FollowUpResult:
-    """Apply the rules of the module docstring to one report; writes, never commits.
-    Everything that can fail is checked before the first write."""
-    org = actor.organization_id
-    template = await _template_for(uow, report)
-    if template is None:
-        return FollowUpResult(
-            report.id,
-            FollowUpStatus.NO_TEMPLATE,
-            message="the event has no follow-up template in the lead's or the default language",
-        )
-    base = FollowUpResult(report.id, FollowUpStatus.QUEUED, None, template.id, template.language)
-    organization = await uow.organizations.get(report.organization_id)
-    requires_consent = organization is None or organization.require_follow_up_consent
-    if requires_consent and not report.consent.follow_up_email:
-        return _with(
-            base, FollowUpStatus.NO_CONSENT, "the lead did not consent to a follow-up email"
-        )
-    address = report.lead.email
-    if not address:
-        raise InvalidInput("the lead has no email address", field="lead.email")
-    earlier = await uow.follow_up_sends.sent(org, report.id, template.id)
-    if earlier and not force:
-        return _with(
-            base,
-            FollowUpStatus.ALREADY_SENT,
-            "this template was already sent to this lead; pass force to send it again",
-            outbox_id=earlier[0].outbox_id,
-        )
-    now = clock()
-    if await _suppressed(uow, org, suppression_address(address), now):
-        await uow.follow_up_sends.record(
-            org,
-            report_id=report.id,
-            template_id=template.id,
-            sequence=None,
-            status=FollowUpStatus.SUPPRESSED,
-            outbox_id=None,
-            address=address,
-            actor_id=actor.user.id,
-            now=now,
-        )
-        return _with(base, FollowUpStatus.SUPPRESSED, "the address is on the suppression list")
-
-    stored = await uow.smtp_settings.get(org)
-    if stored is None:
-        raise Conflict(
-            "the organization has no SMTP settings yet; an admin must set them up",
-            code="not_configured",
-        )
-    settings = stored.settings
-    rendered = render_follow_up(template.spec, report, template.language)
-    files = await _attachments(uow, org, template.spec.attachments)
     reporter_email = str(report.reporter.get("email", "")).strip()
     reporter_name = str(report.reporter.get("name", "")).strip()
     if template.spec.reply_to_reporter and reporter_email:
@@ -378,14 +551,12 @@ async def _queue(
         date=now,
     )
     built = senders.render(spec)
-    sequence = len(earlier) + 1
     roles = built.recipient_roles or ("to",) * len(built.envelope_recipients)
-    enqueued = await outbox.enqueue(
-        uow,
+    return outbox.checked(
         NewMessage(
             organization_id=org,
             kind=MessageKind.FOLLOW_UP,
-            idempotency_key=idempotency_key(report.id, template.id, sequence),
+            idempotency_key=idempotency_key(report.id, template.id, plan.sequence),
             message_id=built.message_id,
             mail_from=built.envelope_from,
             subject=built.subject,
@@ -398,28 +569,8 @@ async def _queue(
                 "template_id": str(template.id),
                 "language": template.language,
             },
-        ),
-        clock=lambda: now,
-    )
-    if not enqueued.created:  # a concurrent request queued this very send first
-        return _with(
-            base,
-            FollowUpStatus.ALREADY_SENT,
-            "this template was already sent to this lead",
-            outbox_id=enqueued.id,
         )
-    await uow.follow_up_sends.record(
-        org,
-        report_id=report.id,
-        template_id=template.id,
-        sequence=sequence,
-        status=FollowUpStatus.QUEUED,
-        outbox_id=enqueued.id,
-        address=address,
-        actor_id=actor.user.id,
-        now=now,
     )
-    return _with(base, FollowUpStatus.QUEUED, None, outbox_id=enqueued.id)
 
 
 def _with(
@@ -443,18 +594,22 @@ async def send_follow_up(
     force: bool = False,
     clock: Clock = utcnow,
 ) -> FollowUpResult:
-    """Queue the follow-up of one report (any role, for a report it may see) and commit.
+    """Queue the follow-up of one report (any role, for a report it may see) and commit:
+    the bulk path with a chunk of one.
 
     Returns the result with status ``queued``, ``already_sent`` or ``suppressed``. Raises
     :class:`NotFound` (no such report for this caller), :class:`Conflict` with code
     ``no_template``, ``no_consent`` or ``not_configured``, :class:`InvalidInput` naming
     ``lead.email`` (no address), ``subject`` / ``text`` / ``html`` (rendering failed) or
     ``attachments[i]`` (a file was deleted)."""
-    report = await _visible_report(uow, actor, report_id)
-    result = await _queue(uow, actor, report, force=force, senders=senders, clock=clock)
+    outcomes = await _queue_chunk(
+        uow, actor, [report_id], force=force, senders=senders, clock=clock
+    )
+    result = outcomes[report_id]
+    if isinstance(result, VisitmailError):
+        raise result
     if result.status in (FollowUpStatus.NO_TEMPLATE, FollowUpStatus.NO_CONSENT):
         raise Conflict(result.message or result.status.value, code=result.status.value)
-    await uow.commit()
     return result
 
 
@@ -468,9 +623,11 @@ async def bulk_follow_up(
     clock: Clock = utcnow,
 ) -> BulkResult:
     """Queue follow-ups for up to :data:`MAX_BULK` reports (event_curator+), each by the
-    rules of :func:`send_follow_up`, committing report by report (progress shows in the
-    outbox at once; one report's failure does not undo another's). Repeated ids count
-    once. Never raises for one report: its status is ``error`` with the message."""
+    rules of :func:`send_follow_up`, chunk by chunk (up to :data:`CHUNK` reports: a
+    constant number of statements and one write transaction each, so the first messages
+    are being delivered while later chunks render; one report's failure does not undo
+    another's). Repeated ids count once. Never raises for one report: its status is
+    ``error`` with the message."""
     require_role(actor, BULK_ROLE)
     if not report_ids:
         raise InvalidInput("at least one report id is required", field="report_ids")
@@ -478,19 +635,18 @@ async def bulk_follow_up(
         raise InvalidInput(f"at most {MAX_BULK} reports at once", field="report_ids")
     results: list[FollowUpResult] = []
     summary = {status: 0 for status in FollowUpStatus}
-    for report_id in dict.fromkeys(report_ids):
-        try:
-            report = await _visible_report(uow, actor, report_id)
-            result = await _queue(uow, actor, report, force=force, senders=senders, clock=clock)
-            await uow.commit()
-        except VisitmailError as exc:
-            # _queue checks everything before its first write: nothing of this report
-            # is pending in the transaction, and the next report goes on.
-            result = FollowUpResult(
-                report_id, FollowUpStatus.ERROR, message=exc.message, field=exc.field
-            )
-        results.append(result)
-        summary[result.status] += 1
+    unique = list(dict.fromkeys(report_ids))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        outcomes = await _queue_chunk(uow, actor, chunk, force=force, senders=senders, clock=clock)
+        for report_id in chunk:
+            outcome = outcomes[report_id]
+            if isinstance(outcome, VisitmailError):
+                outcome = FollowUpResult(
+                    report_id, FollowUpStatus.ERROR, message=outcome.message, field=outcome.field
+                )
+            results.append(outcome)
+            summary[outcome.status] += 1
     return BulkResult(results, summary)
 
 

@@ -9,6 +9,7 @@ cancelling needs ``admin``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from uuid import UUID
 
 from visitmail.domain.addresses import normalize_email, refuse_line_breaks
@@ -96,6 +97,16 @@ async def enqueue(uow: OutboxUnitOfWork, message: NewMessage, *, clock: Clock = 
     message exists exactly when the event that caused it does). A repeated idempotency key
     returns the first message."""
     return await uow.outbox.enqueue(checked(message), clock())
+
+
+async def enqueue_many(
+    uow: OutboxUnitOfWork, messages: Sequence[NewMessage], *, clock: Clock = utcnow
+) -> list[Enqueued]:
+    """:func:`enqueue` for many messages at once (one result each, in order), in the
+    caller's transaction. Every message is checked before the first write: an invalid one
+    raises and nothing is added."""
+    valid = [checked(m) for m in messages]
+    return await uow.outbox.enqueue_many(valid, clock()) if valid else []
 
 
 async def list_messages(

@@ -150,6 +150,12 @@ class OutboxRepository(Protocol):
         first message instead (``created=False``)."""
         ...
 
+    async def enqueue_many(self, messages: Sequence[NewMessage], now: datetime) -> list[Enqueued]:
+        """:meth:`enqueue` for many messages with a constant number of multi-row statements;
+        one result per message, in order. A key that exists (or repeats in ``messages``)
+        answers the first message with ``created=False``."""
+        ...
+
     async def claim(
         self,
         worker: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from tests.support.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from visitmail.adapters.db import migrate
@@ -71,5 +71,28 @@ async def test_downgrade_to_base_and_back(empty_database: str) -> None:
         assert EXPECTED.isdisjoint(await _tables(engine))
         await migrate.upgrade(engine)
         assert await _tables(engine) >= EXPECTED
+    finally:
+        await engine.dispose()
+
+
+async def _indexes(engine, table: str) -> set[str]:  # type: ignore[no-untyped-def]
+    # Read from the catalogue: SQLAlchemy does not reflect SQLite's expression indexes.
+    if engine.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"
+    else:
+        query = "SELECT indexname FROM pg_indexes WHERE tablename = :t"
+    async with engine.connect() as conn:
+        return {str(name) for name in (await conn.execute(text(query), {"t": table})).scalars()}
+
+
+async def test_send_path_indexes_come_and_go_with_0009(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0009_send_path_indexes")
+        assert "ix_outbox_recipients_rejected" in await _indexes(engine, "outbox_recipients")
+        await migrate.downgrade(engine, "0008_organization_settings")
+        assert "ix_outbox_recipients_rejected" not in await _indexes(engine, "outbox_recipients")
+        await migrate.upgrade(engine)
+        assert "ix_outbox_recipients_rejected" in await _indexes(engine, "outbox_recipients")
     finally:
         await engine.dispose()

@@ -103,6 +103,46 @@ async def test_enqueue_is_idempotent_per_key_and_dedupes_recipients(
     assert view.status is MessageStatus.QUEUED
 
 
+async def test_enqueue_many_answers_each_message_in_order_and_keys_stay_unique(
+    make_uow: UowFactory, org_id: uuid.UUID
+) -> None:
+    (earlier,) = await _enqueue(make_uow, message(org_id, "m0", ["a@example.org"]))
+    async with make_uow() as uow:
+        results = await uow.outbox.enqueue_many(
+            [
+                message(org_id, "m1", ["b@example.org", "b@example.org", "c@example.org"]),
+                message(org_id, "m0", ["z@example.org"]),  # queued by an earlier transaction
+                message(org_id, "m2", ["d@example.org"]),
+                message(org_id, "m1", ["y@example.org"]),  # repeated in the same batch
+            ],
+            NOW,
+        )
+        assert await uow.outbox.enqueue_many([], NOW) == []
+        await uow.commit()
+    first, again, second, repeated = results
+    assert (first.created, again.created, second.created, repeated.created) == (
+        True,
+        False,
+        True,
+        False,
+    )
+    assert again.id == earlier
+    assert repeated.id == first.id
+    assert len({first.id, second.id, earlier}) == 3
+    async with make_uow() as uow:
+        view = await uow.outbox.get(org_id, first.id)
+        assert (await uow.outbox.get(org_id, earlier)).recipients[0].address == "a@example.org"  # type: ignore[union-attr]
+        counts = await uow.outbox.counts(org_id)
+    assert view is not None
+    assert [r.address for r in view.recipients] == ["b@example.org", "c@example.org"]
+    assert (view.status, view.idempotency_key, view.subject) == (
+        MessageStatus.QUEUED,
+        "m1",
+        "subject m1",
+    )
+    assert counts[MessageStatus.QUEUED] == 3
+
+
 async def test_claims_are_exclusive_until_the_lease_expires_then_flagged(
     make_uow: UowFactory, org_id: uuid.UUID
 ) -> None:

@@ -17,8 +17,12 @@ from tests.integration.web.test_reports_api import capture, live_event
 from tests.support.orgs import OrgFixture, new_member, new_org
 from tests.support.outbox import configure_server, make_worker
 from tests.support.smtp_servers import Script, SmtpServer, start_smtp_server
+from visitmail.domain.follow_up import idempotency_key
+from visitmail.domain.outbox import MessageKind
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
+from visitmail.services import follow_ups, outbox
+from visitmail.services.outbox_ports import NewMessage, NewRecipient
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -508,3 +512,79 @@ async def test_bulk_returns_a_status_per_report(
     assert too_many.status_code == 422 and too_many.json()["error"]["field"] == "report_ids"
     await make_worker(runtime, org).run_until_idle()
     assert len(received_by(server, fresh["lead"]["email"])) == 1
+
+
+async def test_bulk_in_chunks_keeps_order_and_one_reports_error_undoes_nothing(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    org: OrgFixture,
+    server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(follow_ups, "CHUNK", 2)
+    event, _ = await setup(client, runtime, org, server)
+    await put_template(
+        client, org, event["id"], "en", {"subject": "Re: {{ answers.interest }}", "text": "Hi"}
+    )
+    gone = f"gone-{uuid.uuid4().hex[:8]}@example.de"
+    async with runtime.uow() as uow:
+        await follow_ups.unsubscribe(uow, org.organization.id, gone)
+    reports = [
+        await capture(client, org.headers, event["id"], lead=lead()),
+        await capture(
+            client,
+            org.headers,
+            event["id"],
+            lead=lead(language="en"),
+            answers={"interest": "CRM\r\nBcc: victim@example.org"},
+        ),
+        await capture(client, org.headers, event["id"], lead=lead(email=gone)),
+        await capture(client, org.headers, event["id"], lead=lead()),
+        await capture(client, org.headers, event["id"], lead=lead(language="en")),
+    ]
+    ids = [r["id"] for r in reports]
+    reply = await client.post(
+        "/api/v1/follow-ups/bulk", headers=org.headers, json={"report_ids": ids}
+    )
+    assert reply.status_code == 200, reply.text
+    results = reply.json()["results"]
+    assert [r["report_id"] for r in results] == ids
+    assert [r["status"] for r in results] == ["queued", "error", "suppressed", "queued", "queued"]
+    assert results[1]["field"] == "subject"
+    await make_worker(runtime, org).run_until_idle()
+    for report, result in zip(reports, results, strict=True):
+        arrived = received_by(server, report["lead"]["email"])
+        assert len(arrived) == (1 if result["status"] == "queued" else 0)
+
+
+async def test_a_send_queued_concurrently_answers_already_sent(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, server: SmtpServer
+) -> None:
+    event, _ = await setup(client, runtime, org, server)
+    report = await capture(client, org.headers, event["id"], lead=lead())
+    templates = await client.get(f"/api/v1/events/{event['id']}/templates", headers=org.headers)
+    german = next(t for t in templates.json() if t["language"] == "de")
+    # Another request won the race: its message holds the key, its send record is not
+    # visible yet. The outbox's unique key decides, and nothing is queued twice.
+    async with runtime.uow() as uow:
+        first = await outbox.enqueue(
+            uow,
+            NewMessage(
+                organization_id=org.organization.id,
+                kind=MessageKind.FOLLOW_UP,
+                idempotency_key=idempotency_key(
+                    uuid.UUID(report["id"]), uuid.UUID(german["id"]), 1
+                ),
+                message_id="<race@example.com>",
+                mail_from="sales@example.com",
+                subject="first",
+                mime=b"Subject: first\r\n\r\nx\r\n",
+                recipients=[NewRecipient(report["lead"]["email"])],
+            ),
+        )
+        await uow.commit()
+    reply = await follow_up(client, org.headers, report["id"])
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "already_sent"
+    assert reply.json()["message_id"] == str(first.id)
+    assert len(await follow_up_messages(client, org)) == 1

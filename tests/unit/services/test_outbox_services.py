@@ -58,6 +58,26 @@ async def test_enqueue_refuses_what_must_not_reach_the_wire(
         with pytest.raises(InvalidInput) as info:
             await outbox.enqueue(uow, msg(**changes), clock=lambda: NOW)
     assert info.value.field == field
+
+
+async def test_enqueue_many_checks_every_message_before_adding_any() -> None:
+    db = FakeOutboxDatabase()
+    async with db.uow() as uow:
+        with pytest.raises(InvalidInput) as info:
+            await outbox.enqueue_many(
+                uow,
+                [msg(idempotency_key="a"), msg(idempotency_key="b", subject="x\nBcc: y@z.example")],
+                clock=lambda: NOW,
+            )
+        assert info.value.field == "subject"
+        assert await uow.outbox.counts(ORG) == dict.fromkeys(MessageStatus, 0)
+        done = await outbox.enqueue_many(
+            uow, [msg(idempotency_key="a"), msg(idempotency_key="a")], clock=lambda: NOW
+        )
+        assert [d.created for d in done] == [True, False]
+        view = await uow.outbox.get(ORG, done[0].id)
+        assert view is not None
+        assert [r.address for r in view.recipients] == ["lead@example.org"]  # normalised
     assert db.state.messages == {}
 
 

@@ -1,23 +1,39 @@
 """SQL repositories of follow-up templates, the suppression list and the record of
-follow-ups sent. Every query filters on ``organization_id``."""
+follow-ups sent, and the set-based reads of the send path (:class:`SqlFollowUpSources`).
+Every query filters on ``organization_id``; every look-up of the send path is served by an
+index (migration ``0009_send_path_indexes``): the rejected-address hook by the partial
+index ``ix_outbox_recipients_rejected`` on ``(organization_id, lower(address))`` of
+rejected recipients, so its cost does not grow with the outbox."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Table, func, insert, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnClause
 
+from visitmail.adapters.db.report_repos import _MEDIA_COLUMNS as MEDIA_COLUMNS
+from visitmail.adapters.db.report_repos import _event as event_of
+from visitmail.adapters.db.report_repos import _media as media_of
+from visitmail.adapters.db.report_repos import _report as report_of
 from visitmail.adapters.db.tables import (
+    EventMediaRow,
+    EventRow,
     FollowUpSendRow,
     FollowUpTemplateRow,
     OutboxMessageRow,
     OutboxRecipientRow,
+    ReportRow,
     SuppressionRow,
+    UserRow,
 )
+from visitmail.domain.events import Event, MediaItem
 from visitmail.domain.follow_up import (
     FollowUpStatus,
     FollowUpTemplate,
@@ -25,7 +41,21 @@ from visitmail.domain.follow_up import (
     SuppressionReason,
 )
 from visitmail.domain.outbox import MessageKind, RecipientStatus
-from visitmail.services.follow_up_ports import FollowUpSend, Suppression
+from visitmail.domain.reports import Report
+from visitmail.services.follow_up_ports import FollowUpSend, NewFollowUpSend, Suppression
+
+# The status of a permanently refused recipient, as a literal in the SQL text: the partial
+# index ``ix_outbox_recipients_rejected`` (``WHERE status = 'rejected'``) serves a query
+# only when its WHERE clause holds the very same term (a bound parameter does not match).
+_REJECTED: ColumnClause[str] = literal_column(f"'{RecipientStatus.REJECTED.value}'")
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT (it has ``on_conflict_do_nothing``) for SQLite or PostgreSQL.
+    Executed with a list of rows and RETURNING, SQLAlchemy sends one multi-row statement
+    per 1,000 rows ("insertmanyvalues"), compiled once."""
+    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
 
 
 def _template(row: FollowUpTemplateRow) -> FollowUpTemplate:
@@ -78,6 +108,19 @@ class SqlFollowUpTemplates:
                 FollowUpTemplateRow.event_id == event_id,
             )
             .order_by(FollowUpTemplateRow.language)
+        )
+        return [_template(r) for r in rows]
+
+    async def for_events(
+        self, organization_id: uuid.UUID, event_ids: Collection[uuid.UUID]
+    ) -> Sequence[FollowUpTemplate]:
+        if not event_ids:
+            return []
+        rows = await self._s.scalars(
+            select(FollowUpTemplateRow).where(
+                FollowUpTemplateRow.organization_id == organization_id,
+                FollowUpTemplateRow.event_id.in_(list(event_ids)),
+            )
         )
         return [_template(r) for r in rows]
 
@@ -147,22 +190,66 @@ class SqlSuppressions:
             return False
         return True
 
-    async def rejected_before(self, organization_id: uuid.UUID, address: str) -> bool:
+    async def listed(self, organization_id: uuid.UUID, addresses: Collection[str]) -> set[str]:
+        wanted = sorted({a.lower() for a in addresses})
+        if not wanted:
+            return set()
+        found = await self._s.scalars(
+            select(SuppressionRow.address).where(
+                SuppressionRow.organization_id == organization_id,
+                SuppressionRow.address.in_(wanted),
+            )
+        )
+        return set(found)
+
+    async def rejected_among(
+        self, organization_id: uuid.UUID, addresses: Collection[str]
+    ) -> set[str]:
+        wanted = sorted({a.lower() for a in addresses})
+        if not wanted:
+            return set()
         m, r = OutboxMessageRow, OutboxRecipientRow
-        query = select(
-            exists().where(
+        address = func.lower(r.address)
+        found = await self._s.scalars(
+            select(address)
+            .distinct()
+            .join(m, m.id == r.message_pk)
+            .where(
                 r.organization_id == organization_id,
-                func.lower(r.address) == address.lower(),
+                address.in_(wanted),
+                r.status == _REJECTED,
                 r.role == "to",
-                r.status == RecipientStatus.REJECTED.value,
                 r.last_code >= 500,
                 r.last_code < 600,
-                m.id == r.message_pk,
                 m.organization_id == organization_id,
                 m.kind == MessageKind.FOLLOW_UP.value,
             )
         )
-        return bool(await self._s.scalar(query))
+        return set(found)
+
+    async def add_many(
+        self,
+        organization_id: uuid.UUID,
+        addresses: Collection[str],
+        reason: SuppressionReason,
+        now: datetime,
+    ) -> None:
+        wanted = sorted({a.lower() for a in addresses})
+        if not wanted:
+            return
+        rows = [
+            {
+                "organization_id": organization_id,
+                "address": a,
+                "reason": reason.value,
+                "created_at": now,
+            }
+            for a in wanted
+        ]
+        table = cast(Table, SuppressionRow.__table__)
+        await self._s.execute(
+            _insert(self._s, table).on_conflict_do_nothing().returning(table.c.address), rows
+        )
 
 
 def _send(row: FollowUpSendRow) -> FollowUpSend:
@@ -225,3 +312,106 @@ class SqlFollowUpSends:
         self._s.add(row)
         await self._s.flush()
         return _send(row)
+
+    async def queued_for(
+        self, organization_id: uuid.UUID, report_ids: Collection[uuid.UUID]
+    ) -> Sequence[FollowUpSend]:
+        if not report_ids:
+            return []
+        rows = await self._s.scalars(
+            select(FollowUpSendRow)
+            .where(
+                FollowUpSendRow.organization_id == organization_id,
+                FollowUpSendRow.report_id.in_(list(report_ids)),
+                FollowUpSendRow.status == FollowUpStatus.QUEUED.value,
+            )
+            .order_by(
+                FollowUpSendRow.report_id, FollowUpSendRow.template_id, FollowUpSendRow.sequence
+            )
+        )
+        return [_send(r) for r in rows]
+
+    async def record_many(
+        self,
+        organization_id: uuid.UUID,
+        sends: Sequence[NewFollowUpSend],
+        *,
+        actor_id: uuid.UUID | None,
+        now: datetime,
+    ) -> None:
+        if not sends:
+            return
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "organization_id": organization_id,
+                "report_id": send.report_id,
+                "template_id": send.template_id,
+                "sequence": send.sequence,
+                "status": send.status.value,
+                "outbox_id": send.outbox_id,
+                "address": send.address,
+                "created_at": now,
+                "created_by": actor_id,
+            }
+            for send in sends
+        ]
+        # RETURNING makes it one multi-row INSERT ("insertmanyvalues"), not an executemany.
+        table = cast(Table, FollowUpSendRow.__table__)
+        await self._s.execute(insert(table).returning(table.c.id), rows)
+
+
+class SqlFollowUpSources:
+    """Reports (with their reporters), events and media files by id, one query each."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def reports(
+        self, organization_id: uuid.UUID, report_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, Report]:
+        if not report_ids:
+            return {}
+        rows = await self._s.execute(
+            select(ReportRow, UserRow)
+            .outerjoin(
+                UserRow,
+                (UserRow.id == ReportRow.captured_by)
+                & (UserRow.organization_id == ReportRow.organization_id),
+            )
+            .where(
+                ReportRow.organization_id == organization_id,
+                ReportRow.id.in_(list(report_ids)),
+            )
+        )
+        return {report.id: report_of(report, user) for report, user in rows}
+
+    async def events(
+        self, organization_id: uuid.UUID, event_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, Event]:
+        if not event_ids:
+            return {}
+        rows = await self._s.scalars(
+            select(EventRow).where(
+                EventRow.organization_id == organization_id, EventRow.id.in_(list(event_ids))
+            )
+        )
+        return {row.id: event_of(row) for row in rows}
+
+    async def media(
+        self, organization_id: uuid.UUID, media_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[MediaItem, bytes]]:
+        if not media_ids:
+            return {}
+        rows = await self._s.execute(
+            select(*MEDIA_COLUMNS, EventMediaRow.data).where(
+                EventMediaRow.organization_id == organization_id,
+                EventMediaRow.id.in_(list(media_ids)),
+            )
+        )
+        found: dict[uuid.UUID, tuple[MediaItem, bytes]] = {}
+        for row in rows:
+            *described, data = row
+            item = media_of(described)
+            found[item.id] = (item, bytes(data))
+        return found

@@ -27,6 +27,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import Exists
@@ -127,6 +128,53 @@ class SqlOutbox:
             await self._s.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
         self.enqueued += 1
         return Enqueued(message_pk, created=True)
+
+    async def enqueue_many(self, messages: Sequence[NewMessage], now: datetime) -> list[Enqueued]:
+        """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of the messages, then of
+        their recipients (SQLAlchemy's "insertmanyvalues": one statement per 1,000 rows,
+        compiled once), so the statements do not grow with the number of messages. A key
+        already taken, by an earlier transaction or by a concurrent one that committed
+        first, is looked up in one query on the unique index."""
+        first: dict[tuple[uuid.UUID, str], NewMessage] = {}
+        for m in messages:
+            first.setdefault((m.organization_id, m.idempotency_key), m)
+        if not first:
+            return []
+        rows = [_message_values(uuid.uuid4(), m, now) for m in first.values()]
+        returning = (M.id, M.organization_id, M.idempotency_key)
+        inserted = await self._s.execute(
+            _dialect_insert(self._s, M.__table__).on_conflict_do_nothing().returning(*returning),
+            rows,
+        )
+        made = {(org, key): pk for pk, org, key in inserted}
+        taken: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        lost = [k for k in first if k not in made]
+        for org in {o for o, _ in lost}:
+            keys = [k for o, k in lost if o == org]
+            found = await self._s.execute(
+                select(M.id, M.idempotency_key).where(
+                    M.organization_id == org, M.idempotency_key.in_(keys)
+                )
+            )
+            taken.update(((org, key), pk) for pk, key in found)
+        recipients = [r for key, pk in made.items() for r in _recipient_values(pk, first[key], now)]
+        if recipients:
+            await self._s.execute(insert(cast(Table, R.__table__)).returning(R.id), recipients)
+        if made and self.enqueued == 0 and self._s.get_bind().dialect.name == "postgresql":
+            await self._s.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        self.enqueued += len(made)
+        results = []
+        for m in messages:
+            key = (m.organization_id, m.idempotency_key)
+            if key in made and first[key] is m:
+                results.append(Enqueued(made[key], created=True))
+            elif key in made:
+                results.append(Enqueued(made[key], created=False))
+            elif key in taken:
+                results.append(Enqueued(taken[key], created=False))
+            else:  # purged between the conflict and the look-up: retry the transaction
+                raise RuntimeError(f"idempotency key {key[1]!r} vanished while enqueuing")
+        return results
 
     # --- claims ----------------------------------------------------------------------
 
@@ -541,3 +589,57 @@ def _recipient(r: OutboxRecipientRow) -> RecipientView:
 
 def _with(view: MessageView, **changes: Any) -> MessageView:
     return replace(view, **changes)
+
+
+# --- enqueue_many helpers --------------------------------------------------------------
+
+
+def _dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT (it has ``on_conflict_do_nothing``) for SQLite or PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _message_values(pk: uuid.UUID, message: NewMessage, now: datetime) -> dict[str, Any]:
+    return {
+        "id": pk,
+        "organization_id": message.organization_id,
+        "kind": message.kind.value,
+        "idempotency_key": message.idempotency_key,
+        "message_id": message.message_id,
+        "mail_from": message.mail_from,
+        "subject": message.subject[:500],
+        "mime": message.mime,
+        "size": len(message.mime),
+        "priority": message.priority,
+        "status": MessageStatus.QUEUED.value,
+        "not_before": message.not_before or now,
+        "expires_at": message.expires_at,
+        "created_at": now,
+        "updated_at": now,
+        "attempts": 0,
+        "possible_duplicate": False,
+        "meta": dict(message.meta),
+    }
+
+
+def _recipient_values(pk: uuid.UUID, message: NewMessage, now: datetime) -> list[dict[str, Any]]:
+    """One row per distinct address (a repeated address is one recipient)."""
+    seen: set[str] = set()
+    out = []
+    for r in message.recipients:
+        if r.address in seen:
+            continue
+        seen.add(r.address)
+        out.append(
+            {
+                "message_pk": pk,
+                "organization_id": message.organization_id,
+                "address": r.address,
+                "role": r.role,
+                "status": RecipientStatus.PENDING.value,
+                "updated_at": now,
+            }
+        )
+    return out

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import true
@@ -195,6 +197,18 @@ class OutboxRecipientRow(Base):
     last_enhanced: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The follow-up hook "an earlier follow-up to this address was refused" (5xx): rejected
+# recipients by lower-cased address. Partial, so queued and accepted recipients cost
+# nothing; a query uses it only when it states ``status = 'rejected'`` literally.
+Index(
+    "ix_outbox_recipients_rejected",
+    OutboxRecipientRow.organization_id,
+    func.lower(OutboxRecipientRow.address),
+    sqlite_where=text("status = 'rejected'"),
+    postgresql_where=text("status = 'rejected'"),
+)
 
 
 class DeliveryAttemptRow(Base):

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from visitmail.adapters.db.follow_up_repo import (
     SqlFollowUpSends,
+    SqlFollowUpSources,
     SqlFollowUpTemplates,
     SqlSuppressions,
 )
@@ -29,6 +30,7 @@ from visitmail.adapters.db.smtp_repo import SqlSmtpSettings
 from visitmail.adapters.db.webhook_repo import SqlWebhookSecrets
 from visitmail.services.follow_up_ports import (
     FollowUpSendRepository,
+    FollowUpSources,
     FollowUpTemplateRepository,
     SuppressionRepository,
 )
@@ -70,6 +72,7 @@ class SqlUnitOfWork:
     follow_up_templates: FollowUpTemplateRepository
     suppressions: SuppressionRepository
     follow_up_sends: FollowUpSendRepository
+    follow_up_sources: FollowUpSources
     mappings: MappingRepository
     webhook_secrets: WebhookSecretRepository
     session: AsyncSession
@@ -102,6 +105,7 @@ class SqlUnitOfWork:
         self.follow_up_templates = SqlFollowUpTemplates(self.session)
         self.suppressions = SqlSuppressions(self.session)
         self.follow_up_sends = SqlFollowUpSends(self.session)
+        self.follow_up_sources = SqlFollowUpSources(self.session)
         self.mappings = SqlMappings(self.session)
         self.webhook_secrets = SqlWebhookSecrets(self.session)
         return self
