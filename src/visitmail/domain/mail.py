@@ -19,9 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from email_validator import EmailNotValidError, validate_email
-
-from visitmail.domain.addresses import refuse_line_breaks
+from visitmail.domain.addresses import refuse_line_breaks, smtp_address
 from visitmail.domain.errors import InvalidInput
 
 #: Extra headers a spec may carry, by lower-cased name, with the spelling written out.
@@ -73,10 +71,7 @@ def ascii_address(value: str, *, field: str) -> str:
     """The address as it goes into a 7-bit header and the SMTP envelope: syntax checked,
     domain lower-cased and in IDNA form. Raises ``InvalidInput`` naming ``field``."""
     _header_text(value, field=field, max_chars=320)
-    try:
-        result = validate_email(value.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"is not a valid email address: {exc}", field=field) from None
+    result = smtp_address(value, field=field)
     if result.smtputf8:
         raise InvalidInput(
             "a non-ASCII part before the @ needs SMTPUTF8, which is not supported",
