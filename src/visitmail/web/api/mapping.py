@@ -159,7 +159,11 @@ async def put_mapping(
     uow: UowDep,
     expected_revision: Annotated[
         int | None,
-        Query(ge=0, le=MAX_INPUT_INT, description="refuse (409) unless this is the active revision's number"),
+        Query(
+            ge=0,
+            le=MAX_INPUT_INT,
+            description="refuse (409) unless this is the active revision's number",
+        ),
     ] = None,
 ) -> Any:
     """The body is the whole document. It is validated as a whole; every problem is
