@@ -8,7 +8,7 @@ route runs and so before anything is written: 422 ``invalid_text`` naming the do
 of the first offending value (``answers.q1``, ``rules[0].actions[1].subject``) or of the
 object whose *key* is the offender.
 
-Cost: a byte scan for a surrogate escape (``\\uD800``–``\\uDFFF``, either case); only a
+Cost: a byte scan for a surrogate escape (``\\uD800`` to ``\\uDFFF``, either case); only a
 body that has one is parsed and walked, because well-formed pairs (emoji) are legal.
 Bodies that are not JSON, or not well-formed JSON, pass through untouched (the route
 answers those). Bodies are bounded by :class:`~visitmail.web.limits.BodySizeLimit`, which
