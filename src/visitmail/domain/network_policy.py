@@ -42,18 +42,29 @@ REFUSED = (
 
 @dataclass(frozen=True, slots=True)
 class NetworkPolicy:
+    """``allowed``: the operator's networks (any port). ``loopback_port``: the one port on
+    loopback that ``serve --dev-inbox`` opens (its own SMTP sink) — only that port, so the
+    connection test cannot be used to scan the machine's other local services."""
+
     allowed: Sequence[IPNetwork] = ()
+    loopback_port: int | None = None
 
     @classmethod
-    def of(cls, allowed: Sequence[IPNetwork], *, allow_loopback: bool = False) -> NetworkPolicy:
-        """The operator's allowed networks, plus loopback for ``serve --dev-inbox``."""
-        networks = list(allowed)
-        if allow_loopback:
-            networks.extend(n for n in LOOPBACK if n not in networks)
-        return cls(tuple(networks))
+    def of(
+        cls, allowed: Sequence[IPNetwork], *, dev_inbox_port: int | None = None
+    ) -> NetworkPolicy:
+        """The operator's allowed networks, plus the dev inbox's port on loopback."""
+        return cls(tuple(allowed), dev_inbox_port)
 
-    def permits(self, address: IPAddress) -> bool:
+    def permits(self, address: IPAddress, port: int | None = None) -> bool:
+        """May a connection go to ``address`` (on ``port``, when the caller knows it)?"""
         if any(address in net for net in self.allowed):
+            return True
+        if (
+            self.loopback_port is not None
+            and port == self.loopback_port
+            and any(address in net for net in LOOPBACK)
+        ):
             return True
         if isinstance(address, ipaddress.IPv6Address):
             if address in _NAT64_LOCAL or address in _SITE_LOCAL:
@@ -63,8 +74,8 @@ class NetworkPolicy:
                 return all(self.permits(v4) for v4 in inner)
         return address.is_global and not address.is_multicast
 
-    def check(self, address: IPAddress, *, field: str) -> None:
-        if not self.permits(address):
+    def check(self, address: IPAddress, *, field: str, port: int | None = None) -> None:
+        if not self.permits(address, port):
             raise InvalidInput(REFUSED, field=field)
 
 

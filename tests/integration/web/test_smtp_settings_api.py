@@ -814,3 +814,26 @@ async def test_without_a_fake_the_real_tester_is_wired_and_guards_loopback(
         failed[0]["fix"] or ""
     )
     assert PASSWORD not in reply.text
+
+
+async def test_with_the_dev_inbox_only_its_own_port_on_loopback_is_reachable(
+    client: httpx.AsyncClient, app: FastAPI, runtime: Runtime, org: OrgFixture
+) -> None:
+    """Issue 10, item 11: ``--dev-inbox`` opens the sink's port, not every local port (the
+    connection test would otherwise scan the machine and echo banners)."""
+    app.state.dev_inbox = object()  # what serve --dev-inbox sets
+    try:
+        for port, reachable in (
+            (5432, False),
+            (22, False),
+            (runtime.settings.dev_inbox_port, True),
+        ):
+            body = {"settings": settings_body(host="127.0.0.1", port=port, security="none")}
+            del body["settings"]["password"]
+            del body["settings"]["username"]
+            reply = await client.post(f"{URL}/test", headers=org.headers, json=body)
+            assert reply.status_code == 200, reply.text
+            resolve = next(s for s in reply.json()["steps"] if s["name"] == "resolve")
+            assert (resolve["status"] != "failed") is reachable, (port, resolve)
+    finally:
+        app.state.dev_inbox = None

@@ -70,8 +70,13 @@ def test_an_allowed_network_covers_its_embedded_forms() -> None:
     assert not policy.permits(ipaddress.ip_address("64:ff9b::7f00:1"))  # loopback is not in it
 
 
-def test_dev_inbox_loopback_covers_both_families() -> None:
-    policy = NetworkPolicy.of((), allow_loopback=True)
-    assert policy.permits(ipaddress.ip_address("127.0.0.1"))
-    assert policy.permits(ipaddress.ip_address("::1"))
-    assert not policy.permits(ipaddress.ip_address("10.0.0.1"))
+def test_dev_inbox_opens_its_own_port_on_loopback_and_nothing_else() -> None:
+    """Issue 10, item 11: not every port of 127.0.0.0/8 (a local port scanner)."""
+    policy = NetworkPolicy.of((), dev_inbox_port=2525)
+    assert policy.permits(ipaddress.ip_address("127.0.0.1"), 2525)
+    assert policy.permits(ipaddress.ip_address("::1"), 2525)
+    assert not policy.permits(ipaddress.ip_address("127.0.0.1"), 22)
+    assert not policy.permits(ipaddress.ip_address("127.0.0.1"), 5432)
+    assert not policy.permits(ipaddress.ip_address("127.0.0.1"))  # port unknown: no exception
+    assert not policy.permits(ipaddress.ip_address("10.0.0.1"), 2525)
+    assert not NetworkPolicy.of(()).permits(ipaddress.ip_address("127.0.0.1"), 2525)
