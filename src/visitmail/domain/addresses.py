@@ -12,6 +12,8 @@ Refused: bad syntax, line breaks and NUL (header injection), and (where a caller
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import email_validator
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
@@ -38,14 +40,22 @@ def smtp_address(value: str, *, field: str) -> ValidatedEmail:
     Raises ``InvalidInput`` naming ``field`` with the library's reason."""
     refuse_line_breaks(value, field=field)
     try:
-        return validate_email(
-            value.strip(),
-            check_deliverability=False,
-            globally_deliverable=False,
-            allow_domain_literal=True,
-        )
+        return _parsed(value.strip())
     except EmailNotValidError as exc:
         raise InvalidInput(f"is not a valid email address: {exc}", field=field) from None
+
+
+@lru_cache(maxsize=4096)
+def _parsed(value: str) -> ValidatedEmail:
+    # The same address is checked several times on its way out (the spec, the envelope,
+    # the outbox) and a bulk send repeats the sender for every lead: parsing is pure, so
+    # each distinct address is parsed once. Failures raise and are not cached.
+    return validate_email(
+        value,
+        check_deliverability=False,
+        globally_deliverable=False,
+        allow_domain_literal=True,
+    )
 
 
 def normalize_email(value: str, *, field: str) -> str:
