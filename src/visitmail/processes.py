@@ -38,7 +38,10 @@ def build_worker(
     runtime: Runtime, *, concurrency: int | None = None, allow_loopback: bool = False
 ) -> DeliveryWorker:
     settings = runtime.settings
-    policy = NetworkPolicy.of(settings.smtp_allowed_networks, allow_loopback=allow_loopback)
+    policy = NetworkPolicy.of(
+        settings.smtp_allowed_networks,
+        dev_inbox_port=settings.dev_inbox_port if allow_loopback else None,
+    )
     transport = SmtpSender(policy, allow_plaintext_auth=settings.allow_plaintext_auth)
     return DeliveryWorker(
         runtime,

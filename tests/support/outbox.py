@@ -45,6 +45,7 @@ async def configure_server(
     password: str | None = None,
     limits: Limits | None = None,
     ca_pem: str | None = None,
+    sender_email: str = "sales@example.com",
 ) -> None:
     from visitmail.domain.smtp_settings import TlsOptions
 
@@ -52,7 +53,7 @@ async def configure_server(
         host="127.0.0.1",
         port=port,
         security=security,
-        sender_email="sales@example.com",
+        sender_email=sender_email,
         sender_name="Sales",
         username=username,
         timeouts=Timeouts(connect=2, command=5, overall=10),

@@ -23,6 +23,11 @@ from enum import StrEnum
 from uuid import UUID
 
 from visitmail.domain.errors import InvalidInput
+from visitmail.domain.header_text import (
+    has_unsafe_characters,
+    header_safe,
+    refuse_invalid_unicode,
+)
 from visitmail.domain.identity import clean_name
 
 MAX_LANGUAGES = 20
@@ -318,12 +323,14 @@ def clean_filename(value: str | None, content_type: str) -> str:
     """The uploaded name without any directory part, NFC-normalised, at most
     :data:`MAX_FILENAME_LENGTH` characters (the extension kept). CR, LF and NUL are refused
     (the name reaches ``Content-Disposition`` headers); other control characters become
-    ``_``. A missing name becomes ``upload`` with the type's extension."""
+    ``_`` (every character the header rule of :mod:`visitmail.domain.header_text` refuses,
+    tab included). A missing name becomes ``upload`` with the type's extension."""
     raw = value or ""
     if any(ch in raw for ch in ("\r", "\n", "\x00")):
         raise InvalidInput("the file name must not contain line breaks or NUL", field="file")
+    refuse_invalid_unicode(raw, field="file")
     name = unicodedata.normalize("NFC", re.split(r"[/\\]", raw)[-1]).strip()
-    name = "".join("_" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in name)
+    name = "".join("_" if ch == "\t" or has_unsafe_characters(ch) else ch for ch in name)
     name = name.lstrip(".") or ""
     if not name:
         return "upload" + EXTENSIONS.get(content_type, "")
@@ -342,6 +349,4 @@ def clean_title(value: str | None) -> str | None:
     title = value.strip()
     if len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"must be at most {MAX_TITLE_LENGTH} characters", field="title")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in title):
-        raise InvalidInput("must not contain control characters", field="title")
-    return title
+    return header_safe(title, field="title", allow_tab=False)

@@ -36,6 +36,7 @@ from typing import Any
 from uuid import UUID
 
 from visitmail.domain.errors import InvalidInput
+from visitmail.domain.header_text import header_safe
 from visitmail.domain.mapping import TEMPLATE_FIELDS, TEMPLATE_NAMES, Trigger
 from visitmail.domain.mapping_eval import template_context
 from visitmail.domain.reports import Report
@@ -117,6 +118,7 @@ def checked_template(spec: FollowUpTemplateSpec) -> FollowUpTemplateSpec:
         raise InvalidInput("must not be empty", field="subject")
     if any(ch in subject for ch in _LINE_BREAKS):
         raise InvalidInput("must be one line", field="subject")
+    header_safe(subject, field="subject")  # what the send would refuse, refused now
     _checked_part(subject, "subject", limit=MAX_SUBJECT_TEMPLATE_CHARS)
     if not spec.text.strip():
         raise InvalidInput("must not be empty", field="text")

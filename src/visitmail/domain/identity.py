@@ -7,6 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from visitmail.domain.errors import InvalidInput
+from visitmail.domain.header_text import header_safe
 from visitmail.domain.roles import Role
 
 MAX_NAME_LENGTH = 200
@@ -66,12 +67,11 @@ class Principal:
 
 
 def clean_name(value: str, *, field: str) -> str:
-    """A display name: stripped, non-empty, bounded, no control characters."""
-    cleaned = value.strip()
+    """A display name: stripped, non-empty, bounded, header-safe (it signs follow-ups:
+    :mod:`visitmail.domain.header_text`)."""
+    cleaned = header_safe(value, field=field, allow_tab=False).strip()
     if not cleaned:
         raise InvalidInput("must not be empty", field=field)
     if len(cleaned) > MAX_NAME_LENGTH:
         raise InvalidInput(f"must be at most {MAX_NAME_LENGTH} characters", field=field)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
-        raise InvalidInput("must not contain control characters", field=field)
     return cleaned

@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from email_validator import EmailNotValidError, validate_email
-
-from visitmail.domain.addresses import refuse_line_breaks
+from visitmail.domain.addresses import refuse_line_breaks, smtp_address
 from visitmail.domain.errors import InvalidInput
+from visitmail.domain.header_text import header_safe, refuse_invalid_unicode
 
 #: Extra headers a spec may carry, by lower-cased name, with the spelling written out.
 #: Everything else (From, To, Subject, Content-*, …) is owned by the builder.
@@ -52,18 +51,11 @@ _MESSAGE_ID = re.compile(r"^<[!-;=?A-~]+@[!-;=?A-~]+>$")  # printable ASCII but 
 _MIME_NAME = r"[A-Za-z0-9!#$&^_.+-]+"
 _CONTENT_TYPE = re.compile(rf"^{_MIME_NAME}/{_MIME_NAME}$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")  # printable ASCII and tab
-# CR, LF and NUL are refused by refuse_line_breaks (same message everywhere); these are
-# the other characters str.splitlines() and some mail software treat as line breaks,
-# and the C0/C1 controls that have no business in a header.
-_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f\u2028\u2029]")
 
 
 def _header_text(value: str, *, field: str, max_chars: int) -> str:
-    """A header-bound text: no line breaks, no control characters (tab is allowed)."""
-    refuse_line_breaks(value, field=field)
-    _unicode(value, field=field)
-    if _CONTROL.search(value):
-        raise InvalidInput("must not contain control characters", field=field)
+    """A header-bound text: the rule of :mod:`visitmail.domain.header_text`, bounded."""
+    header_safe(value, field=field)
     if len(value) > max_chars:
         raise InvalidInput(f"must be at most {max_chars} characters", field=field)
     return value
@@ -73,10 +65,7 @@ def ascii_address(value: str, *, field: str) -> str:
     """The address as it goes into a 7-bit header and the SMTP envelope: syntax checked,
     domain lower-cased and in IDNA form. Raises ``InvalidInput`` naming ``field``."""
     _header_text(value, field=field, max_chars=320)
-    try:
-        result = validate_email(value.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"is not a valid email address: {exc}", field=field) from None
+    result = smtp_address(value, field=field)
     if result.smtputf8:
         raise InvalidInput(
             "a non-ASCII part before the @ needs SMTPUTF8, which is not supported",
@@ -227,15 +216,7 @@ class BuiltMessage:
 def _body(value: str, *, field: str) -> None:
     if "\x00" in value:
         raise InvalidInput("must not contain NUL characters", field=field)
-    _unicode(value, field=field)
-
-
-def _unicode(value: str, *, field: str) -> None:
-    # A lone surrogate (from a lenient JSON decoder, say) cannot be encoded as UTF-8.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("must be valid Unicode text", field=field) from None
+    refuse_invalid_unicode(value, field=field)
 
 
 def _attachments(items: Sequence[Attachment]) -> tuple[Attachment, ...]:

@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from visitmail.domain.addresses import normalize_email, refuse_line_breaks
+from visitmail.domain.addresses import normalize_email
 from visitmail.domain.errors import InvalidInput
+from visitmail.domain.header_text import header_safe
 
 
 class ReportStatus(StrEnum):
@@ -155,13 +156,10 @@ def checked_lead(values: Mapping[str, str]) -> Lead:
             continue
         where = f"lead.{name}"
         raw = values.get(name, "")
-        refuse_line_breaks(raw, field=where)
-        value = raw.strip()
+        value = header_safe(raw, field=where, allow_tab=False).strip()
         limit = _LONG_LEAD_FIELDS.get(name, MAX_LEAD_FIELD_LENGTH)
         if len(value) > limit:
             raise InvalidInput(f"must be at most {limit} characters", field=where)
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            raise InvalidInput("must not contain control characters", field=where)
         if value and name == "email":
             value = normalize_email(value, field=where)
         elif value and name == "country":

@@ -55,3 +55,56 @@ def classify(reply: SmtpReply) -> ReplyClass:
             return ReplyClass.THROTTLED
         return ReplyClass.TEMPORARY
     return ReplyClass.TEMPORARY
+
+
+# --- what a refusal is about ----------------------------------------------------------------
+#
+# A refusal that names the *sender* can come at any step: Postfix decides about the sender
+# at RCPT TO by default (smtpd_delay_reject = yes: ``553 5.7.1 <boss@…>: Sender address
+# rejected: not owned by user alice@…``), Microsoft 365 after the message
+# (``554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException``) or with 5.7.60.
+# Such a reply is the account's problem, never the recipient's: it must be explained as
+# the sender problem and must never put the recipient on a suppression list.
+
+_SENDER_ENHANCED = {"5.1.7", "5.1.8", "5.7.60", "4.1.7", "4.1.8"}
+_SENDER_WORDS = re.compile(
+    r"sender address rejected|not owned by (the )?user|sendas ?denied|send ?as permission"
+    r"|permissions? to send as|sender (is |was )?(not (allowed|authori[sz]ed|permitted)"
+    r"|denied|refused|rejected|unknown)|(un|not )authori[sz]ed sender|sender verify failed"
+    r"|from address (is )?not (allowed|authori[sz]ed|permitted|verified)"
+    r"|sender (domain|identity) (is )?not (verified|allowed)"
+    r"|from address does not match|verified sender identity",
+    re.I,
+)
+# Enhanced codes that are about the recipient's address itself (RFC 3463): bad mailbox,
+# bad system, bad syntax, null MX (RFC 7505), mailbox disabled.
+_ADDRESS_ENHANCED = {"5.1.1", "5.1.2", "5.1.3", "5.1.10", "5.2.1"}
+# The same, for servers that send no enhanced code.
+_ADDRESS_WORDS = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient|address)"
+    r"|mailbox (unavailable|not found|does not exist|disabled)|recipient (unknown|not found)"
+    r"|(address|recipient|mailbox|user) does not exist|invalid (recipient|mailbox)"
+    r"|undeliverable address|unrouteable address|account (has been )?disabled",
+    re.I,
+)
+
+
+def names_the_sender(reply: SmtpReply) -> bool:
+    """True if the refusal is about the sender address (see above), at whatever step."""
+    if reply.code < 400:
+        return False
+    return reply.enhanced_status in _SENDER_ENHANCED or bool(_SENDER_WORDS.search(reply.text))
+
+
+def rejects_the_address(reply: SmtpReply) -> bool:
+    """True only for a *permanent* refusal about the recipient's address itself (5.1.1,
+    5.1.2, 5.1.3, 5.1.10, 5.2.1, or ``User unknown``-style text without an enhanced code):
+    the only refusals that may put an address on the suppression list. Sender, policy,
+    size, authentication and content refusals are False, as are replies that name the
+    sender."""
+    if classify(reply) is not ReplyClass.PERMANENT or names_the_sender(reply):
+        return False
+    enhanced = reply.enhanced_status
+    if enhanced is not None:
+        return enhanced in _ADDRESS_ENHANCED
+    return bool(_ADDRESS_WORDS.search(reply.text))

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from visitmail.domain.addresses import normalize_email, refuse_line_breaks
 from visitmail.domain.errors import InvalidInput
+from visitmail.domain.header_text import header_safe
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
@@ -170,14 +171,11 @@ def _port(value: int, *, field_name: str) -> int:
 def _text(value: str | None, *, field_name: str, max_length: int = 200) -> str | None:
     if value is None:
         return None
-    refuse_line_breaks(value, field=field_name)
-    cleaned = value.strip()
+    cleaned = header_safe(value, field=field_name, allow_tab=False).strip()
     if not cleaned:
         return None
     if len(cleaned) > max_length:
         raise InvalidInput(f"must be at most {max_length} characters", field=field_name)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
-        raise InvalidInput("must not contain control characters", field=field_name)
     return cleaned
 
 

@@ -117,13 +117,19 @@ def _secret_allowed(secret: SmtpSecretField, settings: SmtpSettings) -> str | No
 
 
 def _plan_secrets(
-    settings: SmtpSettings, stored: frozenset[SmtpSecretField], changes: SecretChanges
+    settings: SmtpSettings,
+    stored: frozenset[SmtpSecretField],
+    changes: SecretChanges,
+    saved_for: SmtpSettings | None = None,
 ) -> tuple[dict[SmtpSecretField, str | None], frozenset[SmtpSecretField]]:
     """Which secret columns change (plaintext or ``None``) and which secrets end up set.
 
     A secret given explicitly that the settings cannot use is refused, naming what it needs
     (a password without a username names ``username``). A *kept* secret the new settings
-    cannot use any more is cleared: a stale password is not left behind.
+    cannot use any more is cleared: a stale password is not left behind. A kept secret
+    whose destination changed (``saved_for``, the stored settings, differs in host, port or
+    username — or the proxy's — see :func:`_may_reuse`) is refused naming the secret: it
+    must be entered again, so a changed host never receives the old password.
     """
     plan: dict[SmtpSecretField, str | None] = {}
     present: set[SmtpSecretField] = set()
@@ -139,10 +145,12 @@ def _plan_secrets(
             elif secret in stored:
                 plan[secret] = None
         elif secret in stored:
-            if _secret_allowed(secret, settings) is None:
-                present.add(secret)
-            else:
+            if _secret_allowed(secret, settings) is not None:
                 plan[secret] = None
+            elif saved_for is not None and not _may_reuse(secret, saved_for, settings):
+                raise InvalidInput(_REENTER[secret], field=secret.value)
+            else:
+                present.add(secret)
     if settings.tls.client_cert_pem and SmtpSecretField.CLIENT_KEY not in present:
         raise InvalidInput(
             "is required with a client certificate", field=SmtpSecretField.CLIENT_KEY.value
@@ -251,7 +259,10 @@ async def put_settings(
     org = principal.organization_id
     stored = await uow.smtp_settings.get(org, for_update=True)
     plan, present = _plan_secrets(
-        clean, frozenset(stored.sealed) if stored else frozenset(), secret_changes
+        clean,
+        frozenset(stored.sealed) if stored else frozenset(),
+        secret_changes,
+        stored.settings if stored else None,
     )
     if (
         clean.security is Security.NONE
@@ -315,19 +326,32 @@ def _may_reuse(secret: SmtpSecretField, stored: SmtpSettings, candidate: SmtpSet
     """A stored secret is only handed to the same server (and account) it was saved for, so
     testing inline settings cannot send it to a host of the caller's choosing."""
     if secret is SmtpSecretField.PASSWORD:
-        return candidate.host == stored.host and candidate.username == stored.username
+        return (
+            candidate.host == stored.host
+            and candidate.port == stored.port
+            and candidate.username == stored.username
+        )
     if secret is SmtpSecretField.PROXY_PASSWORD:
         return (
             candidate.proxy.enabled
             and candidate.proxy.kind == stored.proxy.kind
             and candidate.proxy.host == stored.proxy.host
+            and candidate.proxy.port == stored.proxy.port
             and candidate.proxy.username == stored.proxy.username
         )
     return candidate.tls.client_cert_pem == stored.tls.client_cert_pem
 
 
+_REENTER = {
+    SmtpSecretField.PASSWORD: "enter the password again: the host, port or username changed, "
+    "and a saved password is only sent to the server it was saved for",
+    SmtpSecretField.PROXY_PASSWORD: "enter the proxy password again: the proxy's host, port "
+    "or username changed, and a saved password is only sent to the proxy it was saved for",
+    SmtpSecretField.CLIENT_KEY: "enter the client key again: the client certificate changed",
+}
+
 _NOT_REUSED = {
-    SmtpSecretField.PASSWORD: "The saved password was not used because the host or username "
+    SmtpSecretField.PASSWORD: "The saved password was not used because the host, port or username "
     "differs from the saved settings: enter the password to test with it.",
     SmtpSecretField.PROXY_PASSWORD: "The saved proxy password was not used because the proxy "
     "differs from the saved settings: enter it to test with it.",

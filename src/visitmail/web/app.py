@@ -24,6 +24,8 @@ from visitmail.web.api import webhooks as webhooks_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
 from visitmail.web.metrics import router as metrics_router
+from visitmail.web.security_headers import SecurityHeaders
+from visitmail.web.text_guard import InvalidTextGuard
 from visitmail.web.ui import dev_inbox as dev_inbox_pages
 from visitmail.web.ui import (
     event_pages,
@@ -69,7 +71,10 @@ def create_app(
     app.state.dev_inbox = dev_inbox.mailbox if dev_inbox else None
     app.state.dev_inbox_port = dev_inbox.port if dev_inbox else None
     install_error_handlers(app)
+    # Added last = runs first: the size limit bounds what the text guard buffers.
+    app.add_middleware(InvalidTextGuard)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: also on the guards' own answers
     app.include_router(health.router)
     app.include_router(identity_api.router)
     app.include_router(smtp_api.router)

@@ -23,7 +23,10 @@ def build_diagnoser(settings: Settings, *, allow_loopback: bool = False) -> Smtp
     from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
     from visitmail.domain.network_policy import NetworkPolicy
 
-    policy = NetworkPolicy.of(settings.smtp_allowed_networks, allow_loopback=allow_loopback)
+    policy = NetworkPolicy.of(
+        settings.smtp_allowed_networks,
+        dev_inbox_port=settings.dev_inbox_port if allow_loopback else None,
+    )
     return SmtpConnectionTester(policy, settings.allow_plaintext_auth)
 
 

@@ -17,7 +17,7 @@ from tests.integration.smtp.conftest import (
     settings_for,
 )
 from tests.support.processes import free_port
-from tests.support.smtp_servers import Blackhole, Certificates, leaf_sha256
+from tests.support.smtp_servers import Blackhole, Certificates, Script, leaf_sha256
 from visitmail.adapters.smtp import open_connection
 from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
 from visitmail.domain.diagnosis import DiagnosisReport, StepName, StepStatus
@@ -265,6 +265,82 @@ async def test_rejected_sender_fails_at_mail_from(
     assert "not allowed to send as this sender" in (mail.explanation or "")
     assert "verify" in (mail.fix or "")
     assert (mail.reply_text or "").startswith("5.7.1")
+
+
+POSTFIX_SENDER_REFUSAL = (
+    "553 5.7.1 <boss@example.org>: Sender address rejected: not owned by user alice@example.org"
+)
+
+
+async def test_a_sender_refused_at_rcpt_to_is_explained_as_the_sender_problem(
+    start_server: StartServer, certs: Certificates, tester: SmtpConnectionTester
+) -> None:
+    """Issue 10, item 1: Postfix (smtpd_delay_reject = yes) says 250 to MAIL FROM and
+    refuses the sender at RCPT TO; the report must blame the sender, not the recipient."""
+    server = await start_server(
+        security="starttls",
+        cert=certs.trusted_leaf,
+        script=Script(rcpt=lambda _address: POSTFIX_SENDER_REFUSAL),
+    )
+    settings = settings_for(server, ca_pem=certs.trusted_ca_pem, sender_email="boss@example.org")
+
+    report = await tester.diagnose(settings, NO_SECRETS, send_to="lead@example.net")
+
+    mail = step(report, StepName.MAIL_FROM)
+    assert mail.status is StepStatus.PASSED
+    assert "has not refused boss@example.org as the sender so far" in mail.explanation
+    assert_failed_at(report, StepName.RCPT_TO)
+    rcpt = step(report, StepName.RCPT_TO)
+    assert rcpt.reply_code == 553
+    assert "refused the sender address" in (rcpt.explanation or "")
+    assert "recipient" not in (rcpt.explanation or "")
+    assert "send as" in (rcpt.fix or "").lower()
+    assert "not owned by user" in (rcpt.reply_text or "")
+
+
+async def test_send_as_denied_after_the_message_is_the_sender_problem(
+    start_server: StartServer, certs: Certificates, tester: SmtpConnectionTester
+) -> None:
+    """Microsoft 365 refuses a sender the mailbox may not send as after the final dot."""
+    server = await start_server(
+        security="starttls",
+        cert=certs.trusted_leaf,
+        script=Script(
+            data=lambda _n: (
+                "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException."
+                "MapiExceptionSendAsDenied; Failed to process message due to a permanent exception"
+            )
+        ),
+    )
+    settings = settings_for(server, ca_pem=certs.trusted_ca_pem, sender_email="boss@example.org")
+
+    report = await tester.diagnose(settings, NO_SECRETS, send_to="lead@example.net")
+
+    assert_failed_at(report, StepName.SEND)
+    sent = step(report, StepName.SEND)
+    assert "refused the sender address" in (sent.explanation or "")
+    assert "Send As" in (sent.fix or "")
+
+
+async def test_a_recipient_refusal_is_still_the_recipient_problem(
+    start_server: StartServer, certs: Certificates, tester: SmtpConnectionTester
+) -> None:
+    server = await start_server(
+        security="starttls",
+        cert=certs.trusted_leaf,
+        script=Script(
+            rcpt=lambda _address: (
+                "550 5.1.1 <nobody@example.net>: Recipient address "
+                "rejected: User unknown in local recipient table"
+            )
+        ),
+    )
+    settings = settings_for(server, ca_pem=certs.trusted_ca_pem)
+
+    report = await tester.diagnose(settings, NO_SECRETS, send_to="nobody@example.net")
+
+    assert_failed_at(report, StepName.RCPT_TO)
+    assert "test recipient" in (step(report, StepName.RCPT_TO).explanation or "")
 
 
 async def test_sender_domain_warning_is_reported(

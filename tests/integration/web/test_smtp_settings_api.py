@@ -242,12 +242,12 @@ async def test_put_without_password_keeps_it_and_null_clears_it(
     client: httpx.AsyncClient, runtime: Runtime, configured: OrgFixture
 ) -> None:
     org = configured
-    body = settings_body(host="smtp2.example.com")
+    body = settings_body(sender_name="Acme Vertrieb")
     del body["password"]
     kept = await client.put(URL, headers=org.headers, json=body)
     assert kept.status_code == 200, kept.text
     assert kept.json()["password_set"] is True
-    assert kept.json()["host"] == "smtp2.example.com"
+    assert kept.json()["sender_name"] == "Acme Vertrieb"
     assert (await stored_secrets(runtime, org)).password == PASSWORD
 
     replaced = await client.put(URL, headers=org.headers, json={**body, "password": "N3w-one!"})
@@ -259,6 +259,52 @@ async def test_put_without_password_keeps_it_and_null_clears_it(
     assert cleared.json()["password_set"] is False
     assert (await stored_secrets(runtime, org)).password is None
     assert (await raw_row(runtime, org))["password_enc"] is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"host": "smtp2.example.com"}, {"port": 2525}, {"username": "other@example.com"}],
+    ids=["host", "port", "username"],
+)
+async def test_a_new_destination_needs_the_password_again(
+    client: httpx.AsyncClient, runtime: Runtime, configured: OrgFixture, change: dict[str, Any]
+) -> None:
+    """Issue 10, item 9: the stored password never follows the settings to another server."""
+    org = configured
+    before = await client.get(URL, headers=org.headers)
+    body = settings_body(**change)
+    del body["password"]
+    refused = await client.put(URL, headers=org.headers, json=body)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["field"] == "password"
+    assert "enter the password again" in error["message"]
+    assert PASSWORD not in refused.text
+    after = await client.get(URL, headers=org.headers)
+    assert after.json() == before.json()  # nothing written
+    assert (await stored_secrets(runtime, org)).password == PASSWORD
+
+    entered = await client.put(URL, headers=org.headers, json={**body, "password": "N3w-one!"})
+    assert entered.status_code == 200, entered.text
+    assert (await stored_secrets(runtime, org)).password == "N3w-one!"
+
+
+async def test_a_new_proxy_needs_the_proxy_password_again(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    proxy = {"kind": "socks5", "host": "proxy.example.com", "port": 1080, "username": "px"}
+    saved = await client.put(
+        URL, headers=org.headers, json=settings_body(proxy={**proxy, "password": PROXY_PASSWORD})
+    )
+    assert saved.status_code == 200, saved.text
+    moved = settings_body(proxy={**proxy, "host": "proxy2.example.com"})
+    refused = await client.put(URL, headers=org.headers, json=moved)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "proxy.password"
+    assert (await stored_secrets(runtime, org)).proxy_password == PROXY_PASSWORD
+    same = await client.put(URL, headers=org.headers, json=settings_body(proxy=proxy))
+    assert same.status_code == 200, same.text  # the same proxy keeps its saved password
+    assert same.json()["proxy"]["password_set"] is True
 
 
 async def test_empty_string_clears_a_secret(
@@ -545,7 +591,7 @@ async def test_audit_lists_changed_field_names_only(
     client: httpx.AsyncClient, configured: OrgFixture
 ) -> None:
     org = configured
-    body = settings_body(port=465, security="tls")
+    body = settings_body(sender_name="Acme Vertrieb", security="tls")
     del body["password"]
     await client.put(URL, headers=org.headers, json=body)
     await client.put(URL, headers=org.headers, json=body)  # no change: no entry
@@ -559,7 +605,7 @@ async def test_audit_lists_changed_field_names_only(
         "smtp_settings.create",
     ]
     assert entries[0]["fields"] == ["password"]
-    assert sorted(entries[1]["fields"]) == ["port", "security"]
+    assert sorted(entries[1]["fields"]) == ["security", "sender_name"]
     assert "host" in entries[2]["fields"]
     assert "password" in entries[2]["fields"]
     assert all(e["actor_id"] == str(org.admin.id) for e in entries)
@@ -619,7 +665,7 @@ async def test_stored_settings_are_tested_with_stored_secrets(
 async def test_inline_test_reuses_stored_password_only_for_the_same_server(
     client: httpx.AsyncClient, configured: OrgFixture, diagnoser: FakeDiagnoser
 ) -> None:
-    same = settings_body(port=465, security="tls")
+    same = settings_body(sender_name="Acme Vertrieb", security="tls")
     del same["password"]
     await client.post(f"{URL}/test", headers=configured.headers, json={"settings": same})
     assert diagnoser.calls[-1][1].password == PASSWORD
@@ -631,6 +677,12 @@ async def test_inline_test_reuses_stored_password_only_for_the_same_server(
     assert reply.status_code == 200
     assert diagnoser.calls[-1][1].password is None
     assert any("saved password was not used" in w for w in reply.json()["warnings"])
+
+    other_port = {**same, "port": 2525}
+    reply = await client.post(
+        f"{URL}/test", headers=configured.headers, json={"settings": other_port}
+    )
+    assert diagnoser.calls[-1][1].password is None
 
     explicit = {**elsewhere, "password": "typed-in-again"}
     await client.post(f"{URL}/test", headers=configured.headers, json={"settings": explicit})
@@ -762,3 +814,26 @@ async def test_without_a_fake_the_real_tester_is_wired_and_guards_loopback(
         failed[0]["fix"] or ""
     )
     assert PASSWORD not in reply.text
+
+
+async def test_with_the_dev_inbox_only_its_own_port_on_loopback_is_reachable(
+    client: httpx.AsyncClient, app: FastAPI, runtime: Runtime, org: OrgFixture
+) -> None:
+    """Issue 10, item 11: ``--dev-inbox`` opens the sink's port, not every local port (the
+    connection test would otherwise scan the machine and echo banners)."""
+    app.state.dev_inbox = object()  # what serve --dev-inbox sets
+    try:
+        for port, reachable in (
+            (5432, False),
+            (22, False),
+            (runtime.settings.dev_inbox_port, True),
+        ):
+            body = {"settings": settings_body(host="127.0.0.1", port=port, security="none")}
+            del body["settings"]["password"]
+            del body["settings"]["username"]
+            reply = await client.post(f"{URL}/test", headers=org.headers, json=body)
+            assert reply.status_code == 200, reply.text
+            resolve = next(s for s in reply.json()["steps"] if s["name"] == "resolve")
+            assert (resolve["status"] != "failed") is reachable, (port, resolve)
+    finally:
+        app.state.dev_inbox = None

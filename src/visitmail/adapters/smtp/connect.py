@@ -132,7 +132,7 @@ async def _checked(
             )
     for address in addresses:
         ip = _ip(address)
-        if ip is None or not policy.permits(ip):
+        if ip is None or not policy.permits(ip, port):
             # Same words whatever the address is, so the guard cannot map a network.
             raise SmtpAddressRefused(
                 f"The {what} {host} {REFUSED}.",

@@ -370,7 +370,12 @@ class _Run:
             reply = await client.mail(sender)
         except aiosmtplib.SMTPException as e:
             raise translate(e, stage=StepName.MAIL_FROM, target=target) from e
-        self.passed(StepName.MAIL_FROM, f"The server accepts {sender} as the sender.", reply=reply)
+        self.passed(
+            StepName.MAIL_FROM,
+            f"The server has not refused {sender} as the sender so far (some servers decide "
+            "about the sender only at RCPT TO or after the message).",
+            reply=reply,
+        )
 
         recipient = self.send_to or sender
         self.begin(StepName.RCPT_TO)

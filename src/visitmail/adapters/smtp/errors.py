@@ -31,6 +31,7 @@ from visitmail.domain.smtp_errors import (
     SmtpTimedOut,
     SmtpTlsFailed,
 )
+from visitmail.domain.smtp_replies import SmtpReply, names_the_sender
 from visitmail.domain.smtp_settings import ProxyKind, Security, SmtpSettings
 
 E = TypeVar("E", bound=BaseException)
@@ -304,6 +305,10 @@ def _smtp_reply(exc: BaseException, stage: StepName, target: Target) -> SmtpFail
         return auth_rejected(code, text)
     if isinstance(exc, aiosmtplib.SMTPSenderRefused) or stage is StepName.MAIL_FROM:
         return sender_rejected(code, text)
+    if names_the_sender(SmtpReply(code, text)):
+        # Postfix refuses a sender at RCPT TO, Microsoft 365 after the message: the
+        # account's problem, explained as such at the step where it came.
+        return sender_rejected(code, text, stage=stage)
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused) or stage is StepName.RCPT_TO:
         return SmtpRejected(
             f"The server refused the test recipient: {code} {text}",
@@ -344,23 +349,25 @@ def auth_rejected(code: int, text: str) -> SmtpAuthFailed:
     )
 
 
-def sender_rejected(code: int, text: str) -> SmtpRejected:
-    """The failure for a refused MAIL FROM: usually "this account may not send as that"."""
+def sender_rejected(code: int, text: str, *, stage: StepName = StepName.MAIL_FROM) -> SmtpRejected:
+    """The failure for a refused sender: usually "this account may not send as that".
+    ``stage`` is where the refusal came (MAIL FROM, or RCPT TO / after the message for
+    servers that decide later); the explanation is about the sender either way."""
+    later = "" if stage is StepName.MAIL_FROM else f" (the server said so at {stage.value})"
     if 500 <= code < 600:
         message = (
-            f"The server refused the sender address ({code}): this account is not allowed to "
-            "send as this sender."
+            f"The server refused the sender address ({code}){later}: this account is not "
+            "allowed to send as this sender."
         )
         fix = (
-            "Use a sender address that belongs to the account, or verify the sender address "
-            "or its domain at the provider (for relays: add and verify the domain)."
+            "Use a sender address this account may send as (usually the account's own "
+            "address), or grant the account permission to send as this address (Microsoft "
+            "365: Send As; relays: add and verify the sender address or its domain)."
         )
     else:
-        message = f"The server temporarily refused the sender address ({code})."
+        message = f"The server temporarily refused the sender address ({code}){later}."
         fix = "Try again later; if it persists, contact the provider."
-    return SmtpRejected(
-        message, stage=StepName.MAIL_FROM, fix=fix, reply_code=code, reply_text=text
-    )
+    return SmtpRejected(message, stage=stage, fix=fix, reply_code=code, reply_text=text)
 
 
 def _timeout(exc: BaseException, stage: StepName, target: Target) -> SmtpFailure | None:

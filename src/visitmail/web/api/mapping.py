@@ -40,7 +40,7 @@ from visitmail.web.api.mapping_schemas import (
     ProblemOut,
     RevisionOut,
 )
-from visitmail.web.api.schemas import ErrorResponse
+from visitmail.web.api.schemas import MAX_INPUT_INT, ErrorResponse
 from visitmail.web.deps import AdminDep, UowDep
 from visitmail.web.errors import error_body
 
@@ -159,7 +159,11 @@ async def put_mapping(
     uow: UowDep,
     expected_revision: Annotated[
         int | None,
-        Query(ge=0, description="refuse (409) unless this is the active revision's number"),
+        Query(
+            ge=0,
+            le=MAX_INPUT_INT,
+            description="refuse (409) unless this is the active revision's number",
+        ),
     ] = None,
 ) -> Any:
     """The body is the whole document. It is validated as a whole; every problem is
@@ -184,7 +188,7 @@ async def list_revisions(
     principal: AdminDep,
     uow: UowDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INPUT_INT)] = 0,
 ) -> list[RevisionOut]:
     """Number, whether active, rule count, who saved it and when; without the documents."""
     found = await mapping.list_revisions(uow, principal, limit=limit, offset=offset)

@@ -21,7 +21,7 @@ from visitmail.web.api.message_schemas import (
     MessageList,
     MessageOut,
 )
-from visitmail.web.api.schemas import ErrorResponse
+from visitmail.web.api.schemas import MAX_INPUT_INT, ErrorResponse
 from visitmail.web.deps import PrincipalDep, UowDep
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -47,7 +47,7 @@ async def list_messages(
     status: Annotated[MessageStatus | None, Query(description="only this status")] = None,
     kind: Annotated[MessageKind | None, Query(description="only this kind")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INPUT_INT)] = 0,
 ) -> MessageList:
     """A page of the organization's messages with their recipients, and the number of
     messages per status across the whole outbox (unaffected by the filters)."""

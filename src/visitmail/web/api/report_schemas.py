@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, JsonValue, field_validator
 from visitmail.domain.reports import LEAD_FIELDS, Consent, Gender, Lead, Report, ReportStatus
 from visitmail.services.report_ports import FiredNotification
 from visitmail.services.reports import ReportChanges, ReportInput, Triggered
-from visitmail.web.api.schemas import Strict
+from visitmail.web.api.schemas import MAX_INPUT_INT, Strict
 
 _TEXT = Field(default="", max_length=1000)
 
@@ -81,7 +81,10 @@ class ReportUpdate(Strict):
 
     event_id: UUID | None = Field(default=None, description="if given, the report's own")
     revision: int | None = Field(
-        default=None, description="if given, must be the current revision (else 409)"
+        default=None,
+        ge=0,
+        le=MAX_INPUT_INT,
+        description="if given, must be the current revision (else 409)",
     )
     lead: LeadIn | None = None
     answers: dict[str, JsonValue] | None = Field(default=None, description=ANSWERS_HELP)

@@ -19,7 +19,7 @@ from visitmail.services import reports
 from visitmail.services.report_ports import ReportTriggers
 from visitmail.web.api.mapping import notification_triggers
 from visitmail.web.api.report_schemas import ReportIn, ReportOut, ReportUpdate, TriggeredOut
-from visitmail.web.api.schemas import ErrorResponse
+from visitmail.web.api.schemas import MAX_INPUT_INT, ErrorResponse
 from visitmail.web.deps import PrincipalDep, UowDep
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -62,7 +62,7 @@ async def list_reports(
     event_id: Annotated[UUID | None, Query(description="only this event's")] = None,
     status: Annotated[ReportStatus | None, Query(description="only this status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INPUT_INT)] = 0,
 ) -> list[ReportOut]:
     found = await reports.list_reports(
         uow, principal, event_id=event_id, status=status, limit=limit, offset=offset

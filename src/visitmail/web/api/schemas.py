@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from visitmail.domain.identity import ApiToken, User
 from visitmail.domain.roles import Role
 
+#: The largest value any integer input takes (``offset``, a revision number):
+#: 32-bit, so no value that passes validation can overflow a database integer (a 500).
+MAX_INPUT_INT = 2**31 - 1
+
 
 class Strict(BaseModel):
     """Base of every request body: unknown fields are an error, not silently dropped."""
