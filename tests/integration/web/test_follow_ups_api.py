@@ -320,6 +320,45 @@ async def test_a_permanent_rejection_suppresses_the_address(
         await server.close()
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "553 5.7.1 <sales@example.com>: Sender address rejected: not owned by user alice",
+        "552 5.3.4 Message size exceeds fixed limit",
+        "554 5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org",
+    ],
+    ids=["sender", "size", "policy"],
+)
+async def test_a_refusal_that_is_not_about_the_address_never_suppresses_it(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, refusal: str
+) -> None:
+    """Issue 10, item 2: one bulk run with a wrong sender (or a size or policy refusal)
+    must not put every lead in it on the suppression list."""
+    refusing = True
+    server = await start_smtp_server(script=Script(rcpt=lambda _a: refusal if refusing else None))
+    try:
+        event, _ = await setup(client, runtime, org, server)
+        leads = [await capture(client, org.headers, event["id"], lead=lead()) for _ in range(3)]
+        bulk = await client.post(
+            "/api/v1/follow-ups/bulk",
+            headers=org.headers,
+            json={"report_ids": [r["id"] for r in leads]},
+        )
+        assert bulk.status_code == 200, bulk.text
+        await make_worker(runtime, org).run_until_idle()
+        failed = await follow_up_messages(client, org)
+        assert {m["status"] for m in failed} == {"failed"}
+
+        refusing = False  # the admin fixed the sender
+        again = [await follow_up(client, org.headers, r["id"], force=True) for r in leads]
+        assert [a.json()["status"] for a in again] == ["queued"] * 3
+        await make_worker(runtime, org).run_until_idle()
+        for report in leads:
+            assert len(received_by(server, report["lead"]["email"])) == 1
+    finally:
+        await server.close()
+
+
 # --- refusals -----------------------------------------------------------------------------
 
 

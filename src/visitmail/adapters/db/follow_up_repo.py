@@ -42,6 +42,7 @@ from visitmail.domain.follow_up import (
 )
 from visitmail.domain.outbox import MessageKind, RecipientStatus
 from visitmail.domain.reports import Report
+from visitmail.domain.smtp_replies import SmtpReply, rejects_the_address
 from visitmail.services.follow_up_ports import FollowUpSend, NewFollowUpSend, Suppression
 
 # The status of a permanently refused recipient, as a literal in the SQL text: the partial
@@ -210,9 +211,8 @@ class SqlSuppressions:
             return set()
         m, r = OutboxMessageRow, OutboxRecipientRow
         address = func.lower(r.address)
-        found = await self._s.scalars(
-            select(address)
-            .distinct()
+        found = await self._s.execute(
+            select(address, r.last_code, r.last_text)
             .join(m, m.id == r.message_pk)
             .where(
                 r.organization_id == organization_id,
@@ -225,7 +225,13 @@ class SqlSuppressions:
                 m.kind == MessageKind.FOLLOW_UP.value,
             )
         )
-        return set(found)
+        # Only a refusal of the address itself suppresses it: a wrong sender, a policy,
+        # size or content refusal says nothing about the lead (domain.smtp_replies).
+        return {
+            row_address
+            for row_address, code, text in found
+            if code is not None and rejects_the_address(SmtpReply(code, text or ""))
+        }
 
     async def add_many(
         self,
