@@ -57,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts slowly; a quiet one in ~2 s
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:

@@ -90,7 +90,7 @@ def test_serve_with_dev_inbox_creates_demo_login_and_serves(tmp_path: Path) -> N
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts slowly; a quiet one in ~2 s
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
