@@ -16,9 +16,13 @@ tightened further:
   ``cycler``, ``joiner``, ``namespace``, ``dict``.
 * **Bounded work and memory.** Every loop iteration is counted against
   :data:`MAX_LOOP_STEPS` per render; ``~``, ``+``, ``*`` and the ``join``/``replace``
-  filters refuse results over :data:`MAX_VALUE_CHARS`; ``**`` refuses huge powers; ``%``
-  string formatting is refused; the rendered output is cut off with an error at
-  ``max_chars`` (default :data:`MAX_OUTPUT_CHARS`).
+  filters refuse results over :data:`MAX_VALUE_CHARS`; so does the result of every call
+  (``split``, ``splitlines``, …); integers are bounded at :data:`MAX_POWER_BITS` bits
+  whatever builds them (``**``, and ``*`` — squaring a number 19 times doubles its size
+  each step); ``%`` string formatting is refused; the rendered output is cut off with an
+  error at ``max_chars`` (default :data:`MAX_OUTPUT_CHARS`). Each render or evaluation
+  also has a time budget of :data:`MAX_RENDER_SECONDS`, checked at every loop step,
+  operator and call: whatever slipped through the bounds above stops there.
 * **A small set of filters** for mail: ``upper lower title capitalize trim default (d)
   join truncate replace first last length (count) escape (e) format_date``.
 
@@ -42,6 +46,7 @@ trace. Compiled templates are cached per process.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -84,7 +89,8 @@ MAX_OUTPUT_CHARS = 100_000  # default bound of a rendered template
 MAX_VALUE_CHARS = 100_000  # bound of any string or list built while rendering
 MAX_LOOP_STEPS = 10_000  # loop iterations per render, all loops together
 MAX_RANGE = 1_000  # items of one range()
-MAX_POWER_BITS = 4_096  # size of the result of ``a ** b`` on integers
+MAX_POWER_BITS = 4_096  # size of any integer built by ``**`` or ``*``
+MAX_RENDER_SECONDS = 1.0  # time budget of one render or evaluation
 _MAX_MESSAGE = 300
 
 __all__ = [
@@ -141,18 +147,34 @@ def is_template(text: str) -> bool:
 # --- per-render budget ---------------------------------------------------------------
 
 
+#: The clock of the time budget (a module attribute, so tests can stall it at will).
+clock: Callable[[], float] = time.perf_counter
+
+
 @dataclass(slots=True)
 class _Budget:
+    deadline: float
     loop_steps: int = MAX_LOOP_STEPS
+
+
+def _new_budget() -> _Budget:
+    return _Budget(deadline=clock() + MAX_RENDER_SECONDS)
 
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("visitmail_sandbox_budget", default=None)
 
 
-def _spend_loop_step() -> None:
+def _budget() -> _Budget:
     budget = _BUDGET.get()
     if budget is None:  # only reachable if someone runs a compiled template by hand
         raise SecurityError("templates run only through visitmail.domain.sandbox")
+    if clock() > budget.deadline:
+        raise SecurityError(f"took longer than {MAX_RENDER_SECONDS:g} s")
+    return budget
+
+
+def _spend_loop_step() -> None:
+    budget = _budget()
     budget.loop_steps -= 1
     if budget.loop_steps < 0:
         raise SecurityError(f"more than {MAX_LOOP_STEPS} loop iterations")
@@ -342,6 +364,7 @@ class _MailSandbox(ImmutableSandboxedEnvironment):
         return None
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _budget()
         if operator == "%" and isinstance(left, str):
             raise SecurityError("'%' string formatting is not available; use {{ … }}")
         if operator == "*":
@@ -359,7 +382,21 @@ class _MailSandbox(ImmutableSandboxedEnvironment):
             and right * abs(left).bit_length() > MAX_POWER_BITS
         ):
             raise SecurityError("the power is too large")
+        if (
+            operator == "*"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left).bit_length() + abs(right).bit_length() > MAX_POWER_BITS
+        ):
+            raise SecurityError("the number is too large")
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's own signature
+        _budget()
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str | list | tuple | dict):
+            _check_weight(_weight(result), "the result")
+        return result
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         raise SecurityError(
@@ -641,7 +678,7 @@ def render(
     running it fails or the output exceeds ``max_chars`` characters.
     """
     compiled = _compiled(template, autoescape=autoescape, strict=strict, expression=False)
-    token = _BUDGET.set(_Budget())
+    token = _BUDGET.set(_new_budget())
     try:
         out: list[str] = []
         size = 0
@@ -667,7 +704,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> object:
     evaluating it fails.
     """
     compiled = _compiled(expression, autoescape=False, strict=False, expression=True)
-    token = _BUDGET.set(_Budget())
+    token = _BUDGET.set(_new_budget())
     try:
         result: object = TemplateExpression(compiled, undefined_to_none=True)(dict(context))
         return result

@@ -238,7 +238,9 @@ async def preview_template(
             raise NotFound("no such report of this event")
     else:
         report = sample_report(event, lead or {}, actor.organization_id)
-    return render_follow_up(template_spec, report, tag)
+    # Off the event loop: a template may spend its whole time budget (domain.sandbox), and
+    # other requests must not wait for it.
+    return await asyncio.to_thread(render_follow_up, template_spec, report, tag)
 
 
 # --- sending ------------------------------------------------------------------------------

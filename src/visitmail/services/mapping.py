@@ -18,6 +18,7 @@ rendered, and neither sends nor stores anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -288,11 +289,13 @@ async def dry_run(
     if stored_settings is not None:
         settings = stored_settings.settings
         sender = Mailbox(settings.sender_email, settings.sender_name or "")
+    # Off the event loop: every condition and template may spend its time budget.
+    planned = await asyncio.to_thread(fire, mapping, report, trigger)
     return DryRun(
         trigger=trigger,
         report=report,
         revision=revision,
-        planned=fire(mapping, report, trigger),
+        planned=planned,
         sender=sender,
         inline=inline is not None,
     )

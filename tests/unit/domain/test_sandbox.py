@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from visitmail.domain import sandbox
 from visitmail.domain.errors import InvalidInput
 from visitmail.domain.sandbox import (
     MAX_LOOP_STEPS,
@@ -284,3 +285,42 @@ def test_is_template() -> None:
     assert is_template("{{ reporter.email }}")
     assert is_template("{% if x %}a{% endif %}")
     assert not is_template("team@acme.example")
+
+
+# --- issue 10, item 8: integer growth, call results and the time budget -------------------
+
+
+def test_squaring_a_number_over_and_over_is_bounded() -> None:
+    """19 squarings took 8.4 s before: each step doubles the number's size."""
+    source = "{% set a = 3 %}" + "{% set a = a * a %}" * 19 + "{{ a }}"
+    with pytest.raises(RenderFailed) as caught:
+        render(source, {}, autoescape=False)
+    assert "too large" in caught.value.message
+
+
+def test_ordinary_arithmetic_still_works() -> None:
+    assert render("{{ 12 * 12 }} {{ 2 ** 10 }}", {}, autoescape=False) == "144 1024"
+
+
+def test_the_result_of_a_call_is_counted() -> None:
+    source = "{% set s = 'a,' * 50000 %}{{ s.split(',') | length }}"
+    with pytest.raises(RenderFailed) as caught:
+        render(source, {}, autoescape=False)
+    assert "longer than" in caught.value.message
+    assert render("{{ 'a,b,c'.split(',') | length }}", {}, autoescape=False) == "3"
+
+
+def test_a_render_that_runs_out_of_time_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test owns the clock: every look at it costs 0.4 s of render time."""
+    ticks = iter(i * 0.4 for i in range(1000))
+    monkeypatch.setattr(sandbox, "clock", lambda: next(ticks))
+    with pytest.raises(RenderFailed) as caught:
+        render("{% for i in range(10) %}{{ i }}{% endfor %}", {}, autoescape=False)
+    assert "took longer than 1 s" in caught.value.message
+
+
+def test_an_expression_that_runs_out_of_time_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = iter(i * 0.6 for i in range(1000))
+    monkeypatch.setattr(sandbox, "clock", lambda: next(ticks))
+    with pytest.raises(RenderFailed):
+        evaluate("answers.a * 2 + answers.a * 3 == 5", {"answers": {"a": 1}})
