@@ -1,18 +1,23 @@
 """The connection test against a real Postfix submission server (issue 10, item 1): STARTTLS,
 Cyrus SASL from a sasldb, and ``reject_sender_login_mismatch``, which Postfix applies at
-RCPT TO (``smtpd_delay_reject = yes``). One instance serves the whole module; see
-tests/support/postfix_server.py."""
+RCPT TO (``smtpd_delay_reject = yes``); then the delivery engine through the same server.
+One instance serves the whole module; see tests/support/postfix_server.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.utils import make_msgid
 
 import pytest
 import trustme
 
 from tests.integration.smtp.conftest import settings_for
+from tests.support.orgs import OrgFixture
+from tests.support.outbox import configure_server, make_worker
 from tests.support.postfix_server import (
     PostfixAccount,
     PostfixServer,
@@ -21,7 +26,12 @@ from tests.support.postfix_server import (
 )
 from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
 from visitmail.domain.diagnosis import DiagnosisReport, Step, StepName, StepStatus
+from visitmail.domain.outbox import MessageKind, MessageStatus, RecipientStatus
+from visitmail.domain.smtp_replies import SmtpReply, names_the_sender, rejects_the_address
 from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings
+from visitmail.runtime import Runtime
+from visitmail.services import outbox
+from visitmail.services.outbox_ports import MessageView, NewMessage, NewRecipient
 
 ALICE = PostfixAccount(
     login="alice@example.org",
@@ -140,3 +150,78 @@ async def test_a_wrong_password_fails_at_auth_with_535(
         if s.name in (StepName.MAIL_FROM, StepName.RCPT_TO, StepName.SEND)
     )
     assert wrong not in json.dumps(dataclasses.asdict(report))
+
+
+# -- the delivery engine through the same Postfix ------------------------------------------
+
+
+async def enqueue_from(runtime: Runtime, org: OrgFixture, sender: str, to: str) -> uuid.UUID:
+    message_id = make_msgid(domain="example.org")
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = "Thanks for visiting"
+    mail["Message-ID"] = message_id
+    mail.set_content("Thanks for visiting our booth.\n")
+    message = NewMessage(
+        organization_id=org.organization.id,
+        kind=MessageKind.NOTIFICATION,
+        idempotency_key=uuid.uuid4().hex,
+        message_id=message_id,
+        mail_from=sender,
+        subject="Thanks for visiting",
+        mime=mail.as_bytes(),
+        recipients=[NewRecipient(to)],
+    )
+    async with runtime.uow() as uow:
+        result = await outbox.enqueue(uow, message)
+        await uow.commit()
+    return result.id
+
+
+async def deliver(
+    runtime: Runtime, org: OrgFixture, server: PostfixServer, sender: str
+) -> MessageView:
+    await configure_server(
+        runtime,
+        org,
+        server.port,
+        security=Security.STARTTLS,
+        username=ALICE.login,
+        password=ALICE.password,
+        ca_pem=server.ca_pem,
+        sender_email=sender,
+    )
+    pk = await enqueue_from(runtime, org, sender, LEAD)
+    await make_worker(runtime, org).run_until_idle()
+    async with runtime.uow() as uow:
+        return await outbox.get_message(uow, org.principal, pk)
+
+
+async def test_the_delivery_engine_sends_alice_s_mail_through_postfix(
+    postfix: PostfixServer, runtime: Runtime, org: OrgFixture
+) -> None:
+    msg = await deliver(runtime, org, postfix, ALICE.login)
+
+    assert msg.status is MessageStatus.SENT, (msg, postfix.log())
+    (recipient,) = msg.recipients
+    assert recipient.status is RecipientStatus.ACCEPTED
+    postfix.wait_for_log(f"message-id={msg.message_id}")
+
+
+async def test_mail_from_a_sender_alice_does_not_own_fails_without_blaming_the_lead(
+    postfix: PostfixServer, runtime: Runtime, org: OrgFixture
+) -> None:
+    """The 553 comes at RCPT TO, so it is stored on the lead's recipient row: it must be
+    kept word for word, and it is not a refusal of the lead's address (issue 10, item 2)."""
+    msg = await deliver(runtime, org, postfix, "boss@example.org")
+
+    assert msg.status is MessageStatus.FAILED, (msg, postfix.log())
+    assert msg.attempts == 1
+    (recipient,) = msg.recipients
+    assert recipient.status is RecipientStatus.REJECTED
+    assert (recipient.code, recipient.enhanced) == (553, "5.7.1")
+    assert "Sender address rejected: not owned by user alice@example.org" in (recipient.text or "")
+    reply = SmtpReply(553, recipient.text or "")
+    assert names_the_sender(reply)
+    assert not rejects_the_address(reply)
