@@ -353,10 +353,14 @@ def sender_rejected(code: int, text: str, *, stage: StepName = StepName.MAIL_FRO
     """The failure for a refused sender: usually "this account may not send as that".
     ``stage`` is where the refusal came (MAIL FROM, or RCPT TO / after the message for
     servers that decide later); the explanation is about the sender either way."""
-    later = "" if stage is StepName.MAIL_FROM else f" (the server said so at {stage.value})"
+    later = {
+        StepName.MAIL_FROM: "",
+        StepName.RCPT_TO: " in its answer to RCPT TO",
+        StepName.SEND: " after the message",
+    }.get(stage, f" at the {stage.value} step")
     if 500 <= code < 600:
         message = (
-            f"The server refused the sender address ({code}){later}: this account is not "
+            f"The server refused the sender address{later} ({code}): this account is not "
             "allowed to send as this sender."
         )
         fix = (
@@ -365,7 +369,7 @@ def sender_rejected(code: int, text: str, *, stage: StepName = StepName.MAIL_FRO
             "365: Send As; relays: add and verify the sender address or its domain)."
         )
     else:
-        message = f"The server temporarily refused the sender address ({code}){later}."
+        message = f"The server temporarily refused the sender address{later} ({code})."
         fix = "Try again later; if it persists, contact the provider."
     return SmtpRejected(message, stage=stage, fix=fix, reply_code=code, reply_text=text)
 
