@@ -18,10 +18,14 @@ REDACTED = "[redacted]"
 _SECRET_KEY = re.compile(r"pass|secret|token|authorization|cookie|api[_-]?key|credential", re.I)
 _TOKEN_TEXT = re.compile(r"vm_[0-9a-f]{8}_[A-Za-z0-9_\-]+")
 _BEARER = re.compile(r"(?i)(bearer\s+)\S+")
+# Unsubscribe links are capabilities (and in their first format carried the address):
+# the access log keeps the path, not the token.
+_UNSUBSCRIBE_PATH = re.compile(r"(/api/v1/unsubscribe/)[^\s\"?#]+")
 
 
 def scrub_text(text: str) -> str:
-    """Mask API tokens and bearer credentials inside free text."""
+    """Mask API tokens, bearer credentials and unsubscribe tokens inside free text."""
+    text = _UNSUBSCRIBE_PATH.sub(r"\1" + REDACTED, text)
     return _BEARER.sub(r"\1" + REDACTED, _TOKEN_TEXT.sub(REDACTED, text))
 
 

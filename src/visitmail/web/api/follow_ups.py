@@ -4,10 +4,11 @@ the app, bulk from the dashboard, and the RFC 8058 one-click unsubscribe.
 Decisions this shell makes (the rules themselves are in ``services/follow_ups.py``):
 
 * **Unsubscribe links** are ``{public base}/api/v1/unsubscribe/{token}``. The token is
-  signed with HMAC-SHA256 under keys derived by HKDF-SHA256 from the master key ring
-  (``info = visitmail:unsubscribe:v1``): the newest key signs, every key in the ring
-  verifies, so a rotation does not break links already mailed; removing a key from the
-  ring invalidates its links. Nothing is stored per organization.
+  opaque: the organization and the address encrypted under the master key ring
+  (``adapters/crypto/unsubscribe_tokens.py``), so neither mail scanners nor access logs
+  learn whom a link unsubscribes; the newest key seals, every key in the ring opens, so a
+  rotation does not break links already mailed; removing a key from the ring invalidates
+  its links. Nothing is stored per organization.
 * **The public base URL** is ``VISITMAIL_PUBLIC_URL`` when the operator sets it (validated
   at start by ``config.Settings``), else the request's own base URL. The operator's
   setting is what is right behind a proxy (the request may arrive as
@@ -25,14 +26,12 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from visitmail.adapters.crypto.keyring import KeyRing
+from visitmail.adapters.crypto.unsubscribe_tokens import UnsubscribeTokens
 from visitmail.adapters.render.mime import build_message
-from visitmail.domain.follow_up import sign_unsubscribe, verify_unsubscribe
 from visitmail.runtime import Runtime
 from visitmail.services import follow_ups
 from visitmail.web.api.follow_up_schemas import (
@@ -49,8 +48,6 @@ from visitmail.web.api.follow_up_schemas import (
 from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.deps import PrincipalDep, RuntimeDep, UowDep
 from visitmail.web.errors import error_body
-
-_HKDF_INFO = b"visitmail:unsubscribe:v1"
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -72,12 +69,9 @@ router = APIRouter(tags=["follow-ups"], responses=ERRORS)
 # --- wiring -------------------------------------------------------------------------------
 
 
-def unsubscribe_keys(keyring: KeyRing) -> list[bytes]:
-    """One HMAC key per master key, newest first (it signs; all verify)."""
-    return [
-        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(key.material)
-        for key in reversed(keyring.keys)
-    ]
+def unsubscribe_tokens(keyring: KeyRing) -> UnsubscribeTokens:
+    """Opaque, encrypted unsubscribe tokens under the master key ring."""
+    return UnsubscribeTokens(keyring)
 
 
 def public_base_url(request: Request) -> str:
@@ -87,17 +81,17 @@ def public_base_url(request: Request) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SignedLinks:
+class SealedLinks:
     base_url: str
-    keys: list[bytes]
+    tokens: UnsubscribeTokens
 
     def url(self, organization_id: UUID, address: str) -> str:
-        token = sign_unsubscribe(self.keys, organization_id, address)
+        token = self.tokens.seal(organization_id, address)
         return f"{self.base_url}/api/v1/unsubscribe/{token}"
 
 
 def get_senders(request: Request, runtime: RuntimeDep) -> follow_ups.Senders:
-    links = SignedLinks(public_base_url(request), unsubscribe_keys(runtime.keyring))
+    links = SealedLinks(public_base_url(request), unsubscribe_tokens(runtime.keyring))
     return follow_ups.Senders(render=build_message, unsubscribe=links)
 
 
@@ -237,7 +231,7 @@ def _page(body: str, status_code: int = 200) -> HTMLResponse:
 async def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     """A page with one button that posts to the same URL. Never unsubscribes on GET: mail
     scanners fetch links."""
-    found = verify_unsubscribe(unsubscribe_keys(runtime.keyring), token)
+    found = unsubscribe_tokens(runtime.keyring).open(token)
     if found is None:
         return _page(f"<p>{_INVALID_LINK}.</p>", 404)
     _, address = found
@@ -256,7 +250,7 @@ async def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
 async def unsubscribe(token: str, request: Request, runtime: RuntimeDep, uow: UowDep) -> Response:
     """Puts the address on the organization's suppression list (idempotent) and answers
     200: JSON, or a confirmation page when a browser posts the form."""
-    found = verify_unsubscribe(unsubscribe_keys(runtime.keyring), token)
+    found = unsubscribe_tokens(runtime.keyring).open(token)
     wants_html = "text/html" in request.headers.get("accept", "")
     if found is None:
         if wants_html:
