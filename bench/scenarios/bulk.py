@@ -1,0 +1,258 @@
+"""``bulk``: a bulk follow-up as a user starts it: ``POST /api/v1/follow-ups/bulk`` for N
+reports (in chunks of at most 500, the API's limit) until every message is ``sent``.
+
+Per database, one fresh ``visitmail serve`` (:mod:`bench.api_harness`) with its in-process
+worker; SMTP settings point at a fresh Postfix ``smtp-sink`` per run (security none, K
+connections, no rate limits). Untimed setup: an event, a follow-up template with
+placeholders (salutation, company, an answer, the reporter's name; text and HTML) and
+``N x repeat`` reports of consenting leads, captured through the API. Timed: from the first
+bulk request to the moment ``GET /api/v1/messages`` counts all N more messages ``sent``.
+Each run sends its own N reports (the outbox keeps the earlier runs' messages, a few
+thousand at most).
+
+Peer: ``bench/nodemailer/bulk.js`` renders the same template for the same N leads (plain
+placeholder substitution) and sends them through Nodemailer's pooled transport with the same
+K connections, no durability: the baseline; ``ratio`` = visitmail / Nodemailer throughput.
+
+A run counts only if the sink received exactly N messages with N distinct Message-IDs (and
+the API says N queued and N sent); otherwise the scenario is ``failed`` with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.api_harness import (
+    FOLLOW_UP_TEMPLATE,
+    SENDER,
+    ApiError,
+    ApiServer,
+    ServerFailed,
+    median,
+    new_run_id,
+    report_body,
+    visitmail_server,
+    wait_until_sent,
+)
+from bench.api_node import NodeScriptFailed, ensure_node, run_script
+from bench.peers.base import PeerUnavailable
+from bench.scenarios.base import (
+    Measurement,
+    Progress,
+    ScenarioOptions,
+    ScenarioResult,
+    judge,
+)
+from bench.sink import Sink, SinkUnavailable, find_smtp_sink, start_sink
+
+CHUNK = 500  # the API's limit per bulk request
+TARGET = 1000.0  # msgs/s, issue 9
+
+
+class RunFailed(Exception):
+    """Messages were lost or duplicated, or the API refused: the reason."""
+
+
+def _values(i: int) -> dict[str, str]:
+    """The placeholder values of lead ``i`` for the Node.js peer (as visitmail renders
+    them: ``lead()`` in bench.api_harness)."""
+    body = report_body("-", i)
+    lead, answers = body["lead"], body["answers"]
+    title = f"{lead['title']} " if lead["title"] else ""
+    honorific = "Ms" if lead["gender"] == "female" else "Mr"
+    return {
+        "salutation": f"Dear {honorific} {title}{lead['last_name']}",
+        "lead.company": lead["company"],
+        "answers.interest": str(answers["interest"]),
+        "reporter.name": "Bench Admin",
+    }
+
+
+async def _check_sink(sink: Sink, expected: int) -> None:
+    received = await sink.wait_for_count(expected, within=10, settle=0.2)
+    await sink.stop()
+    ids = sink.message_ids()
+    if received != expected or len(ids) != expected or len(set(ids)) != expected:
+        raise RunFailed(
+            f"the sink received {received} messages ({len(set(ids))} distinct Message-IDs), "
+            f"expected exactly {expected}"
+        )
+
+
+async def _visitmail_run(
+    server: ApiServer, report_ids: list[str], connections: int, already_sent: int
+) -> tuple[float, float]:
+    """One timed bulk send; (seconds until all sent, seconds of the bulk requests)."""
+    sink = await start_sink(record_message_ids=True)
+    try:
+        await server.api.configure_smtp(sink.host, sink.port, connections=connections)
+        n = len(report_ids)
+        started = time.monotonic()
+        for offset in range(0, n, CHUNK):
+            chunk = report_ids[offset : offset + CHUNK]
+            summary = await server.api.bulk_follow_up(chunk)
+            if summary.get("queued", 0) != len(chunk):
+                raise RunFailed(f"bulk request queued {summary}, expected {len(chunk)} queued")
+        enqueued = time.monotonic()
+        done, counts = await _wait_sent(server, sink, already_sent + n, timeout=60 + n / 5)
+        if counts.get("sent") != already_sent + n:
+            raise RunFailed(f"the outbox counts {counts}, expected {already_sent + n} sent")
+        await _check_sink(sink, n)
+        return done - started, enqueued - started
+    finally:
+        await sink.close()
+
+
+async def _wait_sent(
+    server: ApiServer, sink: Sink, expected: int, timeout: float
+) -> tuple[float, dict[str, int]]:
+    try:
+        return await wait_until_sent(
+            server.api, expected, timeout=timeout, sink_count=sink.received
+        )
+    except (TimeoutError, RuntimeError) as e:
+        raise RunFailed(str(e)) from e
+
+
+async def _nodemailer_run(node: str, n: int, connections: int) -> float:
+    sink = await start_sink(record_message_ids=True)
+    try:
+        job: dict[str, Any] = {
+            "host": sink.host,
+            "port": sink.port,
+            "connections": connections,
+            "from": f"Bench Sales <{SENDER}>",
+            "template": FOLLOW_UP_TEMPLATE,
+            "headers": {
+                "List-Unsubscribe": "<http://127.0.0.1:8000/api/v1/unsubscribe/"
+                + "x" * 120
+                + ">",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            "leads": [
+                {"to": report_body("-", i, run="nm")["lead"]["email"], "values": _values(i)}
+                for i in range(n)
+            ],
+        }
+        result = await run_script(node, "bulk.js", job)
+        if result.get("error"):
+            raise RunFailed(f"nodemailer: {result['error']}")
+        await _check_sink(sink, n)
+        return float(result["seconds"])
+    finally:
+        await sink.close()
+
+
+class BulkScenario:
+    name = "bulk"
+    description = "bulk follow-ups through the API until every message is sent, vs Nodemailer"
+
+    async def run(self, options: ScenarioOptions, progress: Progress) -> ScenarioResult:
+        started = time.monotonic()
+        n = options.number("messages", smoke=20, full=2000)
+        connections = options.number("connections", smoke=4, full=8)
+        repeat = options.number("repeat", smoke=1, full=options.repeat)
+        result = ScenarioResult(
+            "bulk",
+            "ok",
+            params={"messages": n, "connections": connections, "repeat": repeat, "chunk": CHUNK},
+        )
+        try:
+            await self._measure(options, progress, result, n, connections, repeat)
+        except SinkUnavailable as e:
+            result.status, result.reason = "n/a", str(e)
+        except (RunFailed, ApiError, ServerFailed, NodeScriptFailed) as e:
+            result.status, result.reason = "failed", str(e)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def _measure(
+        self,
+        options: ScenarioOptions,
+        progress: Progress,
+        result: ScenarioResult,
+        n: int,
+        connections: int,
+        repeat: int,
+    ) -> None:
+        node: str | None = None
+        try:
+            node = await ensure_node()
+        except PeerUnavailable as e:
+            result.notes.append(f"nodemailer: n/a ({e.reason})")
+        nodemailer: list[float] = []
+        per_db: dict[str, tuple[list[float], list[float]]] = {}
+        for kind in options.databases:
+            try:
+                async with visitmail_server(kind, progress) as server:
+                    event_id = await server.api.create_event()
+                    await server.api.put_template(event_id)
+                    progress(f"  bulk/{kind}: capturing {n * repeat} reports (untimed)")
+                    ids = await server.api.capture_many(event_id, n * repeat, run=new_run_id())
+                    throughputs: list[float] = []
+                    enqueues: list[float] = []
+                    for r in range(repeat):
+                        seconds, enqueue = await _visitmail_run(
+                            server, ids[r * n : (r + 1) * n], connections, r * n
+                        )
+                        throughputs.append(n / seconds)
+                        enqueues.append(n / enqueue)
+                        progress(
+                            f"  bulk/{kind} run {r + 1}/{repeat}: visitmail {n / seconds:.0f} "
+                            f"msgs/s (bulk requests {n / enqueue:.0f} msgs/s)"
+                        )
+                        if node is not None:
+                            nm = await _nodemailer_run(node, n, connections)
+                            nodemailer.append(n / nm)
+                            progress(f"  bulk run {r + 1}/{repeat}: nodemailer {n / nm:.0f} msgs/s")
+                    per_db[kind] = (throughputs, enqueues)
+            except PeerUnavailable as e:
+                result.notes.append(f"visitmail on {kind}: n/a ({e.reason})")
+        baseline = median(nodemailer) if nodemailer else None
+        for kind, (throughputs, enqueues) in per_db.items():
+            value = median(throughputs)
+            result.measurements.append(
+                Measurement(
+                    "visitmail",
+                    "throughput",
+                    value,
+                    "msgs/s",
+                    database=kind,
+                    ratio=value / baseline if baseline else None,
+                    samples=tuple(throughputs),
+                    note="first bulk request to all sent (API counts)",
+                )
+            )
+            result.measurements.append(
+                Measurement(
+                    "visitmail",
+                    "enqueue",
+                    median(enqueues),
+                    "msgs/s",
+                    database=kind,
+                    samples=tuple(enqueues),
+                    note="the bulk requests alone",
+                )
+            )
+            result.targets.append(
+                judge(f"bulk msgs/s >= 1000 ({kind})", value, TARGET, "higher", options.size)
+            )
+        if baseline is not None:
+            result.measurements.append(
+                Measurement(
+                    "nodemailer",
+                    "throughput",
+                    baseline,
+                    "msgs/s",
+                    ratio=1.0,
+                    samples=tuple(nodemailer),
+                    note="render + pooled send, no durability",
+                )
+            )
+        if not per_db:
+            result.status, result.reason = "n/a", "visitmail could not run on any database"
+        result.notes.append("sink: Postfix smtp-sink" if find_smtp_sink() else "sink: aiosmtpd")
+
+
+SCENARIO = BulkScenario()
