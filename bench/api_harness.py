@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +91,11 @@ def free_port() -> int:
 
 def _tail(text: str, lines: int = 8) -> str:
     return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def log_tail(path: Path, lines: int = 8) -> str:
+    """The last ``lines`` lines of a log file, joined with `` | ``."""
+    return _tail(path.read_text(errors="replace"), lines)
 
 
 def lead(i: int, *, run: str = "") -> dict[str, Any]:
@@ -227,7 +232,7 @@ class ApiServer:
     env: dict[str, str] = field(repr=False, default_factory=dict)
 
     def log_tail(self, lines: int = 8) -> str:
-        return _tail((self.workdir / "serve.log").read_text(errors="replace"), lines)
+        return log_tail(self.workdir / "serve.log", lines)
 
 
 def server_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
@@ -291,25 +296,22 @@ async def stop_process(process: asyncio.subprocess.Process, grace: float = STOP_
 
 
 async def wait_http_ready(
-    url: str, process: asyncio.subprocess.Process, log: Path, timeout: float = START_TIMEOUT
+    url: str, process: asyncio.subprocess.Process, log: Path, within: float = START_TIMEOUT
 ) -> None:
     """Poll ``url`` until it answers 200; :class:`ServerFailed` if the process exits or the
     time runs out."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=2.0) as probe:
         while time.monotonic() < deadline:
             if process.returncode is not None:
-                raise ServerFailed(
-                    f"the server exited with {process.returncode}: "
-                    f"{_tail(log.read_text(errors='replace'))}"
-                )
+                raise ServerFailed(f"the server exited with {process.returncode}: {log_tail(log)}")
             try:
                 if (await probe.get(url)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.05)
-    raise ServerFailed(f"no answer from {url} in {timeout:.0f} s")
+    raise ServerFailed(f"no answer from {url} in {within:.0f} s")
 
 
 async def start_process(
@@ -398,8 +400,8 @@ async def wait_until_sent(
     api: Api,
     expected: int,
     *,
-    timeout: float,
-    sink_count: Any = None,
+    within: float,
+    sink_count: Callable[[], int] | None = None,
     poll: float = 0.05,
 ) -> tuple[float, dict[str, int]]:
     """Wait until the outbox counts ``expected`` messages ``sent``; return the monotonic
@@ -407,7 +409,7 @@ async def wait_until_sent(
     sink's count), when given, is polled first, so the API is asked only every half second
     until the sink has them all. Raises ``TimeoutError`` (with the last counts) when time
     runs out, and ``RuntimeError`` as soon as a message failed or expired."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last_api = 0.0
     counts: dict[str, int] = {}
     while True:
@@ -422,7 +424,7 @@ async def wait_until_sent(
             if counts.get("failed", 0) or counts.get("expired", 0) or counts.get("cancelled", 0):
                 raise RuntimeError(f"messages did not go out: {counts}")
         if now > deadline:
-            raise TimeoutError(f"not all {expected} messages sent in {timeout:.0f} s: {counts}")
+            raise TimeoutError(f"not all {expected} messages sent in {within:.0f} s: {counts}")
         await asyncio.sleep(poll if at_sink else 0.01)
 
 

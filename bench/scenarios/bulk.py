@@ -38,6 +38,7 @@ from bench.api_harness import (
 from bench.api_node import NodeScriptFailed, ensure_node, run_script
 from bench.peers.base import PeerUnavailable
 from bench.scenarios.base import (
+    DatabaseKind,
     Measurement,
     Progress,
     ScenarioOptions,
@@ -95,7 +96,7 @@ async def _visitmail_run(
             if summary.get("queued", 0) != len(chunk):
                 raise RunFailed(f"bulk request queued {summary}, expected {len(chunk)} queued")
         enqueued = time.monotonic()
-        done, counts = await _wait_sent(server, sink, already_sent + n, timeout=60 + n / 5)
+        done, counts = await _wait_sent(server, sink, already_sent + n, within=60 + n / 5)
         if counts.get("sent") != already_sent + n:
             raise RunFailed(f"the outbox counts {counts}, expected {already_sent + n} sent")
         await _check_sink(sink, n)
@@ -105,12 +106,10 @@ async def _visitmail_run(
 
 
 async def _wait_sent(
-    server: ApiServer, sink: Sink, expected: int, timeout: float
+    server: ApiServer, sink: Sink, expected: int, within: float
 ) -> tuple[float, dict[str, int]]:
     try:
-        return await wait_until_sent(
-            server.api, expected, timeout=timeout, sink_count=sink.received
-        )
+        return await wait_until_sent(server.api, expected, within=within, sink_count=sink.received)
     except (TimeoutError, RuntimeError) as e:
         raise RunFailed(str(e)) from e
 
@@ -125,9 +124,7 @@ async def _nodemailer_run(node: str, n: int, connections: int) -> float:
             "from": f"Bench Sales <{SENDER}>",
             "template": FOLLOW_UP_TEMPLATE,
             "headers": {
-                "List-Unsubscribe": "<http://127.0.0.1:8000/api/v1/unsubscribe/"
-                + "x" * 120
-                + ">",
+                "List-Unsubscribe": "<http://127.0.0.1:8000/api/v1/unsubscribe/" + "x" * 120 + ">",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             },
             "leads": [
@@ -182,7 +179,7 @@ class BulkScenario:
         except PeerUnavailable as e:
             result.notes.append(f"nodemailer: n/a ({e.reason})")
         nodemailer: list[float] = []
-        per_db: dict[str, tuple[list[float], list[float]]] = {}
+        per_db: dict[DatabaseKind, tuple[list[float], list[float]]] = {}
         for kind in options.databases:
             try:
                 async with visitmail_server(kind, progress) as server:
