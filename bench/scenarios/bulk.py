@@ -81,10 +81,13 @@ async def _check_sink(sink: Sink, expected: int) -> None:
         )
 
 
-async def _visitmail_run(
+async def visitmail_bulk_run(
     server: ApiServer, report_ids: list[str], connections: int, already_sent: int
 ) -> tuple[float, float]:
-    """One timed bulk send; (seconds until all sent, seconds of the bulk requests)."""
+    """One timed bulk send of ``report_ids`` through ``server`` (whose outbox counts
+    ``already_sent`` messages sent before), to a fresh smtp-sink with ``connections``:
+    (seconds until all sent, seconds of the bulk requests). :class:`RunFailed` if anything
+    was refused, lost or duplicated."""
     sink = await start_sink(record_message_ids=True)
     try:
         await server.api.configure_smtp(sink.host, sink.port, connections=connections)
@@ -190,7 +193,7 @@ class BulkScenario:
                     throughputs: list[float] = []
                     enqueues: list[float] = []
                     for r in range(repeat):
-                        seconds, enqueue = await _visitmail_run(
+                        seconds, enqueue = await visitmail_bulk_run(
                             server, ids[r * n : (r + 1) * n], connections, r * n
                         )
                         throughputs.append(n / seconds)
