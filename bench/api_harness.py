@@ -400,22 +400,25 @@ async def wait_until_sent(
     api: Api,
     expected: int,
     *,
-    within: float,
+    stall: float,
     sink_count: Callable[[], int] | None = None,
     poll: float = 0.05,
 ) -> tuple[float, dict[str, int]]:
     """Wait until the outbox counts ``expected`` messages ``sent``; return the monotonic
     time that was first seen and the counts. ``sink_count`` (a callable returning the
-    sink's count), when given, is polled first, so the API is asked only every half second
-    until the sink has them all. Raises ``TimeoutError`` (with the last counts) when time
-    runs out, and ``RuntimeError`` as soon as a message failed or expired."""
-    deadline = time.monotonic() + within
+    sink's count), when given, is polled first, so the API is asked only once a second
+    until the sink has them all. Raises ``TimeoutError`` (with the last counts) when
+    neither count moved for ``stall`` seconds, and ``RuntimeError`` as soon as a message
+    failed, expired or was cancelled."""
     last_api = 0.0
     counts: dict[str, int] = {}
+    progress: tuple[int, int] = (-1, -1)
+    last_change = time.monotonic()
     while True:
         now = time.monotonic()
-        at_sink = sink_count() >= expected if sink_count is not None else True
-        if at_sink or now - last_api >= 0.5:
+        at_sink_count = sink_count() if sink_count is not None else expected
+        at_sink = at_sink_count >= expected
+        if at_sink or now - last_api >= 1.0:
             counts = await api.message_counts()
             seen = time.monotonic()
             last_api = seen
@@ -423,8 +426,12 @@ async def wait_until_sent(
                 return seen, counts
             if counts.get("failed", 0) or counts.get("expired", 0) or counts.get("cancelled", 0):
                 raise RuntimeError(f"messages did not go out: {counts}")
-        if now > deadline:
-            raise TimeoutError(f"not all {expected} messages sent in {within:.0f} s: {counts}")
+        if (at_sink_count, counts.get("sent", 0)) != progress:
+            progress, last_change = (at_sink_count, counts.get("sent", 0)), now
+        elif now - last_change > stall:
+            raise TimeoutError(
+                f"not all {expected} messages sent, none for {stall:.0f} s: {counts}"
+            )
         await asyncio.sleep(poll if at_sink else 0.01)
 
 

@@ -100,7 +100,7 @@ async def visitmail_bulk_run(
             if summary.get("queued", 0) != len(chunk):
                 raise RunFailed(f"bulk request queued {summary}, expected {len(chunk)} queued")
         enqueued = time.monotonic()
-        done, counts = await _wait_sent(server, sink, already_sent + n, within=60 + n / 5)
+        done, counts = await _wait_sent(server, sink, already_sent + n, stall=60)
         if counts.get("sent") != already_sent + n:
             raise RunFailed(f"the outbox counts {counts}, expected {already_sent + n} sent")
         await _check_sink(sink, n)
@@ -110,10 +110,10 @@ async def visitmail_bulk_run(
 
 
 async def _wait_sent(
-    server: ApiServer, sink: Sink, expected: int, within: float
+    server: ApiServer, sink: Sink, expected: int, stall: float
 ) -> tuple[float, dict[str, int]]:
     try:
-        return await wait_until_sent(server.api, expected, within=within, sink_count=sink.received)
+        return await wait_until_sent(server.api, expected, stall=stall, sink_count=sink.received)
     except (TimeoutError, RuntimeError) as e:
         raise RunFailed(str(e)) from e
 

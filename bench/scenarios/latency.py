@@ -110,13 +110,20 @@ def mapping(pdf: bool) -> dict[str, Any]:
     }
 
 
-async def wait_arrivals(sink: TimedSink, expected: int, within: float) -> None:
-    """Until the sink holds ``expected`` messages (or ``within`` seconds pass), then a short
-    settle so duplicates show."""
-    deadline = time.monotonic() + within
+async def wait_arrivals(sink: TimedSink, expected: int, stall: float, cap: float = 900) -> None:
+    """Until the sink holds ``expected`` messages, or none arrived for ``stall`` seconds, or
+    ``cap`` seconds passed; then a short settle so duplicates show. A server that fell
+    behind is waited for as long as it keeps delivering."""
+    deadline = time.monotonic() + cap
+    seen, last_change = sink.count(), time.monotonic()
     # The arrivals file is written by another process: polling is the only way to wait.
-    while sink.count() < expected and time.monotonic() < deadline:  # noqa: ASYNC110
+    while seen < expected:
+        now = time.monotonic()
+        if now > deadline or now - last_change > stall:
+            break
         await asyncio.sleep(0.02)
+        if (count := sink.count()) != seen:
+            seen, last_change = count, time.monotonic()
     await asyncio.sleep(0.3)
 
 
@@ -262,7 +269,7 @@ class LatencyScenario:
                     ids = ids[variant.count + 1 :]
                     await _export(server.client, warm)  # warm-up: first render, connections
                     delivered += 1
-                    await wait_arrivals(sink, delivered, within=60)
+                    await wait_arrivals(sink, delivered, stall=60)
                     progress(
                         f"  latency/{kind} {variant.label}: {variant.count} exports at "
                         f"{variant.rate}/s"
@@ -275,8 +282,7 @@ class LatencyScenario:
 
                     triggered = await steady(len(timed), variant.rate, fire)
                     delivered += len(timed)
-                    drain = 60 + len(timed) * (0.5 if variant.pdf else 0.2)
-                    await wait_arrivals(sink, delivered, within=drain)
+                    await wait_arrivals(sink, delivered, stall=30)
                     sent = {timed[i]: at for i, at in triggered.items()}
                     arrivals = _arrivals_by_subject(sink, TAG, sent if variant.pdf else ())
                     found = latencies(sent, arrivals, variant, f"visitmail on {kind}")
@@ -319,7 +325,7 @@ class LatencyScenario:
             report = await run_script(node, "steady.js", job)
             if report.get("error") or int(report["sent"]) != variant.count:
                 raise RunFailed(f"nodemailer {variant.label}: {report.get('error')}")
-            await wait_arrivals(sink, variant.count, within=30)
+            await wait_arrivals(sink, variant.count, stall=30)
             sent = {str(i): float(ms) / 1000 for i, ms in report["triggers"]}
             arrivals = _arrivals_by_subject(sink, tag, sent if variant.pdf else ())
             found = latencies(sent, arrivals, variant, "nodemailer")
