@@ -2,13 +2,14 @@
 reports (in chunks of at most 500, the API's limit) until every message is ``sent``.
 
 Per database, one fresh ``visitmail serve`` (:mod:`bench.api_harness`) with its in-process
-worker; SMTP settings point at a fresh Postfix ``smtp-sink`` per run (security none, K
-connections, no rate limits). Untimed setup: an event, a follow-up template with
+worker; SMTP settings point at a fresh Postfix ``smtp-sink`` (security none, K connections,
+no rate limits), the same for all its runs (the worker caches SMTP settings for seconds).
+Untimed setup: an event, a follow-up template with
 placeholders (salutation, company, an answer, the reporter's name; text and HTML) and
 ``N x repeat`` reports of consenting leads, captured through the API. Timed: from the first
 bulk request to the moment ``GET /api/v1/messages`` counts all N more messages ``sent``.
 Each run sends its own N reports (the outbox keeps the earlier runs' messages, a few
-thousand at most).
+thousand at most); 10 follow-ups go out first, untimed, as a warm-up.
 
 Peer: ``bench/nodemailer/bulk.js`` renders the same template for the same N leads (plain
 placeholder substitution) and sends them through Nodemailer's pooled transport with the same
@@ -21,6 +22,9 @@ the API says N queued and N sent); otherwise the scenario is ``failed`` with the
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bench.api_harness import (
@@ -72,6 +76,8 @@ def _values(i: int) -> dict[str, str]:
 
 
 async def _check_sink(sink: Sink, expected: int) -> None:
+    """Stop ``sink``; exactly ``expected`` messages, each Message-ID once, else
+    :class:`RunFailed`."""
     received = await sink.wait_for_count(expected, within=10, settle=0.2)
     await sink.stop()
     ids = sink.message_ids()
@@ -82,40 +88,62 @@ async def _check_sink(sink: Sink, expected: int) -> None:
         )
 
 
-async def visitmail_bulk_run(
-    server: ApiServer, report_ids: list[str], connections: int, already_sent: int
-) -> tuple[float, float]:
-    """One timed bulk send of ``report_ids`` through ``server`` (whose outbox counts
-    ``already_sent`` messages sent before), to a fresh smtp-sink with ``connections``:
-    (seconds until all sent, seconds of the bulk requests). :class:`RunFailed` if anything
-    was refused, lost or duplicated."""
-    sink = await start_sink(record_message_ids=True)
-    try:
-        await server.api.configure_smtp(sink.host, sink.port, connections=connections)
+@dataclass
+class Outbound:
+    """A server sending to one sink for its whole life (the worker caches SMTP settings
+    for a few seconds, so the sink is not changed between runs). ``api_sent``: messages
+    the outbox counts ``sent``; ``sink_sent``: messages the sink must have received."""
+
+    server: ApiServer
+    sink: Sink
+    api_sent: int = 0
+    sink_sent: int = 0
+
+    async def bulk(self, report_ids: list[str]) -> tuple[float, float]:
+        """One timed bulk send of ``report_ids``: (seconds until all are ``sent`` in the
+        API, seconds of the bulk requests alone). :class:`RunFailed` if anything was
+        refused, lost or duplicated."""
         n = len(report_ids)
         started = time.monotonic()
         for offset in range(0, n, CHUNK):
             chunk = report_ids[offset : offset + CHUNK]
-            summary = await server.api.bulk_follow_up(chunk)
+            summary = await self.server.api.bulk_follow_up(chunk)
             if summary.get("queued", 0) != len(chunk):
                 raise RunFailed(f"bulk request queued {summary}, expected {len(chunk)} queued")
         enqueued = time.monotonic()
-        done, counts = await _wait_sent(server, sink, already_sent + n, stall=60)
-        if counts.get("sent") != already_sent + n:
-            raise RunFailed(f"the outbox counts {counts}, expected {already_sent + n} sent")
-        await _check_sink(sink, n)
+        self.api_sent += n
+        self.sink_sent += n
+        try:
+            done, counts = await wait_until_sent(
+                self.server.api,
+                self.api_sent,
+                stall=60,
+                sink_count=lambda: max(0, self.sink.received() - self.sink_sent + self.api_sent),
+            )
+        except (TimeoutError, RuntimeError) as e:
+            raise RunFailed(str(e)) from e
+        received = await self.sink.wait_for_count(self.sink_sent, within=10, settle=0.05)
+        if counts.get("sent") != self.api_sent or received != self.sink_sent:
+            raise RunFailed(
+                f"the outbox counts {counts} and the sink {received}, expected "
+                f"{self.api_sent} sent and {self.sink_sent} received"
+            )
         return done - started, enqueued - started
+
+    async def verify(self) -> None:
+        """Stop the sink: every message once (distinct Message-IDs), else :class:`RunFailed`."""
+        await _check_sink(self.sink, self.sink_sent)
+
+
+@asynccontextmanager
+async def outbound(server: ApiServer, connections: int) -> AsyncIterator[Outbound]:
+    """A fresh smtp-sink, the server's SMTP settings pointing at it (``connections``)."""
+    sink = await start_sink(record_message_ids=True)
+    try:
+        await server.api.configure_smtp(sink.host, sink.port, connections=connections)
+        yield Outbound(server, sink)
     finally:
         await sink.close()
-
-
-async def _wait_sent(
-    server: ApiServer, sink: Sink, expected: int, stall: float
-) -> tuple[float, dict[str, int]]:
-    try:
-        return await wait_until_sent(server.api, expected, stall=stall, sink_count=sink.received)
-    except (TimeoutError, RuntimeError) as e:
-        raise RunFailed(str(e)) from e
 
 
 async def _nodemailer_run(node: str, n: int, connections: int) -> float:
@@ -192,25 +220,27 @@ class BulkScenario:
                     total = n * repeat + WARM_UP
                     progress(f"  bulk/{kind}: capturing {total} reports (untimed)")
                     ids = await server.api.capture_many(event_id, total, run=new_run_id())
-                    # Warm-up: first renders and connections are not what bulk costs.
-                    await visitmail_bulk_run(server, ids[:WARM_UP], connections, 0)
-                    ids = ids[WARM_UP:]
                     throughputs: list[float] = []
                     enqueues: list[float] = []
-                    for r in range(repeat):
-                        seconds, enqueue = await visitmail_bulk_run(
-                            server, ids[r * n : (r + 1) * n], connections, WARM_UP + r * n
-                        )
-                        throughputs.append(n / seconds)
-                        enqueues.append(n / enqueue)
-                        progress(
-                            f"  bulk/{kind} run {r + 1}/{repeat}: visitmail {n / seconds:.0f} "
-                            f"msgs/s (bulk requests {n / enqueue:.0f} msgs/s)"
-                        )
-                        if node is not None:
-                            nm = await _nodemailer_run(node, n, connections)
-                            nodemailer.append(n / nm)
-                            progress(f"  bulk run {r + 1}/{repeat}: nodemailer {n / nm:.0f} msgs/s")
+                    async with outbound(server, connections) as out:
+                        # Warm-up: first renders and connections are not what bulk costs.
+                        await out.bulk(ids[:WARM_UP])
+                        ids = ids[WARM_UP:]
+                        for r in range(repeat):
+                            seconds, enqueue = await out.bulk(ids[r * n : (r + 1) * n])
+                            throughputs.append(n / seconds)
+                            enqueues.append(n / enqueue)
+                            progress(
+                                f"  bulk/{kind} run {r + 1}/{repeat}: visitmail "
+                                f"{n / seconds:.0f} msgs/s (bulk requests {n / enqueue:.0f} msgs/s)"
+                            )
+                            if node is not None:
+                                nm = await _nodemailer_run(node, n, connections)
+                                nodemailer.append(n / nm)
+                                progress(
+                                    f"  bulk run {r + 1}/{repeat}: nodemailer {n / nm:.0f} msgs/s"
+                                )
+                        await out.verify()
                     per_db[kind] = (throughputs, enqueues)
             except PeerUnavailable as e:
                 result.notes.append(f"visitmail on {kind}: n/a ({e.reason})")

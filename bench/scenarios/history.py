@@ -5,7 +5,7 @@ every message is ``sent``) on an empty outbox vs one holding H finished follow-u
 (:mod:`bench.api_history`, seeded untimed with multi-row inserts into the real tables).
 
 Per database: one fresh ``visitmail serve`` (:mod:`bench.api_harness`) with an event, a
-follow-up template, SMTP settings pointing at a fresh Postfix ``smtp-sink`` per run and
+follow-up template, SMTP settings pointing at a fresh Postfix ``smtp-sink`` and
 ``2 x N x repeat`` reports captured through the API. First the ``empty`` runs (the outbox
 holds only the earlier runs' few messages), then the history is seeded, then the
 ``history`` runs on the same server. Reported: ms per follow-up for each (first bulk request to all
@@ -37,7 +37,7 @@ from bench.scenarios.base import (
     ScenarioResult,
     judge,
 )
-from bench.scenarios.bulk import RunFailed, visitmail_bulk_run
+from bench.scenarios.bulk import RunFailed, outbound
 from bench.sink import SinkUnavailable, find_smtp_sink
 
 TARGET = 1.2  # history / empty, issue 9
@@ -129,24 +129,25 @@ class HistoryScenario:
         async with visitmail_server(kind, progress) as server:
             progress(f"  history/{kind}: capturing {2 * n * repeat + WARM_UP} reports (untimed)")
             ids, event_id, template_id = await self._prepare(server, 2 * n * repeat + WARM_UP)
-            # Warm-up (first renders, first connections), so neither case pays for them.
-            await visitmail_bulk_run(server, ids[:WARM_UP], CONNECTIONS, 0)
-            ids, sent = ids[WARM_UP:], WARM_UP
-            for case in ("empty", "history"):
-                if case == "history":
-                    await self._seed(server, kind, progress, history, event_id, template_id)
-                    sent += history
-                for r in range(repeat):
-                    chunk, ids = ids[:n], ids[n:]
-                    seconds, enqueue = await visitmail_bulk_run(server, chunk, CONNECTIONS, sent)
-                    sent += n
-                    totals[case].append(seconds * 1000 / n)
-                    posts[case].append(enqueue * 1000 / n)
-                    progress(
-                        f"  history/{kind} run {r + 1}/{repeat} {case}: "
-                        f"{seconds * 1000 / n:.1f} ms per follow-up "
-                        f"(bulk requests {enqueue * 1000 / n:.1f} ms)"
-                    )
+            async with outbound(server, CONNECTIONS) as out:
+                # Warm-up (first renders, first connections), so neither case pays for them.
+                await out.bulk(ids[:WARM_UP])
+                ids = ids[WARM_UP:]
+                for case in ("empty", "history"):
+                    if case == "history":
+                        await self._seed(server, kind, progress, history, event_id, template_id)
+                        out.api_sent += history
+                    for r in range(repeat):
+                        chunk, ids = ids[:n], ids[n:]
+                        seconds, enqueue = await out.bulk(chunk)
+                        totals[case].append(seconds * 1000 / n)
+                        posts[case].append(enqueue * 1000 / n)
+                        progress(
+                            f"  history/{kind} run {r + 1}/{repeat} {case}: "
+                            f"{seconds * 1000 / n:.1f} ms per follow-up "
+                            f"(bulk requests {enqueue * 1000 / n:.1f} ms)"
+                        )
+                await out.verify()
         empty, full = median(totals["empty"]), median(totals["history"])
         for case, metric_note in (("empty", "empty outbox"), ("history", f"{history} finished")):
             value = median(totals[case])
