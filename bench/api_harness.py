@@ -45,6 +45,9 @@ from bench.scenarios.base import DatabaseKind, Progress
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
 STOP_GRACE = 10.0
+BULK_TIMEOUT = (
+    1800.0  # one bulk request of 500 (issue 9 measured up to 70 ms each, more with history)
+)
 _TOKEN = re.compile(r"api token:\s+(\S+)")
 _ORG = re.compile(r"organization id:\s+(\S+)")
 
@@ -137,9 +140,23 @@ class Api:
     client: httpx.AsyncClient
 
     async def call(
-        self, method: str, path: str, *, expect: int = 200, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: int = 200,
+        json: Any = None,
+        limit_seconds: float | None = None,
     ) -> dict[str, Any]:
-        reply = await self.client.request(method, path, json=json)
+        """One request; its JSON body. :class:`ApiError` for another status than ``expect``
+        or a transport failure (timeout, refused connection)."""
+        try:
+            if limit_seconds is None:
+                reply = await self.client.request(method, path, json=json)
+            else:
+                reply = await self.client.request(method, path, json=json, timeout=limit_seconds)
+        except httpx.HTTPError as e:
+            raise ApiError(f"{method} {path} failed: {type(e).__name__} {e}") from e
         if reply.status_code != expect:
             raise ApiError(f"{method} {path} answered {reply.status_code}: {reply.text[:300]}")
         result: dict[str, Any] = reply.json()
@@ -204,9 +221,13 @@ class Api:
         return ids
 
     async def bulk_follow_up(self, report_ids: Sequence[str]) -> dict[str, int]:
-        """One ``POST /api/v1/follow-ups/bulk``; its summary (status -> count)."""
+        """One ``POST /api/v1/follow-ups/bulk``; its summary (status -> count). It may take
+        long where each follow-up's cost grows with the history (``BULK_TIMEOUT``)."""
         reply = await self.call(
-            "POST", "/api/v1/follow-ups/bulk", json={"report_ids": list(report_ids)}
+            "POST",
+            "/api/v1/follow-ups/bulk",
+            json={"report_ids": list(report_ids)},
+            limit_seconds=BULK_TIMEOUT,
         )
         return {str(k): int(v) for k, v in reply["summary"].items()}
 

@@ -27,6 +27,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from bench.api_harness import (
     FOLLOW_UP_TEMPLATE,
     SENDER,
@@ -191,7 +193,7 @@ class BulkScenario:
             await self._measure(options, progress, result, n, connections, repeat)
         except SinkUnavailable as e:
             result.status, result.reason = "n/a", str(e)
-        except (RunFailed, ApiError, ServerFailed, NodeScriptFailed) as e:
+        except (RunFailed, ApiError, ServerFailed, NodeScriptFailed, httpx.HTTPError) as e:
             result.status, result.reason = "failed", str(e)
         result.seconds = time.monotonic() - started
         return result

@@ -171,7 +171,7 @@ class CaptureScenario:
                     result.notes.append(f"{kind}: n/a ({e.reason})")
             if not measured:
                 result.status, result.reason = "n/a", "no database could be used"
-        except (RunFailed, ApiError, ServerFailed) as e:
+        except (RunFailed, ApiError, ServerFailed, httpx.HTTPError) as e:
             result.status, result.reason = "failed", str(e)
         result.seconds = time.monotonic() - started
         return result

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from bench.api_harness import (
     ApiError,
     ApiServer,
@@ -76,7 +78,7 @@ class HistoryScenario:
                 result.status, result.reason = "n/a", "no database could be used"
         except SinkUnavailable as e:
             result.status, result.reason = "n/a", str(e)
-        except (RunFailed, ApiError, ServerFailed) as e:
+        except (RunFailed, ApiError, ServerFailed, httpx.HTTPError) as e:
             result.status, result.reason = "failed", str(e)
         result.notes.append("sink: Postfix smtp-sink" if find_smtp_sink() else "sink: aiosmtpd")
         result.seconds = time.monotonic() - started

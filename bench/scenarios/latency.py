@@ -238,7 +238,7 @@ class LatencyScenario:
                 result.notes.append(f"nodemailer: n/a ({e.reason})")
         except SinkUnavailable as e:
             result.status, result.reason = "n/a", str(e)
-        except (RunFailed, ApiError, ServerFailed, NodeScriptFailed) as e:
+        except (RunFailed, ApiError, ServerFailed, NodeScriptFailed, httpx.HTTPError) as e:
             result.status, result.reason = "failed", str(e)
         self._report(options, result, variants, measured)
         if result.status == "ok" and not any(peer == "visitmail" for peer, _, _ in measured):
