@@ -50,6 +50,7 @@ BULK_TIMEOUT = (
 )
 _TOKEN = re.compile(r"api token:\s+(\S+)")
 _ORG = re.compile(r"organization id:\s+(\S+)")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # The event, templates and leads every API scenario uses.
 QUESTIONS: list[dict[str, Any]] = [
@@ -99,6 +100,28 @@ def _tail(text: str, lines: int = 8) -> str:
 def log_tail(path: Path, lines: int = 8) -> str:
     """The last ``lines`` lines of a log file, joined with `` | ``."""
     return _tail(path.read_text(errors="replace"), lines)
+
+
+def server_errors(path: Path, limit: int = 3) -> list[str]:
+    """The server log's last distinct error lines (``[error ...]`` records and exception
+    messages such as ``sqlite3.OperationalError: database is locked``), oldest first."""
+    if not path.exists():
+        return []
+    found: list[str] = []
+    for line in path.read_text(errors="replace").splitlines():
+        text = line.strip()
+        if "[error" in text or re.match(r"^[\w.]+(Error|Exception)\b.*:", text):
+            text = re.sub(r"^\S+Z ", "", text)  # the timestamp
+            text = re.sub(r"\s+", " ", _UUID.sub("<id>", text))
+            if text not in found:
+                found.append(text)
+    return found[-limit:]
+
+
+def describe(error: BaseException) -> str:
+    """``str(error)`` with the notes :func:`visitmail_server` added (the server's errors)."""
+    notes = getattr(error, "__notes__", None) or []
+    return " | ".join([str(error), *notes])
 
 
 def lead(i: int, *, run: str = "") -> dict[str, Any]:
@@ -399,18 +422,24 @@ async def visitmail_server(
                     timeout=request_timeout,
                     limits=limits,
                 ) as client:
-                    yield ApiServer(
-                        kind=kind,
-                        base_url=base_url,
-                        token=token_match.group(1),
-                        organization_id=org_match.group(1),
-                        database_url=database_url,
-                        workdir=workdir,
-                        process=process,
-                        client=client,
-                        api=Api(client),
-                        env=full_env,
-                    )
+                    try:
+                        yield ApiServer(
+                            kind=kind,
+                            base_url=base_url,
+                            token=token_match.group(1),
+                            organization_id=org_match.group(1),
+                            database_url=database_url,
+                            workdir=workdir,
+                            process=process,
+                            client=client,
+                            api=Api(client),
+                            env=full_env,
+                        )
+                    except Exception as e:
+                        errors = server_errors(log)
+                        if errors:
+                            e.add_note(f"server log ({kind}): " + " / ".join(errors))
+                        raise
             finally:
                 await stop_process(process)
     finally:

@@ -35,6 +35,7 @@ from bench.api_harness import (
     ApiError,
     ApiServer,
     ServerFailed,
+    describe,
     median,
     new_run_id,
     report_body,
@@ -194,7 +195,7 @@ class BulkScenario:
         except SinkUnavailable as e:
             result.status, result.reason = "n/a", str(e)
         except (RunFailed, ApiError, ServerFailed, NodeScriptFailed, httpx.HTTPError) as e:
-            result.status, result.reason = "failed", str(e)
+            result.status, result.reason = "failed", describe(e)
         result.seconds = time.monotonic() - started
         return result
 

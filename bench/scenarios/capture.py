@@ -33,6 +33,7 @@ from bench.api_harness import (
     HOST,
     ApiError,
     ServerFailed,
+    describe,
     free_port,
     median,
     new_run_id,
@@ -172,7 +173,7 @@ class CaptureScenario:
             if not measured:
                 result.status, result.reason = "n/a", "no database could be used"
         except (RunFailed, ApiError, ServerFailed, httpx.HTTPError) as e:
-            result.status, result.reason = "failed", str(e)
+            result.status, result.reason = "failed", describe(e)
         result.seconds = time.monotonic() - started
         return result
 

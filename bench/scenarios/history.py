@@ -25,6 +25,7 @@ from bench.api_harness import (
     ApiError,
     ApiServer,
     ServerFailed,
+    describe,
     median,
     new_run_id,
     visitmail_server,
@@ -79,7 +80,7 @@ class HistoryScenario:
         except SinkUnavailable as e:
             result.status, result.reason = "n/a", str(e)
         except (RunFailed, ApiError, ServerFailed, httpx.HTTPError) as e:
-            result.status, result.reason = "failed", str(e)
+            result.status, result.reason = "failed", describe(e)
         result.notes.append("sink: Postfix smtp-sink" if find_smtp_sink() else "sink: aiosmtpd")
         result.seconds = time.monotonic() - started
         return result

@@ -38,6 +38,7 @@ from bench.api_harness import (
     SENDER,
     ApiError,
     ServerFailed,
+    describe,
     new_run_id,
     percentile,
     visitmail_server,
@@ -239,7 +240,7 @@ class LatencyScenario:
         except SinkUnavailable as e:
             result.status, result.reason = "n/a", str(e)
         except (RunFailed, ApiError, ServerFailed, NodeScriptFailed, httpx.HTTPError) as e:
-            result.status, result.reason = "failed", str(e)
+            result.status, result.reason = "failed", describe(e)
         self._report(options, result, variants, measured)
         if result.status == "ok" and not any(peer == "visitmail" for peer, _, _ in measured):
             result.status, result.reason = "n/a", "visitmail could not run on any database"

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from aiosmtplib import SMTP
 
-from bench.api_harness import lead, percentile, report_body
+from bench.api_harness import lead, percentile, report_body, server_errors
 from bench.api_sink import start_timed_sink
 from bench.scenarios.latency import RunFailed, Variant, latencies, steady
 
@@ -83,3 +84,22 @@ def test_percentiles_interpolate() -> None:
     assert percentile([1.0], 99) == 1.0
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
     assert percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+
+
+def test_server_errors_are_distinct_lines_without_ids(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    log.write_text(
+        "visitmail is starting on http://127.0.0.1:1/\n"
+        "2026-12-02T00:26:47.476972Z [error    ] unhandled error   [visitmail.web.errors] "
+        "error_type=OperationalError path=/api/v1/reports/28327ac1-25f3-422f-86dc-ed94dbab159b/export\n"
+        "Traceback (most recent call last):\n"
+        "sqlite3.OperationalError: database is locked\n"
+        "2026-12-02T00:26:48.000000Z [error    ] unhandled error   [visitmail.web.errors] "
+        "error_type=OperationalError path=/api/v1/reports/94b3c0c6-72b6-4551-a7dc-8a2a8ed33e18/export\n"
+    )
+    assert server_errors(log) == [
+        "[error ] unhandled error [visitmail.web.errors] error_type=OperationalError "
+        "path=/api/v1/reports/<id>/export",
+        "sqlite3.OperationalError: database is locked",
+    ]
+    assert server_errors(tmp_path / "missing.log") == []
