@@ -132,7 +132,8 @@ async def steady(
     count: int, rate: float, fire: Callable[[int], Coroutine[Any, Any, None]]
 ) -> dict[int, float]:
     """Call ``fire(i)`` at ``start + i / rate`` for i < count without waiting for earlier
-    calls; return each trigger's wall-clock time. Raises the first failure of a call."""
+    calls; return each trigger's wall-clock time once every call is done. If calls raised
+    :class:`RunFailed`, raises one saying how many and the first reason."""
     sent: dict[int, float] = {}
     tasks: list[asyncio.Task[None]] = []
     start = time.monotonic()
@@ -143,10 +144,16 @@ async def steady(
                 await asyncio.sleep(delay)
             sent[i] = time.time()
             tasks.append(asyncio.create_task(fire(i)))
-        await asyncio.gather(*tasks)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         for task in tasks:
             task.cancel()
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    for failure in failures:
+        if not isinstance(failure, RunFailed):
+            raise failure
+    if failures:
+        raise RunFailed(f"{len(failures)} of {count} triggers failed; the first: {failures[0]}")
     return sent
 
 
@@ -170,7 +177,10 @@ def latencies(
 
 
 async def _export(client: httpx.AsyncClient, report_id: str) -> None:
-    reply = await client.post(f"/api/v1/reports/{report_id}/export")
+    try:
+        reply = await client.post(f"/api/v1/reports/{report_id}/export")
+    except httpx.HTTPError as e:
+        raise RunFailed(f"export failed: {type(e).__name__} {e}") from e
     if reply.status_code != 200:
         raise RunFailed(f"export answered {reply.status_code}: {reply.text[:200]}")
     notifications = reply.json()["notifications"]
@@ -221,9 +231,12 @@ class LatencyScenario:
         try:
             for kind in options.databases:
                 try:
-                    found = await self._visitmail(kind, variants, progress, pdf_bytes)
-                    for key, value in found.items():
-                        measured[("visitmail", kind, key)] = value
+                    found: dict[str, Latencies] = {}
+                    try:
+                        await self._visitmail(kind, variants, progress, pdf_bytes, found)
+                    finally:  # a failed variant keeps the figures of those before it
+                        for key, value in found.items():
+                            measured[("visitmail", kind, key)] = value
                 except PeerUnavailable as e:
                     result.notes.append(f"visitmail on {kind}: n/a ({e.reason})")
             try:
@@ -253,8 +266,9 @@ class LatencyScenario:
         variants: list[Variant],
         progress: Progress,
         pdf_bytes: list[bytes],
-    ) -> dict[str, Latencies]:
-        out: dict[str, Latencies] = {}
+        out: dict[str, Latencies],
+    ) -> None:
+        """Measure each variant on ``kind`` into ``out`` (variant key -> latencies)."""
         sink = await start_timed_sink()
         try:
             async with visitmail_server(kind, progress, max_connections=2000) as server:
@@ -299,7 +313,6 @@ class LatencyScenario:
                     pdf_bytes.append(sink.pdf_file.read_bytes())
         finally:
             await sink.close()
-        return out
 
     async def _nodemailer(
         self, node: str, variant: Variant, pdf: bytes, progress: Progress

@@ -63,6 +63,17 @@ async def test_steady_fires_every_trigger_once_in_order() -> None:
     assert sorted(sent.values()) == list(sent.values())
 
 
+async def test_steady_reports_how_many_triggers_failed() -> None:
+    async def fire(i: int) -> None:
+        if i % 2:
+            raise RunFailed(f"export answered 500 ({i})")
+
+    with pytest.raises(
+        RunFailed, match=r"2 of 4 triggers failed; the first: export answered 500 \(1\)"
+    ):
+        await steady(4, 1000.0, fire)
+
+
 def test_a_lost_or_duplicated_notification_is_refused() -> None:
     variant = Variant("no_pdf", "no PDF", False, 10, 2)
     sent = {"a": 100.0, "b": 100.1}
