@@ -335,9 +335,7 @@ async def main() -> None:
     command = [VISITMAIL, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if args.no_worker:
         command.append("--no-worker")
-    proc = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(

@@ -27,20 +27,22 @@ read-only or behind a lock).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import re
 import threading
 import types
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import fpdf.output
-from fontTools import subset as ftsubset
+from fontTools import subset as ftsubset  # type: ignore[import-untyped]
 from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
@@ -48,8 +50,9 @@ from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer
 
 from visitmail.domain.reports import Report
+from visitmail.services.notification_ports import PdfUnavailable
 
-__all__ = ["PdfFontMissing", "render_report_pdf"]
+__all__ = ["PdfFontMissing", "ThreadedReportPdf", "render_report_pdf"]
 
 FONT_FAMILY = "DejaVu"
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
@@ -83,6 +86,11 @@ BASE_CHARACTERS = (
     + "\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u2022\u2026\u20ac"
 )
 MAX_CACHED_SUBSETS = 64
+#: How long one PDF may take, waiting for a render thread included (seconds); a render
+#: that takes longer fails its notification (``PdfUnavailable``) instead of stalling it.
+PDF_BUDGET_S = 5.0
+#: Render threads: PDFs are CPU-bound, so more threads than cores only add waiting.
+PDF_THREADS = 2
 
 
 class PdfFontMissing(RuntimeError):
@@ -223,6 +231,46 @@ def render_report_pdf(
     return bytes(pdf.output(output_producer_class=_CachedSubsetOutput))
 
 
+Renderer = Callable[[Report, str, Sequence[tuple[str, str]], str], bytes]
+_EXECUTOR = ThreadPoolExecutor(max_workers=PDF_THREADS, thread_name_prefix="visitmail-pdf")
+
+
+class ThreadedReportPdf:
+    """:class:`~visitmail.services.notification_ports.ReportPdf`: renders on a small pool
+    of its own threads (CPU-bound work off the event loop, and never more than
+    :data:`PDF_THREADS` at once), within ``budget_s`` seconds including the wait for a
+    thread. Raises :class:`PdfUnavailable` when the font is missing or the budget is
+    exceeded, saying which (a render over budget finishes in its thread, unused)."""
+
+    def __init__(
+        self,
+        *,
+        budget_s: float = PDF_BUDGET_S,
+        render: Renderer = render_report_pdf,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.budget_s = budget_s
+        self._render = render
+        self._executor = executor or _EXECUTOR
+
+    async def render(
+        self, report: Report, event_name: str, questions: Sequence[tuple[str, str]], language: str
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(
+            self._executor, self._render, report, event_name, questions, language
+        )
+        try:
+            return await asyncio.wait_for(job, self.budget_s)
+        except TimeoutError:
+            raise PdfUnavailable(
+                f"rendering it took longer than {self.budget_s:g} s (the limit); "
+                "export again to retry"
+            ) from None
+        except PdfFontMissing as exc:
+            raise PdfUnavailable(str(exc)) from exc
+
+
 # --- fonts parsed once, subsets cached ---------------------------------------------------
 
 
@@ -233,8 +281,9 @@ class _FontSource:
     def __init__(self, path: Path, style: str) -> None:
         self.path = path
         self.style = style
-        self._template = TTFFont(FPDF(), path, f"{FONT_FAMILY.lower()}{style}", style)
-        self._subsets: OrderedDict[frozenset[str], bytes] = OrderedDict()
+        self._template = _SourcedFont(FPDF(), path, f"{FONT_FAMILY.lower()}{style}", style)
+        self._template.source = self
+        self._subsets: OrderedDict[frozenset[str], _SubsetFont] = OrderedDict()
         self._lock = threading.Lock()
 
     def add_to(self, pdf: FPDF, family: str) -> None:
@@ -247,7 +296,6 @@ class _FontSource:
         font.biggest_size_pt = 0
         font.subset = SubsetMap(font)
         pdf.fonts[fontkey] = font
-        _SOURCE_OF[id(font)] = self
 
     def subset_font(self, glyph_names: frozenset[str]) -> _SubsetFont:
         """A font holding just ``glyph_names`` (from the cache, or made and cached)."""
@@ -340,10 +388,15 @@ fpdf.output.ftsubset = types.SimpleNamespace(  # type: ignore[attr-defined]
 )
 
 
+class _SourcedFont(TTFFont):
+    """fpdf2's TrueType font, knowing the :class:`_FontSource` it was copied from."""
+
+    __slots__ = ("source",)
+    source: _FontSource
+
+
 _SOURCES: dict[tuple[Path, str], _FontSource] = {}
 _SOURCES_LOCK = threading.Lock()
-# The source of each per-document font copy (weak enough: entries go when output ends).
-_SOURCE_OF: dict[int, _FontSource] = {}
 
 
 def _font_source(path: Path, style: str) -> _FontSource:
@@ -356,19 +409,18 @@ def _font_source(path: Path, style: str) -> _FontSource:
 
 
 class _CachedSubsetOutput(OutputProducer):
-    """fpdf2's output, with each of our fonts swapped for a cached subset before fpdf2
-    subsets and embeds it (fpdf2 subsetting the small font again is cheap)."""
+    """fpdf2's output, with each of our fonts swapped for its cached subset before fpdf2
+    embeds it (see :class:`_Subsetter`)."""
 
     def _add_fonts(self, *args: Any, **kwargs: Any) -> Any:
         for font in self.fpdf.fonts.values():
-            source = _SOURCE_OF.pop(id(font), None) if isinstance(font, TTFFont) else None
-            if source is None:
+            if not isinstance(font, _SourcedFont):
                 continue
             if len(font.subset):
                 for char in BASE_CHARACTERS:
                     font.subset.pick(ord(char))
             names = frozenset(font.subset.get_all_glyph_names())
-            font.ttfont = source.subset_font(names)
+            font.ttfont = font.source.subset_font(names)
         return super()._add_fonts(*args, **kwargs)
 
 

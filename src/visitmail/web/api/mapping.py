@@ -13,9 +13,7 @@ Also here: the wiring of the notification hook that exporting and checking a rep
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -23,13 +21,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from visitmail.adapters.render.mime import build_message
-from visitmail.adapters.render.report_pdf import PdfFontMissing, render_report_pdf
+from visitmail.adapters.render.report_pdf import ThreadedReportPdf
 from visitmail.domain.errors import InvalidInput
 from visitmail.domain.mail import BuiltMessage, MailSpec
 from visitmail.domain.mapping import MappingInvalid
-from visitmail.domain.reports import Report
 from visitmail.services import mapping
-from visitmail.services.notification_ports import PdfUnavailable
 from visitmail.services.notifications import MappingTriggers
 from visitmail.web.api.mapping_schemas import (
     DOCUMENT_SCHEMA,
@@ -52,21 +48,6 @@ class MimeRenderer:
 
     def build(self, spec: MailSpec) -> BuiltMessage:
         return build_message(spec)
-
-
-class ThreadedReportPdf:
-    """:class:`~visitmail.services.notification_ports.ReportPdf`: renders in a worker
-    thread (CPU-bound), so the event loop keeps serving."""
-
-    async def render(
-        self, report: Report, event_name: str, questions: Sequence[tuple[str, str]], language: str
-    ) -> bytes:
-        try:
-            return await asyncio.to_thread(
-                render_report_pdf, report, event_name, questions, language
-            )
-        except PdfFontMissing as exc:
-            raise PdfUnavailable(str(exc)) from exc
 
 
 NOTIFICATIONS = MappingTriggers(MimeRenderer(), ThreadedReportPdf())
