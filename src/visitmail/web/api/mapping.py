@@ -37,7 +37,7 @@ from visitmail.web.api.mapping_schemas import (
     RevisionOut,
 )
 from visitmail.web.api.schemas import ErrorResponse
-from visitmail.web.deps import AdminDep, UowDep
+from visitmail.web.deps import AdminDep, ReadUowDep, UowDep
 from visitmail.web.errors import error_body
 
 # --- the adapters the notification hook is given -------------------------------------------
@@ -113,7 +113,7 @@ class _Unsupported(Exception):
 
 
 @router.get("", summary="The active notification mapping (admin)")
-async def get_mapping(principal: AdminDep, uow: UowDep) -> MappingOut:
+async def get_mapping(principal: AdminDep, uow: ReadUowDep) -> MappingOut:
     """The active revision with its document. Before the first save: revision `0`, `id`
     null and the empty document `{"version": 1, "rules": []}` (no rule fires)."""
     return MappingOut.of_stored(await mapping.get_active(uow, principal))
@@ -163,7 +163,7 @@ async def put_mapping(
 @router.get("/revisions", summary="Every saved revision, newest first (admin)")
 async def list_revisions(
     principal: AdminDep,
-    uow: UowDep,
+    uow: ReadUowDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[RevisionOut]:
@@ -177,7 +177,7 @@ async def list_revisions(
     summary="One revision with its document (admin)",
     responses=NOT_FOUND,
 )
-async def get_revision(revision_id: UUID, principal: AdminDep, uow: UowDep) -> MappingOut:
+async def get_revision(revision_id: UUID, principal: AdminDep, uow: ReadUowDep) -> MappingOut:
     return MappingOut.of_stored(await mapping.get_revision(uow, principal, revision_id))
 
 
