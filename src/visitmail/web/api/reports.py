@@ -98,19 +98,27 @@ async def update_report(
     "/{report_id}/export", summary="Export a report: fires the `exported` trigger (its capturer)"
 )
 async def export_report(
-    report_id: UUID, principal: PrincipalDep, uow: UowDep, triggers: TriggersDep
+    report_id: UUID,
+    principal: PrincipalDep,
+    uow: UowDep,
+    read: ReadUowDep,
+    triggers: TriggersDep,
 ) -> TriggeredOut:
     """Status `exported` (a checked report stays `checked`), and the notifications the
     organization's mapping fired, queued in the same transaction. Exporting again fires
     again; the mapping decides whether that notifies again."""
-    done = await reports.export_report(uow, principal, report_id, triggers=triggers)
+    done = await reports.export_report(uow, principal, report_id, triggers=triggers, read_uow=read)
     return TriggeredOut.of_triggered(done)
 
 
 @router.post("/{report_id}/check", summary="Check a report: fires the `checked` trigger (curator+)")
 async def check_report(
-    report_id: UUID, principal: PrincipalDep, uow: UowDep, triggers: TriggersDep
+    report_id: UUID,
+    principal: PrincipalDep,
+    uow: UowDep,
+    read: ReadUowDep,
+    triggers: TriggersDep,
 ) -> TriggeredOut:
     """Status `checked`, and the notifications the mapping's `checked` rules fired."""
-    done = await reports.check_report(uow, principal, report_id, triggers=triggers)
+    done = await reports.check_report(uow, principal, report_id, triggers=triggers, read_uow=read)
     return TriggeredOut.of_triggered(done)
