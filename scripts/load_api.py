@@ -1,3 +1,4 @@
+# ruff: noqa: S603, ASYNC220, ASYNC221 - a measuring tool that starts its own processes
 """A small load script for the capture and export paths, against a real ``visitmail serve``.
 
 It builds a throw-away installation (a SQLite file in a temporary directory, or a fresh
@@ -125,7 +126,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def make_database(kind: str, tmp: Path) -> tuple[str, str | None]:

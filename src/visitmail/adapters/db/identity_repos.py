@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visitmail.adapters.db.tables import (
@@ -361,8 +361,9 @@ class SqlAuditLog:
         fields: Sequence[str],
         now: datetime,
     ) -> None:
-        self._s.add(
-            AuditRow(
+        # A Core INSERT: every write use case records one, so the ORM's flush is not worth it.
+        await self._s.execute(
+            insert(AuditRow).values(
                 organization_id=organization_id,
                 actor_id=actor_id,
                 action=action,
@@ -371,4 +372,3 @@ class SqlAuditLog:
                 at=now,
             )
         )
-        await self._s.flush()

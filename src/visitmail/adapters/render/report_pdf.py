@@ -88,7 +88,9 @@ BASE_CHARACTERS = (
 MAX_CACHED_SUBSETS = 64
 #: How long one PDF may take, waiting for a render thread included (seconds); a render
 #: that takes longer fails its notification (``PdfUnavailable``) instead of stalling it.
-PDF_BUDGET_S = 5.0
+#: Generous: a PDF takes milliseconds, but the first one in a process parses the fonts,
+#: and an overloaded machine must not turn that into failed notifications.
+PDF_BUDGET_S = 15.0
 #: Render threads: PDFs are CPU-bound, so more threads than cores only add waiting.
 PDF_THREADS = 2
 
