@@ -1,5 +1,10 @@
-"""The composition root: settings, database engine, key ring and hashers, built once per
-process and shared by the web app, the CLI and (later) the worker.
+"""The composition root: settings, database engines, key ring and hashers, built once per
+process and shared by the web app, the CLI and the worker.
+
+Units of work come from :meth:`Runtime.uow`: a writer by default, or ``read_only=True``
+for pure reads. On a SQLite file the two use different engines (``adapters/db/engine.py``:
+one writer connection for the whole process, several reader connections), so a GET never
+waits for a write; on PostgreSQL (and an in-memory SQLite) both use the one engine.
 """
 
 from __future__ import annotations
@@ -20,10 +25,16 @@ from visitmail.adapters.crypto.keyring import (
     parse_keys,
 )
 from visitmail.adapters.crypto.passwords import Argon2Hasher
-from visitmail.adapters.db.engine import create_engine, session_factory
+from visitmail.adapters.db.engine import (
+    create_engine,
+    create_reader_engine,
+    is_sqlite_file,
+    session_factory,
+)
 from visitmail.adapters.db.uow import SqlUnitOfWork
 from visitmail.config import ConfigError, Settings
 from visitmail.logs import get_logger
+from visitmail.services.identity import PrincipalCache
 from visitmail.services.login import LoginPolicy
 
 log = get_logger(__name__)
@@ -42,9 +53,23 @@ class Runtime:
     login_policy: LoginPolicy
     notes: list[str] = field(default_factory=list)
     wakers: list[Callable[[], None]] = field(default_factory=list)
+    #: The SQLite reader engine; ``None`` where reads use ``engine`` (PostgreSQL).
+    read_engine: AsyncEngine | None = None
+    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
-    def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessionmaker, after_enqueue=self.wake_workers)
+    def uow(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        """A unit of work. ``read_only``: for pure reads (GET routes, lookups); on SQLite it
+        runs on a reader connection and any write in it fails. The default is the writer:
+        keep its transactions short and free of slow work (rendering, SMTP, HTTP)."""
+        if read_only and self.read_sessionmaker is not None:
+            return SqlUnitOfWork(self.read_sessionmaker, read_only=True)
+        return SqlUnitOfWork(
+            self.sessionmaker,
+            after_enqueue=self.wake_workers,
+            after_identity_change=self.principals.clear,
+            read_only=read_only,
+        )
 
     # --- waking delivery workers -------------------------------------------------------
 
@@ -90,14 +115,18 @@ class Runtime:
 
     async def database_ok(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
+            async with (self.read_engine or self.engine).connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception:  # any failure means "unreachable" to a health check
             return False
         return True
 
     async def close(self) -> None:
+        """Close every pooled connection (the engines stay usable: a later use, e.g. on
+        another event loop, opens fresh ones)."""
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
 
 
 def load_keyring(settings: Settings, *, create: bool, notes: list[str]) -> KeyRing:
@@ -125,10 +154,14 @@ def build_runtime(
     create_key: bool = True,
     fast_hashing: bool = False,
     engine_factory: Callable[[str], AsyncEngine] = create_engine,
+    reader_factory: Callable[[str], AsyncEngine] | None = create_reader_engine,
 ) -> Runtime:
+    """``reader_factory``: the SQLite reader engine (``None``: reads use the writer too)."""
     notes: list[str] = []
     keyring = load_keyring(settings, create=create_key, notes=notes)
-    engine = engine_factory(settings.effective_database_url)
+    url = settings.effective_database_url
+    engine = engine_factory(url)
+    read_engine = reader_factory(url) if reader_factory and is_sqlite_file(url) else None
     hasher = Argon2Hasher(fast=fast_hashing)
     policy = LoginPolicy(
         max_failures=settings.login_max_failures,
@@ -139,6 +172,8 @@ def build_runtime(
         settings=settings,
         engine=engine,
         sessionmaker=session_factory(engine),
+        read_engine=read_engine,
+        read_sessionmaker=session_factory(read_engine) if read_engine is not None else None,
         keyring=keyring,
         hasher=hasher,
         dummy_hash=hasher.hash("visitmail-dummy-password"),

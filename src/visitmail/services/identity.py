@@ -2,12 +2,20 @@
 
 Every function takes an open :class:`UnitOfWork`, does its work and commits, or raises a
 domain error and commits nothing.
+
+Bearer tokens are checked on every API request; :func:`authenticate_token_cached` keeps
+what it found in a :class:`PrincipalCache` for a few seconds, so a burst of requests costs
+one lookup. The bound on staleness is stated there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from visitmail.domain.addresses import normalize_email
@@ -20,6 +28,12 @@ from visitmail.services.secrets_gen import digest, new_api_token, new_password
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
+#: How long a token's principal is cached (seconds): the bound on how late a revocation
+#: made by *another* process takes effect in this one.
+PRINCIPAL_TTL_S = 5.0
+MAX_CACHED_PRINCIPALS = 10_000
+#: A token's ``last_used_at`` is written at most this often (seconds).
+TOKEN_TOUCH_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +306,11 @@ async def revoke_token(
     return revoked
 
 
+def _touch_due(last_used_at: datetime | None, now: datetime) -> bool:
+    # Write last-use at most once a minute: a read-mostly API should not write per request.
+    return last_used_at is None or (now - last_used_at).total_seconds() > TOKEN_TOUCH_INTERVAL_S
+
+
 async def authenticate_token(
     uow: UnitOfWork, secret: str, *, clock: Clock = utcnow
 ) -> Principal | None:
@@ -301,11 +320,93 @@ async def authenticate_token(
         return None
     token, user = found
     now = clock()
-    # Write last-use at most once a minute: a read-mostly API should not write per request.
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+    if _touch_due(token.last_used_at, now):
         await uow.tokens.touch(token.id, now)
         await uow.commit()
     return Principal(user=user, via="token")
+
+
+class PrincipalCache:
+    """Bearer token (its SHA-256) → principal, each entry for at most ``ttl`` seconds.
+
+    The bound: a token revoked, or a user disabled or changed, *by this process* is refused
+    (or seen changed) from the next request on, because the unit of work calls
+    :meth:`clear` after committing such a change; *by another process* (the CLI, another
+    API node) within ``ttl`` seconds (:data:`PRINCIPAL_TTL_S`, 5 s by default). Unknown
+    and revoked tokens are never cached. At most ``max_entries`` tokens are kept (least
+    recently used dropped first). ``clock`` is monotonic seconds; tests pass their own."""
+
+    def __init__(
+        self,
+        ttl: float = PRINCIPAL_TTL_S,
+        *,
+        max_entries: int = MAX_CACHED_PRINCIPALS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self.generation = 0  # grows on every clear; a lookup begun before it is not stored
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, token_hash: str) -> Principal | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        expires, principal = entry
+        if self.clock() >= expires:
+            del self._entries[token_hash]
+            return None
+        self._entries.move_to_end(token_hash)
+        return principal
+
+    def put(self, token_hash: str, principal: Principal, *, generation: int) -> None:
+        """Keep ``principal`` unless the cache was cleared since ``generation`` was read
+        (the lookup may have seen the state from before a revocation)."""
+        if generation != self.generation or self.ttl <= 0:
+            return
+        self._entries[token_hash] = (self.clock() + self.ttl, principal)
+        self._entries.move_to_end(token_hash)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+async def authenticate_token_cached(
+    cache: PrincipalCache,
+    secret: str,
+    *,
+    reader: Callable[[], AbstractAsyncContextManager[UnitOfWork]],
+    writer: Callable[[], AbstractAsyncContextManager[UnitOfWork]],
+    clock: Clock = utcnow,
+) -> Principal | None:
+    """:func:`authenticate_token` through ``cache``: a cached principal costs no query; on
+    a miss the token is looked up in a ``reader`` unit of work, and its last use written in
+    a ``writer`` one only when due (at most once a minute per token)."""
+    token_hash = digest(secret)
+    cached = cache.get(token_hash)
+    if cached is not None:
+        return cached
+    generation = cache.generation
+    async with reader() as uow:
+        found = await uow.tokens.find_active(token_hash)
+    if found is None:
+        return None
+    token, user = found
+    principal = Principal(user=user, via="token")
+    now = clock()
+    if _touch_due(token.last_used_at, now):
+        async with writer() as uow:
+            await uow.tokens.touch(token.id, now)
+            await uow.commit()
+    cache.put(token_hash, principal, generation=generation)
+    return principal
 
 
 async def get_organization(uow: UnitOfWork, actor: Principal) -> Organization:

@@ -26,6 +26,13 @@ since the failed action's key was not used, a later export tries it again.
 
 Without SMTP settings emails are *not* queued (their From would be unknown and the MIME,
 fixed at enqueue time, would carry a wrong sender forever); webhooks are.
+
+Two steps, so that no write transaction waits for rendering: :meth:`MappingTriggers.prepare`
+reads (mapping, event, SMTP settings) and renders everything (templates, the PDF, the MIME)
+in a *read* unit of work, before the export's write transaction begins;
+:meth:`MappingTriggers.fired_prepared` then only enqueues, inside it. ``fired`` does both in
+the caller's unit of work (the plain path, used when nothing was prepared or the report
+changed in between).
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ from visitmail.services.notification_ports import (
 )
 from visitmail.services.outbox_ports import NewMessage, NewRecipient
 from visitmail.services.report_ports import FiredNotification, ReportTrigger
+from visitmail.services.reports import Prepared
 
 WEBHOOK_CONTENT_TYPE = "application/json"
 MAX_CACHED_MAPPINGS = 256
@@ -102,6 +110,29 @@ def _failed(rule_name: str, path: str, problems: Sequence[Problem]) -> Notificat
         path=path,
         problems=tuple(problems),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """An action rendered and ready to enqueue."""
+
+    rule: str
+    path: str
+    kind: str  # "email" | "webhook"
+    recipients: tuple[str, ...]
+    message: NewMessage
+
+
+_Planned = _Ready | NotificationFailed
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedNotifications:
+    """What :meth:`MappingTriggers.prepare` made for ``report`` (as it will be written)."""
+
+    report: Report
+    trigger: ReportTrigger
+    items: list[_Planned]
 
 
 # --- the report PDF ----------------------------------------------------------------------
@@ -206,6 +237,26 @@ class MappingTriggers:
     ) -> list[FiredNotification]:
         """Queue what the active mapping fires for ``report`` on ``trigger``; see the
         module doc. Raises nothing for a problem of one action or of the mapping."""
+        return await self._enqueue(uow, await self._plan(uow, report, trigger))
+
+    async def prepare(
+        self, uow: NotificationsUnitOfWork, report: Report, trigger: ReportTrigger
+    ) -> PreparedNotifications:
+        """Everything :meth:`fired` would queue for ``report`` (as it will be after the
+        status change), read and rendered but not queued; ``uow`` may be read-only."""
+        return PreparedNotifications(report, trigger, await self._plan(uow, report, trigger))
+
+    async def fired_prepared(
+        self, uow: NotificationsUnitOfWork, prepared: Prepared
+    ) -> list[FiredNotification]:
+        """Queue what :meth:`prepare` made (the caller checked that ``prepared.report`` is
+        the report as written)."""
+        assert isinstance(prepared, PreparedNotifications)
+        return await self._enqueue(uow, prepared.items)
+
+    async def _plan(
+        self, uow: NotificationsUnitOfWork, report: Report, trigger: ReportTrigger
+    ) -> list[_Planned]:
         try:
             mapping = await self._mapping(uow, report.organization_id)
         except MappingInvalid as exc:
@@ -220,12 +271,12 @@ class MappingTriggers:
         if stored_settings is not None:
             settings = stored_settings.settings
             sender = Mailbox(settings.sender_email, settings.sender_name or "")
-        out: list[FiredNotification] = []
+        out: list[_Planned] = []
         for plan in planned:
             if isinstance(plan, PlanFailed):
                 out.append(_failed(plan.rule_name, plan.path, plan.problems))
             elif isinstance(plan, PlannedWebhook):
-                out.append(await self._webhook(uow, report, plan, sender))
+                out.append(self._webhook(report, plan, sender))
             elif sender is None:
                 out.append(
                     _failed(
@@ -241,17 +292,43 @@ class MappingTriggers:
                     )
                 )
             else:
-                out.append(await self._email(uow, report, event, plan, sender))
+                out.append(await self._email(report, event, plan, sender))
+        return out
+
+    async def _enqueue(
+        self, uow: NotificationsUnitOfWork, items: Sequence[_Planned]
+    ) -> list[FiredNotification]:
+        out: list[FiredNotification] = []
+        for item in items:
+            if isinstance(item, NotificationFailed):
+                out.append(item)
+                continue
+            try:
+                enqueued = await outbox.enqueue(uow, item.message, clock=self._clock)
+            except InvalidInput as exc:
+                where = f"{item.path}.{item.kind}"
+                if exc.field and item.kind == "email":
+                    where = f"{where}.{exc.field}"
+                out.append(_failed(item.rule, item.path, [Problem(where, exc.message)]))
+                continue
+            out.append(
+                FiredNotification(
+                    rule=item.rule,
+                    kind=item.kind,
+                    outbox_id=enqueued.id,
+                    recipients=item.recipients,
+                    duplicate=not enqueued.created,
+                )
+            )
         return out
 
     async def _email(
         self,
-        uow: NotificationsUnitOfWork,
         report: Report,
         event: Event | None,
         plan: PlannedEmail,
         sender: Mailbox,
-    ) -> FiredNotification:
+    ) -> _Planned:
         shown = (*plan.to, *plan.cc)
         try:
             attachments: list[Attachment] = []
@@ -281,23 +358,19 @@ class MappingTriggers:
             )
             built = self._renderer.build(spec)
             roles = built.recipient_roles or ("to",) * len(built.envelope_recipients)
-            enqueued = await outbox.enqueue(
-                uow,
-                NewMessage(
-                    organization_id=report.organization_id,
-                    kind=MessageKind.NOTIFICATION,
-                    idempotency_key=plan.idempotency_key,
-                    message_id=built.message_id,
-                    mail_from=built.envelope_from,
-                    subject=built.subject,
-                    mime=built.mime,
-                    recipients=[
-                        NewRecipient(a, r)
-                        for a, r in zip(built.envelope_recipients, roles, strict=True)
-                    ],
-                    meta={"report_id": str(report.id), "rule": plan.path},
-                ),
-                clock=self._clock,
+            message = NewMessage(
+                organization_id=report.organization_id,
+                kind=MessageKind.NOTIFICATION,
+                idempotency_key=plan.idempotency_key,
+                message_id=built.message_id,
+                mail_from=built.envelope_from,
+                subject=built.subject,
+                mime=built.mime,
+                recipients=[
+                    NewRecipient(a, r)
+                    for a, r in zip(built.envelope_recipients, roles, strict=True)
+                ],
+                meta={"report_id": str(report.id), "rule": plan.path},
             )
         except InvalidInput as exc:
             where = f"{plan.path}.email.{exc.field}" if exc.field else f"{plan.path}.email"
@@ -308,13 +381,7 @@ class MappingTriggers:
                 plan.path,
                 [Problem(f"{plan.path}.email.attach_pdf", f"the PDF cannot be rendered: {exc}")],
             )
-        return FiredNotification(
-            rule=plan.rule_name,
-            kind="email",
-            outbox_id=enqueued.id,
-            recipients=shown,
-            duplicate=not enqueued.created,
-        )
+        return _Ready(plan.rule_name, plan.path, "email", shown, message)
 
     @staticmethod
     def _reply_to(report: Report, plan: PlannedEmail) -> Mailbox | None:
@@ -325,45 +392,25 @@ class MappingTriggers:
             return None
         return Mailbox(address, str(report.reporter.get("name", "")).strip())
 
-    async def _webhook(
-        self,
-        uow: NotificationsUnitOfWork,
-        report: Report,
-        plan: PlannedWebhook,
-        sender: Mailbox | None,
-    ) -> FiredNotification:
+    def _webhook(self, report: Report, plan: PlannedWebhook, sender: Mailbox | None) -> _Planned:
         body = json.dumps(plan.payload, ensure_ascii=False, separators=(",", ":")).encode()
         # An outbox row needs a Message-ID and an envelope sender even for a webhook: a
         # fixed, unique id (the receiver may de-duplicate on it) under the sender's domain.
         domain = sender.address.rsplit("@", 1)[1] if sender is not None else "visitmail.example"
         mail_from = sender.address if sender is not None else f"webhook@{domain}"
-        try:
-            enqueued = await outbox.enqueue(
-                uow,
-                NewMessage(
-                    organization_id=report.organization_id,
-                    kind=MessageKind.WEBHOOK,
-                    idempotency_key=plan.idempotency_key,
-                    message_id=f"<webhook.{uuid.uuid4().hex}@{domain}>",
-                    mail_from=mail_from,
-                    subject=f"report.{plan.trigger.value} {report.id}",
-                    mime=body,
-                    recipients=[NewRecipient(plan.url, "to")],
-                    meta={
-                        "url": plan.url,
-                        "secret_ref": plan.secret_ref,
-                        "content_type": WEBHOOK_CONTENT_TYPE,
-                    },
-                ),
-                clock=self._clock,
-            )
-        except InvalidInput as exc:
-            where = f"{plan.path}.webhook"
-            return _failed(plan.rule_name, plan.path, [Problem(where, exc.message)])
-        return FiredNotification(
-            rule=plan.rule_name,
-            kind="webhook",
-            outbox_id=enqueued.id,
-            recipients=(plan.url,),
-            duplicate=not enqueued.created,
+        message = NewMessage(
+            organization_id=report.organization_id,
+            kind=MessageKind.WEBHOOK,
+            idempotency_key=plan.idempotency_key,
+            message_id=f"<webhook.{uuid.uuid4().hex}@{domain}>",
+            mail_from=mail_from,
+            subject=f"report.{plan.trigger.value} {report.id}",
+            mime=body,
+            recipients=[NewRecipient(plan.url, "to")],
+            meta={
+                "url": plan.url,
+                "secret_ref": plan.secret_ref,
+                "content_type": WEBHOOK_CONTENT_TYPE,
+            },
         )
+        return _Ready(plan.rule_name, plan.path, "webhook", (plan.url,), message)

@@ -10,14 +10,24 @@ Exporting and checking fire the ``exported`` / ``checked`` trigger through a
 hook, :data:`NO_TRIGGERS`, fires nothing: the notification mapping plugs in by passing its
 own hook.
 
+Slow work stays out of the write transaction: given a ``read_uow`` and a hook that can
+prepare (:class:`PreparingTriggers`), export and check first read the report and let the
+hook render what it will queue (templates, PDF, MIME) in that read unit of work, with the
+status change applied in memory; then, in the write transaction, they lock the report,
+write the status and queue what was prepared, provided the report as written equals the
+one prepared for (else, e.g. when it changed in between, the hook fires afresh inside the
+write transaction: slower, still correct).
+
 Each writing use case commits, or raises a domain error and commits nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from datetime import datetime
+from typing import Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 from visitmail.domain.errors import Conflict, InvalidInput, NotFound
@@ -41,6 +51,32 @@ CHECK_ROLE = Role.EVENT_CURATOR
 MAX_NOTES_LENGTH = 20_000
 
 U = TypeVar("U", bound=ReportsUnitOfWork)
+U_contra = TypeVar("U_contra", bound=ReportsUnitOfWork, contravariant=True)
+
+
+class Prepared(Protocol):
+    """What a :class:`PreparingTriggers` hook made ahead of the write transaction."""
+
+    @property
+    def report(self) -> Report:
+        """The report as it was prepared for (status change applied)."""
+        ...
+
+
+@runtime_checkable
+class PreparingTriggers(Protocol[U_contra]):
+    """A :class:`ReportTriggers` hook that can do its reading and rendering ahead, in a
+    read unit of work (``prepare``), and later only write (``fired_prepared``)."""
+
+    async def fired(
+        self, uow: U_contra, report: Report, trigger: ReportTrigger
+    ) -> list[FiredNotification]: ...
+
+    async def prepare(self, uow: U_contra, report: Report, trigger: ReportTrigger) -> Prepared: ...
+
+    async def fired_prepared(
+        self, uow: U_contra, prepared: Prepared
+    ) -> list[FiredNotification]: ...
 
 
 class NoTriggers:
@@ -242,21 +278,30 @@ async def export_report(
     *,
     triggers: ReportTriggers[U] | None = None,
     clock: Clock = utcnow,
+    read_uow: U | None = None,
 ) -> Triggered:
     """Mark the report exported (its capturer, or event_curator and up) and fire the
     ``exported`` trigger. Exporting again fires again (the hook decides about duplicates);
-    a checked report stays ``checked``."""
+    a checked report stays ``checked``. ``read_uow``: prepare the notifications there
+    first (see the module doc)."""
     hook: ReportTriggers[U] = triggers if triggers is not None else NO_TRIGGERS
-    report = await _visible(uow, actor, report_id, for_update=True)
-    status = (
-        ReportStatus.CHECKED if report.status is ReportStatus.CHECKED else ReportStatus.EXPORTED
-    )
     now = clock()
+    prepared = None
+    if read_uow is not None and isinstance(hook, PreparingTriggers):
+        seen = await _visible(read_uow, actor, report_id)
+        preview = _written(seen, _export_status(seen), exported_at=now, now=now)
+        prepared = await hook.prepare(read_uow, preview, ReportTrigger.EXPORTED)
+    report = await _visible(uow, actor, report_id, for_update=True)
     updated = await uow.reports.set_status(
-        actor.organization_id, report_id, status, exported_at=now, actor_id=actor.user.id, now=now
+        actor.organization_id,
+        report_id,
+        _export_status(report),
+        exported_at=now,
+        actor_id=actor.user.id,
+        now=now,
     )
     assert updated is not None
-    fired = await hook.fired(uow, updated, ReportTrigger.EXPORTED)
+    fired = await _fire(uow, hook, updated, ReportTrigger.EXPORTED, prepared)
     await uow.audit.record(
         actor.organization_id,
         actor_id=actor.user.id,
@@ -269,6 +314,40 @@ async def export_report(
     return Triggered(updated, fired)
 
 
+def _export_status(report: Report) -> ReportStatus:
+    return ReportStatus.CHECKED if report.status is ReportStatus.CHECKED else ReportStatus.EXPORTED
+
+
+def _written(
+    report: Report,
+    status: ReportStatus,
+    *,
+    now: datetime,
+    exported_at: datetime | None = None,
+    checked_at: datetime | None = None,
+) -> Report:
+    """``report`` as ``set_status`` will write it."""
+    return dataclasses.replace(
+        report,
+        status=status,
+        updated_at=now,
+        exported_at=exported_at if exported_at is not None else report.exported_at,
+        checked_at=checked_at if checked_at is not None else report.checked_at,
+    )
+
+
+async def _fire(
+    uow: U,
+    hook: ReportTriggers[U],
+    report: Report,
+    trigger: ReportTrigger,
+    prepared: Prepared | None,
+) -> list[FiredNotification]:
+    if prepared is not None and prepared.report == report and isinstance(hook, PreparingTriggers):
+        return await hook.fired_prepared(uow, prepared)
+    return await hook.fired(uow, report, trigger)
+
+
 async def check_report(
     uow: U,
     actor: Principal,
@@ -276,13 +355,19 @@ async def check_report(
     *,
     triggers: ReportTriggers[U] | None = None,
     clock: Clock = utcnow,
+    read_uow: U | None = None,
 ) -> Triggered:
     """Mark the report checked (event_curator and up; :class:`PermissionDenied` below) and
-    fire the ``checked`` trigger."""
+    fire the ``checked`` trigger. ``read_uow``: as for :func:`export_report`."""
     require_role(actor, CHECK_ROLE)
     hook: ReportTriggers[U] = triggers if triggers is not None else NO_TRIGGERS
-    await _visible(uow, actor, report_id, for_update=True)
     now = clock()
+    prepared = None
+    if read_uow is not None and isinstance(hook, PreparingTriggers):
+        seen = await _visible(read_uow, actor, report_id)
+        preview = _written(seen, ReportStatus.CHECKED, checked_at=now, now=now)
+        prepared = await hook.prepare(read_uow, preview, ReportTrigger.CHECKED)
+    await _visible(uow, actor, report_id, for_update=True)
     updated = await uow.reports.set_status(
         actor.organization_id,
         report_id,
@@ -292,7 +377,7 @@ async def check_report(
         now=now,
     )
     assert updated is not None
-    fired = await hook.fired(uow, updated, ReportTrigger.CHECKED)
+    fired = await _fire(uow, hook, updated, ReportTrigger.CHECKED, prepared)
     await uow.audit.record(
         actor.organization_id,
         actor_id=actor.user.id,

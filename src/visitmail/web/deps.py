@@ -1,4 +1,5 @@
-"""Request dependencies: the runtime, a unit of work, and the authenticated principal."""
+"""Request dependencies: the runtime, a unit of work (a writer, or a read-only one for
+routes that only read), and the authenticated principal."""
 
 from __future__ import annotations
 
@@ -31,14 +32,29 @@ async def get_uow(runtime: RuntimeDep) -> AsyncIterator[SqlUnitOfWork]:
 UowDep = Annotated[SqlUnitOfWork, Depends(get_uow)]
 
 
+async def get_read_uow(runtime: RuntimeDep) -> AsyncIterator[SqlUnitOfWork]:
+    """A read-only unit of work (on SQLite a reader connection: it never waits for a
+    writer, and any write in it fails)."""
+    async with runtime.uow(read_only=True) as uow:
+        yield uow
+
+
+ReadUowDep = Annotated[SqlUnitOfWork, Depends(get_read_uow)]
+
+
 async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    """The bearer token's principal; 401 JSON if missing, malformed, unknown or revoked."""
+    """The bearer token's principal; 401 JSON if missing, malformed, unknown or revoked.
+    Cached per token for a few seconds (``identity.PrincipalCache`` states the bound)."""
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise NotAuthenticated("send 'Authorization: Bearer <api token>'", field="authorization")
-    async with runtime.uow() as uow:
-        principal = await identity.authenticate_token(uow, credentials.strip())
+    principal = await identity.authenticate_token_cached(
+        runtime.principals,
+        credentials.strip(),
+        reader=lambda: runtime.uow(read_only=True),
+        writer=runtime.uow,
+    )
     if principal is None:
         raise NotAuthenticated("the API token is unknown or revoked", field="authorization")
     return principal

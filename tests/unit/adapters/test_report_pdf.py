@@ -4,7 +4,9 @@ flow onto more pages, and the bytes are repeatable."""
 from __future__ import annotations
 
 import io
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +14,13 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from visitmail.adapters.render.report_pdf import PdfFontMissing, render_report_pdf
+from visitmail.adapters.render.report_pdf import (
+    PdfFontMissing,
+    ThreadedReportPdf,
+    render_report_pdf,
+)
 from visitmail.domain.reports import Consent, Gender, Lead, Report, ReportStatus
+from visitmail.services.notification_ports import PdfUnavailable
 
 QUESTIONS = [
     ("Interesse an", "Förderanlagen, Schüttgut"),
@@ -160,3 +167,49 @@ def test_same_input_gives_identical_bytes() -> None:
 def test_missing_font_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PdfFontMissing, match="fonts-dejavu-core"):
         render_report_pdf(make_report(), "Fair", QUESTIONS, "de", font_dir=tmp_path)
+
+
+# --- rendering off the event loop, within a budget ----------------------------------------
+
+
+async def test_the_threaded_renderer_returns_the_same_pdf() -> None:
+    report = make_report()
+    data = await ThreadedReportPdf().render(report, "Fachmesse 2025", QUESTIONS, "de")
+    assert data == render_report_pdf(report, "Fachmesse 2025", QUESTIONS, "de")
+
+
+async def test_a_render_over_its_budget_fails_saying_so() -> None:
+    release = threading.Event()
+
+    def stuck(*_args: object) -> bytes:
+        release.wait()  # until the test is done: a render that never finishes in time
+        return b""
+
+    pdf = ThreadedReportPdf(budget_s=0.01, render=stuck)
+    try:
+        with pytest.raises(PdfUnavailable, match=r"took longer than 0\.01 s \(the limit\)"):
+            await pdf.render(make_report(), "Fair", QUESTIONS, "de")
+    finally:
+        release.set()
+
+
+async def test_a_missing_font_is_unavailable_with_the_fix() -> None:
+    def no_font(*_args: object) -> bytes:
+        raise PdfFontMissing("DejaVu Sans was not found; install fonts-dejavu-core")
+
+    with pytest.raises(PdfUnavailable, match="fonts-dejavu-core"):
+        await ThreadedReportPdf(render=no_font).render(make_report(), "Fair", QUESTIONS, "de")
+
+
+def test_renders_in_parallel_threads_give_correct_text() -> None:
+    """Fonts and subsets are shared between threads; every PDF still reads right."""
+    names = ["Łódź", "Ærøskøbing", "Müller", "Straße", "Ελλάδα", "Москва", "Zoë", "Ñandú"]
+
+    def render(name: str) -> str:
+        report = make_report(notes=f"Besuch in {name}")
+        return " ".join(text_of(render_report_pdf(report, "Messe", QUESTIONS, "de"))[1].split())
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(render, names * 2))
+    for name, text in zip(names * 2, texts, strict=True):
+        assert f"Besuch in {name}" in text

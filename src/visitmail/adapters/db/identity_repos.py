@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visitmail.adapters.db.tables import (
@@ -97,6 +97,7 @@ class SqlOrganizations:
 class SqlUsers:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self.changed = False  # a user's role, state or name changed (caches must forget)
 
     async def add(
         self,
@@ -172,6 +173,7 @@ class SqlUsers:
             row.password_hash = password_hash
         row.updated_at = now
         await self._s.flush()
+        self.changed = True
         return _user(row)
 
     async def count_admins(self, organization_id: uuid.UUID) -> int:
@@ -192,6 +194,7 @@ class SqlUsers:
 class SqlTokens:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self.changed = False  # a token was revoked (caches must forget)
 
     async def add(
         self,
@@ -260,6 +263,7 @@ class SqlTokens:
             )
             .values(revoked_at=now)
         )
+        self.changed = True
 
     async def touch(self, token_id: uuid.UUID, now: datetime) -> None:
         await self._s.execute(
@@ -357,8 +361,9 @@ class SqlAuditLog:
         fields: Sequence[str],
         now: datetime,
     ) -> None:
-        self._s.add(
-            AuditRow(
+        # A Core INSERT: every write use case records one, so the ORM's flush is not worth it.
+        await self._s.execute(
+            insert(AuditRow).values(
                 organization_id=organization_id,
                 actor_id=actor_id,
                 action=action,
@@ -367,4 +372,3 @@ class SqlAuditLog:
                 at=now,
             )
         )
-        await self._s.flush()

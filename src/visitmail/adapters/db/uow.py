@@ -1,4 +1,13 @@
-"""The SQL unit of work: one ``AsyncSession`` (one transaction) and its repositories."""
+"""The SQL unit of work: one ``AsyncSession`` (one transaction) and its repositories.
+
+A unit of work is a *writer* (the default) or ``read_only``: the runtime hands a read-only
+one a session on the SQLite reader engine (see ``engine.py``), where any write fails, so
+reads never queue behind writes. On PostgreSQL both use the same engine.
+
+After a commit: if the transaction queued outbox messages, ``after_enqueue`` wakes the
+in-process workers; if it revoked a token or changed a user, ``after_identity_change``
+lets the process drop what it cached about principals.
+"""
 
 from __future__ import annotations
 
@@ -82,15 +91,21 @@ class SqlUnitOfWork:
         factory: async_sessionmaker[AsyncSession],
         *,
         after_enqueue: Callable[[], None] | None = None,
+        after_identity_change: Callable[[], None] | None = None,
+        read_only: bool = False,
     ) -> None:
         self._factory = factory
         self._after_enqueue = after_enqueue
+        self._after_identity_change = after_identity_change
+        self.read_only = read_only
 
     async def __aenter__(self) -> Self:
         self.session = self._factory()
         self.organizations = SqlOrganizations(self.session)
-        self.users = SqlUsers(self.session)
-        self.tokens = SqlTokens(self.session)
+        self._users = SqlUsers(self.session)
+        self.users = self._users
+        self._tokens = SqlTokens(self.session)
+        self.tokens = self._tokens
         self.sessions = SqlSessions(self.session)
         self.login_failures = SqlLoginFailures(self.session)
         self.audit = SqlAuditLog(self.session)
@@ -126,3 +141,7 @@ class SqlUnitOfWork:
         if self._after_enqueue is not None and self._outbox.enqueued:
             self._outbox.enqueued = 0
             self._after_enqueue()  # the in-process workers claim now, not at their next poll
+        if self._users.changed or self._tokens.changed:
+            self._users.changed = self._tokens.changed = False
+            if self._after_identity_change is not None:
+                self._after_identity_change()  # a revoked token is refused from now on

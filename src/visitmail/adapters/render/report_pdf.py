@@ -12,22 +12,47 @@ operating system (Debian/Ubuntu: ``fonts-dejavu-core``); without it rendering fa
 
 Output is deterministic: the same input gives the same bytes (the document's creation
 date is the report's ``updated_at``, and nothing else depends on the clock).
+
+Speed: parsing the TrueType files and subsetting them is most of the work, so both are done
+once per process, not per PDF. Each font file is parsed once (:class:`_FontSource`) and every
+document gets a light copy that shares the parsed, read-only tables and has its own record
+of the glyphs it uses. At output, each font's glyph set is widened to a fixed base set
+(:data:`BASE_CHARACTERS`: ASCII, Latin-1, common punctuation), so most reports need the same
+subset, and the subset font (its bytes and glyph ids) is cached by glyph set
+(:data:`MAX_CACHED_SUBSETS`) and embedded as is: fpdf2's own subsetting step is told to skip
+a font that is already a subset (:class:`_Subsetter`, installed into ``fpdf.output``; any
+other font goes through fontTools as before). Rendering is thread-safe (the shared state is
+read-only or behind a lock).
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import io
 import re
-from collections.abc import Sequence
+import threading
+import types
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import fpdf.output
+from fontTools import subset as ftsubset  # type: ignore[import-untyped]
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
+from fpdf.fonts import SubsetMap, TTFFont
+from fpdf.output import OutputProducer
 
 from visitmail.domain.reports import Report
+from visitmail.services.notification_ports import PdfUnavailable
 
-__all__ = ["PdfFontMissing", "render_report_pdf"]
+__all__ = ["PdfFontMissing", "ThreadedReportPdf", "render_report_pdf"]
 
 FONT_FAMILY = "DejaVu"
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
@@ -52,6 +77,22 @@ _GREY = (110, 110, 110)
 _RULE = (210, 210, 210)
 # Control characters a PDF text string should not carry (tab and newline are handled).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+#: Characters every embedded font subset contains, so that most reports share one subset.
+BASE_CHARACTERS = (
+    "".join(chr(c) for c in range(0x20, 0x7F))
+    + "".join(chr(c) for c in range(0xA0, 0x100))
+    + "\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u2022\u2026\u20ac"
+)
+MAX_CACHED_SUBSETS = 64
+#: How long one PDF may take, waiting for a render thread included (seconds); a render
+#: that takes longer fails its notification (``PdfUnavailable``) instead of stalling it.
+#: Generous: a PDF takes milliseconds, but the first one in a process parses the fonts,
+#: and an overloaded machine must not turn that into failed notifications.
+PDF_BUDGET_S = 15.0
+#: Render threads: PDFs are CPU-bound, so more threads than cores only add waiting.
+PDF_THREADS = 2
 
 
 class PdfFontMissing(RuntimeError):
@@ -139,7 +180,7 @@ def render_report_pdf(
     labels = _LABELS.get(language.split("-", 1)[0].lower(), _LABELS["en"])
     pdf = _ReportDocument(labels, str(report.id))
     for style, path in find_fonts(font_dir).items():
-        pdf.add_font(FONT_FAMILY, style=style, fname=str(path))
+        _font_source(path, style).add_to(pdf, FONT_FAMILY)
     lead = report.lead
     person = " ".join(p for p in (lead.title, lead.first_name, lead.last_name) if p.strip())
     reporter = _reporter(report)
@@ -189,7 +230,200 @@ def render_report_pdf(
     pdf.heading(labels.reporter)
     pdf.set_font(FONT_FAMILY, "", _BODY_SIZE)
     pdf.multi_cell(0, _LINE, _clean(reporter), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    return bytes(pdf.output())
+    return bytes(pdf.output(output_producer_class=_CachedSubsetOutput))
+
+
+Renderer = Callable[[Report, str, Sequence[tuple[str, str]], str], bytes]
+_EXECUTOR = ThreadPoolExecutor(max_workers=PDF_THREADS, thread_name_prefix="visitmail-pdf")
+
+
+class ThreadedReportPdf:
+    """:class:`~visitmail.services.notification_ports.ReportPdf`: renders on a small pool
+    of its own threads (CPU-bound work off the event loop, and never more than
+    :data:`PDF_THREADS` at once), within ``budget_s`` seconds including the wait for a
+    thread. Raises :class:`PdfUnavailable` when the font is missing or the budget is
+    exceeded, saying which (a render over budget finishes in its thread, unused)."""
+
+    def __init__(
+        self,
+        *,
+        budget_s: float = PDF_BUDGET_S,
+        render: Renderer = render_report_pdf,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.budget_s = budget_s
+        self._render = render
+        self._executor = executor or _EXECUTOR
+
+    async def render(
+        self, report: Report, event_name: str, questions: Sequence[tuple[str, str]], language: str
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(
+            self._executor, self._render, report, event_name, questions, language
+        )
+        try:
+            return await asyncio.wait_for(job, self.budget_s)
+        except TimeoutError:
+            raise PdfUnavailable(
+                f"rendering it took longer than {self.budget_s:g} s (the limit); "
+                "export again to retry"
+            ) from None
+        except PdfFontMissing as exc:
+            raise PdfUnavailable(str(exc)) from exc
+
+
+# --- fonts parsed once, subsets cached ---------------------------------------------------
+
+
+class _FontSource:
+    """One TrueType file, parsed once; hands each document a light copy of the font and
+    caches subset fonts by glyph set."""
+
+    def __init__(self, path: Path, style: str) -> None:
+        self.path = path
+        self.style = style
+        self._template = _SourcedFont(FPDF(), path, f"{FONT_FAMILY.lower()}{style}", style)
+        self._template.source = self
+        self._subsets: OrderedDict[frozenset[str], _SubsetFont] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add_to(self, pdf: FPDF, family: str) -> None:
+        """What ``pdf.add_font(family, style, path)`` does, without parsing the file."""
+        fontkey = f"{family.lower()}{self.style}"
+        font = copy.copy(self._template)  # shares the parsed tables, cmap and widths
+        font.i = len(pdf.fonts) + 1
+        font.fontkey = fontkey
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font.subset = SubsetMap(font)
+        pdf.fonts[fontkey] = font
+
+    def subset_font(self, glyph_names: frozenset[str]) -> _SubsetFont:
+        """A font holding just ``glyph_names`` (from the cache, or made and cached)."""
+        with self._lock:
+            found = self._subsets.get(glyph_names)
+            if found is not None:
+                self._subsets.move_to_end(glyph_names)
+                return found
+        full = ttLib.TTFont(self.path, recalcTimestamp=False, lazy=True)
+        # The options fpdf2 itself subsets with (fpdf/output.py), so the embedded font is
+        # what fpdf2 would have embedded.
+        options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True)
+        options.drop_tables += _FPDF_DROPPED_TABLES
+        subsetter = ftsubset.Subsetter(options)
+        subsetter.populate(glyphs=sorted(glyph_names))
+        subsetter.subset(full)
+        ids = {name: gid for gid, name in enumerate(full.getGlyphOrder())}
+        buffer = io.BytesIO()
+        full.save(buffer)
+        made = _SubsetFont(buffer.getvalue(), ids)
+        with self._lock:
+            self._subsets[glyph_names] = made
+            while len(self._subsets) > MAX_CACHED_SUBSETS:
+                self._subsets.popitem(last=False)
+        return made
+
+
+_FPDF_DROPPED_TABLES = [
+    "FFTM",
+    "GDEF",
+    "GPOS",
+    "GSUB",
+    "MATH",
+    "hdmx",
+    "meta",
+    "sbix",
+    "CBDT",
+    "CBLC",
+    "EBDT",
+    "EBLC",
+    "EBSC",
+    "SVG ",
+    "CPAL",
+    "COLR",
+]
+
+
+class _SubsetFont:
+    """A finished subset font as fpdf2's output step uses it: its glyph ids by name and its
+    bytes. Immutable, shared by every document that needs this glyph set."""
+
+    def __init__(self, data: bytes, ids: dict[str, int]) -> None:
+        self._data = data
+        self._ids = ids
+
+    def getGlyphID(self, name: str) -> int:  # noqa: N802 - fontTools' name
+        return self._ids[name]
+
+    def save(self, file: io.BytesIO) -> None:
+        file.write(self._data)
+
+    def __contains__(self, table: object) -> bool:
+        return False  # no CFF table: fpdf2 embeds the bytes as TrueType
+
+    def close(self) -> None:
+        """fpdf2 closes a document's fonts after output; this one is shared and has no file."""
+
+
+class _Subsetter:
+    """fontTools' ``Subsetter`` for fpdf2's output step, except that a font which is
+    already a cached subset (:class:`_SubsetFont`) is left as it is."""
+
+    def __init__(self, options: ftsubset.Options) -> None:
+        self._options = options
+        self._populate: dict[str, Any] = {}
+
+    def populate(self, **kwargs: Any) -> None:
+        self._populate = kwargs
+
+    def subset(self, font: Any) -> None:
+        if isinstance(font, _SubsetFont):
+            return
+        real = ftsubset.Subsetter(self._options)
+        real.populate(**self._populate)
+        real.subset(font)
+
+
+fpdf.output.ftsubset = types.SimpleNamespace(  # type: ignore[attr-defined]
+    Options=ftsubset.Options, Subsetter=_Subsetter
+)
+
+
+class _SourcedFont(TTFFont):
+    """fpdf2's TrueType font, knowing the :class:`_FontSource` it was copied from."""
+
+    __slots__ = ("source",)
+    source: _FontSource
+
+
+_SOURCES: dict[tuple[Path, str], _FontSource] = {}
+_SOURCES_LOCK = threading.Lock()
+
+
+def _font_source(path: Path, style: str) -> _FontSource:
+    key = (path, style)
+    with _SOURCES_LOCK:
+        source = _SOURCES.get(key)
+        if source is None:
+            source = _SOURCES[key] = _FontSource(path, style)
+        return source
+
+
+class _CachedSubsetOutput(OutputProducer):
+    """fpdf2's output, with each of our fonts swapped for its cached subset before fpdf2
+    embeds it (see :class:`_Subsetter`)."""
+
+    def _add_fonts(self, *args: Any, **kwargs: Any) -> Any:
+        for font in self.fpdf.fonts.values():
+            if not isinstance(font, _SourcedFont):
+                continue
+            if len(font.subset):
+                for char in BASE_CHARACTERS:
+                    font.subset.pick(ord(char))
+            names = frozenset(font.subset.get_all_glyph_names())
+            font.ttfont = font.source.subset_font(names)
+        return super()._add_fonts(*args, **kwargs)
 
 
 class _ReportDocument(FPDF):

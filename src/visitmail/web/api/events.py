@@ -18,7 +18,7 @@ from visitmail.domain.events import MAX_MEDIA_BYTES, EventStatus, MediaTooLarge,
 from visitmail.services import events
 from visitmail.web.api.event_schemas import EventIn, EventOut, MediaOut
 from visitmail.web.api.schemas import ErrorResponse
-from visitmail.web.deps import PrincipalDep, UowDep
+from visitmail.web.deps import PrincipalDep, ReadUowDep, UowDep
 from visitmail.web.errors import error_body
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -59,7 +59,7 @@ async def create_event(body: EventIn, principal: PrincipalDep, uow: UowDep) -> E
 @router.get("", summary="The organization's events (every role; the app sees live ones)")
 async def list_events(
     principal: PrincipalDep,
-    uow: UowDep,
+    uow: ReadUowDep,
     status: Annotated[EventStatus | None, Query(description="only this status")] = None,
 ) -> list[EventOut]:
     """Oldest first. Roles below event_curator see live events only."""
@@ -67,7 +67,7 @@ async def list_events(
 
 
 @router.get("/{event_id}", summary="One event with its questions")
-async def get_event(event_id: UUID, principal: PrincipalDep, uow: UowDep) -> EventOut:
+async def get_event(event_id: UUID, principal: PrincipalDep, uow: ReadUowDep) -> EventOut:
     return EventOut.of(await events.get_event(uow, principal, event_id))
 
 
@@ -139,7 +139,7 @@ async def upload_media(
 
 
 @router.get("/{event_id}/media", summary="The event's media library")
-async def list_media(event_id: UUID, principal: PrincipalDep, uow: UowDep) -> list[MediaOut]:
+async def list_media(event_id: UUID, principal: PrincipalDep, uow: ReadUowDep) -> list[MediaOut]:
     """Descriptions only (id, filename, content type, size, SHA-256, title, time)."""
     return [MediaOut.of(m) for m in await events.list_media(uow, principal, event_id)]
 
@@ -151,7 +151,7 @@ async def list_media(event_id: UUID, principal: PrincipalDep, uow: UowDep) -> li
     responses=DOWNLOAD,
 )
 async def download_media(
-    event_id: UUID, media_id: UUID, principal: PrincipalDep, uow: UowDep
+    event_id: UUID, media_id: UUID, principal: PrincipalDep, uow: ReadUowDep
 ) -> Response:
     item, data = await events.media_content(uow, principal, event_id, media_id)
     return Response(

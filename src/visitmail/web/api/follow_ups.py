@@ -46,7 +46,7 @@ from visitmail.web.api.follow_up_schemas import (
     UnsubscribedOut,
 )
 from visitmail.web.api.schemas import ErrorResponse
-from visitmail.web.deps import PrincipalDep, RuntimeDep, UowDep
+from visitmail.web.deps import PrincipalDep, ReadUowDep, RuntimeDep, UowDep
 from visitmail.web.errors import error_body
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -105,7 +105,9 @@ SendersDep = Annotated[follow_ups.Senders, Depends(get_senders)]
     "/api/v1/events/{event_id}/templates",
     summary="The event's follow-up templates (event_curator+)",
 )
-async def list_templates(event_id: UUID, principal: PrincipalDep, uow: UowDep) -> list[TemplateOut]:
+async def list_templates(
+    event_id: UUID, principal: PrincipalDep, uow: ReadUowDep
+) -> list[TemplateOut]:
     """One per language that has one, ordered by language."""
     found = await follow_ups.list_templates(uow, principal, event_id)
     return [TemplateOut.of(t) for t in found]
@@ -116,7 +118,7 @@ async def list_templates(event_id: UUID, principal: PrincipalDep, uow: UowDep) -
     summary="One follow-up template (event_curator+)",
 )
 async def get_template(
-    event_id: UUID, language: str, principal: PrincipalDep, uow: UowDep
+    event_id: UUID, language: str, principal: PrincipalDep, uow: ReadUowDep
 ) -> TemplateOut:
     """404 with code `no_template` when the event has none in that language."""
     return TemplateOut.of(await follow_ups.get_template(uow, principal, event_id, language))

@@ -22,7 +22,7 @@ from visitmail.web.api.schemas import (
     UserOut,
     UserUpdate,
 )
-from visitmail.web.deps import AdminDep, PrincipalDep, RuntimeDep, UowDep
+from visitmail.web.deps import AdminDep, PrincipalDep, ReadUowDep, RuntimeDep, UowDep
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/api/v1", tags=["identity"], responses=ERRORS)
 
 
 @router.get("/me", summary="The token's user and organization")
-async def me(principal: PrincipalDep, uow: UowDep) -> Me:
+async def me(principal: PrincipalDep, uow: ReadUowDep) -> Me:
     org = await uow.organizations.get(principal.organization_id)
     if org is None:  # the token outlived its organization
         raise NotFound("no such organization")
@@ -53,7 +53,7 @@ def _org_out(org: Organization) -> OrganizationOut:
 
 
 @router.get("/organization", summary="The token's organization and its settings")
-async def get_organization(principal: PrincipalDep, uow: UowDep) -> OrganizationOut:
+async def get_organization(principal: PrincipalDep, uow: ReadUowDep) -> OrganizationOut:
     return _org_out(await identity.get_organization(uow, principal))
 
 
@@ -71,7 +71,7 @@ async def update_organization(
 
 
 @router.get("/users", summary="The organization's users (admin)")
-async def list_users(principal: AdminDep, uow: UowDep) -> list[UserOut]:
+async def list_users(principal: AdminDep, uow: ReadUowDep) -> list[UserOut]:
     return [UserOut.of(u) for u in await identity.list_users(uow, principal)]
 
 
@@ -94,7 +94,7 @@ async def create_user(
 
 
 @router.get("/users/{user_id}", summary="One user (admin, or yourself)")
-async def get_user(user_id: UUID, principal: PrincipalDep, uow: UowDep) -> UserOut:
+async def get_user(user_id: UUID, principal: PrincipalDep, uow: ReadUowDep) -> UserOut:
     return UserOut.of(await identity.get_user(uow, principal, user_id))
 
 
@@ -112,7 +112,7 @@ async def update_user(user_id: UUID, body: UserUpdate, principal: AdminDep, uow:
 
 
 @router.get("/tokens", summary="API tokens (admins see all of the organization's)")
-async def list_tokens(principal: PrincipalDep, uow: UowDep) -> list[TokenOut]:
+async def list_tokens(principal: PrincipalDep, uow: ReadUowDep) -> list[TokenOut]:
     return [TokenOut.of(t) for t in await identity.list_tokens(uow, principal)]
 
 

@@ -13,9 +13,7 @@ Also here: the wiring of the notification hook that exporting and checking a rep
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -23,13 +21,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from visitmail.adapters.render.mime import build_message
-from visitmail.adapters.render.report_pdf import PdfFontMissing, render_report_pdf
+from visitmail.adapters.render.report_pdf import ThreadedReportPdf
 from visitmail.domain.errors import InvalidInput
 from visitmail.domain.mail import BuiltMessage, MailSpec
 from visitmail.domain.mapping import MappingInvalid
-from visitmail.domain.reports import Report
 from visitmail.services import mapping
-from visitmail.services.notification_ports import PdfUnavailable
 from visitmail.services.notifications import MappingTriggers
 from visitmail.web.api.mapping_schemas import (
     DOCUMENT_SCHEMA,
@@ -41,7 +37,7 @@ from visitmail.web.api.mapping_schemas import (
     RevisionOut,
 )
 from visitmail.web.api.schemas import MAX_INPUT_INT, ErrorResponse
-from visitmail.web.deps import AdminDep, UowDep
+from visitmail.web.deps import AdminDep, ReadUowDep, UowDep
 from visitmail.web.errors import error_body
 
 # --- the adapters the notification hook is given -------------------------------------------
@@ -52,21 +48,6 @@ class MimeRenderer:
 
     def build(self, spec: MailSpec) -> BuiltMessage:
         return build_message(spec)
-
-
-class ThreadedReportPdf:
-    """:class:`~visitmail.services.notification_ports.ReportPdf`: renders in a worker
-    thread (CPU-bound), so the event loop keeps serving."""
-
-    async def render(
-        self, report: Report, event_name: str, questions: Sequence[tuple[str, str]], language: str
-    ) -> bytes:
-        try:
-            return await asyncio.to_thread(
-                render_report_pdf, report, event_name, questions, language
-            )
-        except PdfFontMissing as exc:
-            raise PdfUnavailable(str(exc)) from exc
 
 
 NOTIFICATIONS = MappingTriggers(MimeRenderer(), ThreadedReportPdf())
@@ -132,7 +113,7 @@ class _Unsupported(Exception):
 
 
 @router.get("", summary="The active notification mapping (admin)")
-async def get_mapping(principal: AdminDep, uow: UowDep) -> MappingOut:
+async def get_mapping(principal: AdminDep, uow: ReadUowDep) -> MappingOut:
     """The active revision with its document. Before the first save: revision `0`, `id`
     null and the empty document `{"version": 1, "rules": []}` (no rule fires)."""
     return MappingOut.of_stored(await mapping.get_active(uow, principal))
@@ -186,7 +167,7 @@ async def put_mapping(
 @router.get("/revisions", summary="Every saved revision, newest first (admin)")
 async def list_revisions(
     principal: AdminDep,
-    uow: UowDep,
+    uow: ReadUowDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_INPUT_INT)] = 0,
 ) -> list[RevisionOut]:
@@ -200,7 +181,7 @@ async def list_revisions(
     summary="One revision with its document (admin)",
     responses=NOT_FOUND,
 )
-async def get_revision(revision_id: UUID, principal: AdminDep, uow: UowDep) -> MappingOut:
+async def get_revision(revision_id: UUID, principal: AdminDep, uow: ReadUowDep) -> MappingOut:
     return MappingOut.of_stored(await mapping.get_revision(uow, principal, revision_id))
 
 

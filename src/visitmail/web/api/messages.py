@@ -22,7 +22,7 @@ from visitmail.web.api.message_schemas import (
     MessageOut,
 )
 from visitmail.web.api.schemas import MAX_INPUT_INT, ErrorResponse
-from visitmail.web.deps import PrincipalDep, UowDep
+from visitmail.web.deps import PrincipalDep, ReadUowDep, UowDep
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -43,7 +43,7 @@ router = APIRouter(prefix="/api/v1/messages", tags=["outbox"], responses=ERRORS)
 @router.get("", summary="The outbox, newest first (event_curator and up)")
 async def list_messages(
     principal: PrincipalDep,
-    uow: UowDep,
+    uow: ReadUowDep,
     status: Annotated[MessageStatus | None, Query(description="only this status")] = None,
     kind: Annotated[MessageKind | None, Query(description="only this kind")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -59,7 +59,9 @@ async def list_messages(
 
 
 @router.get("/{message_id}", summary="One message with recipients and attempts (event_curator+)")
-async def get_message(message_id: UUID, principal: PrincipalDep, uow: UowDep) -> MessageDetailOut:
+async def get_message(
+    message_id: UUID, principal: PrincipalDep, uow: ReadUowDep
+) -> MessageDetailOut:
     """The message, each recipient's state with the server's last reply, and every
     delivery attempt (time, recipient, outcome, code, enhanced status, text, duration)."""
     return MessageDetailOut.of(await outbox.get_message(uow, principal, message_id))

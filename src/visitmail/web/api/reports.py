@@ -20,7 +20,7 @@ from visitmail.services.report_ports import ReportTriggers
 from visitmail.web.api.mapping import notification_triggers
 from visitmail.web.api.report_schemas import ReportIn, ReportOut, ReportUpdate, TriggeredOut
 from visitmail.web.api.schemas import MAX_INPUT_INT, ErrorResponse
-from visitmail.web.deps import PrincipalDep, UowDep
+from visitmail.web.deps import PrincipalDep, ReadUowDep, UowDep
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -58,7 +58,7 @@ async def create_report(body: ReportIn, principal: PrincipalDep, uow: UowDep) ->
 @router.get("", summary="Reports, newest first (event_curator+: all; others: their own)")
 async def list_reports(
     principal: PrincipalDep,
-    uow: UowDep,
+    uow: ReadUowDep,
     event_id: Annotated[UUID | None, Query(description="only this event's")] = None,
     status: Annotated[ReportStatus | None, Query(description="only this status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -71,7 +71,7 @@ async def list_reports(
 
 
 @router.get("/{report_id}", summary="One report (yours, or any as event_curator+)")
-async def get_report(report_id: UUID, principal: PrincipalDep, uow: UowDep) -> ReportOut:
+async def get_report(report_id: UUID, principal: PrincipalDep, uow: ReadUowDep) -> ReportOut:
     return ReportOut.of(await reports.get_report(uow, principal, report_id))
 
 
@@ -98,19 +98,27 @@ async def update_report(
     "/{report_id}/export", summary="Export a report: fires the `exported` trigger (its capturer)"
 )
 async def export_report(
-    report_id: UUID, principal: PrincipalDep, uow: UowDep, triggers: TriggersDep
+    report_id: UUID,
+    principal: PrincipalDep,
+    uow: UowDep,
+    read: ReadUowDep,
+    triggers: TriggersDep,
 ) -> TriggeredOut:
     """Status `exported` (a checked report stays `checked`), and the notifications the
     organization's mapping fired, queued in the same transaction. Exporting again fires
     again; the mapping decides whether that notifies again."""
-    done = await reports.export_report(uow, principal, report_id, triggers=triggers)
+    done = await reports.export_report(uow, principal, report_id, triggers=triggers, read_uow=read)
     return TriggeredOut.of_triggered(done)
 
 
 @router.post("/{report_id}/check", summary="Check a report: fires the `checked` trigger (curator+)")
 async def check_report(
-    report_id: UUID, principal: PrincipalDep, uow: UowDep, triggers: TriggersDep
+    report_id: UUID,
+    principal: PrincipalDep,
+    uow: UowDep,
+    read: ReadUowDep,
+    triggers: TriggersDep,
 ) -> TriggeredOut:
     """Status `checked`, and the notifications the mapping's `checked` rules fired."""
-    done = await reports.check_report(uow, principal, report_id, triggers=triggers)
+    done = await reports.check_report(uow, principal, report_id, triggers=triggers, read_uow=read)
     return TriggeredOut.of_triggered(done)

@@ -25,7 +25,7 @@ from visitmail.web.api.smtp_schemas import (
     SmtpTestIn,
     SmtpTestOut,
 )
-from visitmail.web.deps import AdminDep, RuntimeDep, UowDep
+from visitmail.web.deps import AdminDep, ReadUowDep, RuntimeDep, UowDep
 from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -40,7 +40,7 @@ router = APIRouter(prefix="/api/v1/smtp-settings", tags=["smtp settings"], respo
 
 
 @router.get("", summary="The organization's SMTP settings (admin; secrets never shown)")
-async def get_settings(principal: AdminDep, uow: UowDep) -> SmtpSettingsOut:
+async def get_settings(principal: AdminDep, uow: ReadUowDep) -> SmtpSettingsOut:
     return SmtpSettingsOut.of(await smtp_config.get_settings(uow, principal))
 
 
@@ -121,7 +121,7 @@ async def presets(principal: AdminDep) -> list[PresetOut]:
 @router.get("/audit", summary="Who changed which SMTP fields, newest first (admin)")
 async def audit(
     principal: AdminDep,
-    uow: UowDep,
+    uow: ReadUowDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditEntryOut]:
     entries = await smtp_config.list_audit(uow, principal, limit=limit)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from visitmail.services import webhooks
 from visitmail.services.webhook_ports import WebhookSecretInfo
 from visitmail.web.api.schemas import ErrorResponse, Strict
-from visitmail.web.deps import AdminDep, UowDep
+from visitmail.web.deps import AdminDep, ReadUowDep, UowDep
 from visitmail.web.smtp_wiring import SecretBoxDep
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -67,7 +67,7 @@ class WebhookSecretPutOut(WebhookSecretOut):
 
 
 @router.get("", summary="Names of the webhook secrets (admin; values are never shown)")
-async def list_webhook_secrets(principal: AdminDep, uow: UowDep) -> list[WebhookSecretOut]:
+async def list_webhook_secrets(principal: AdminDep, uow: ReadUowDep) -> list[WebhookSecretOut]:
     return [WebhookSecretOut.of(i) for i in await webhooks.list_secrets(uow, principal)]
 
 

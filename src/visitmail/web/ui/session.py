@@ -57,7 +57,7 @@ async def current_session(request: Request, runtime: Runtime) -> UiSession | Non
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         return None
-    async with runtime.uow() as uow:
+    async with runtime.uow(read_only=True) as uow:
         found = await login.resolve_session(uow, secret)
     if found is None:
         return None
