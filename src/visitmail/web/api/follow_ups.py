@@ -147,7 +147,7 @@ async def preview_template(
     event_id: UUID,
     language: str,
     principal: PrincipalDep,
-    uow: UowDep,
+    uow: ReadUowDep,  # renders only: no writer held (SQLite)
     body: PreviewIn | None = None,
 ) -> PreviewOut:
     """Against a stored report of the event (`report_id`) or a sample `lead` (an empty

@@ -210,7 +210,7 @@ async def activate_revision(revision_id: UUID, principal: AdminDep, uow: UowDep)
     },
     response_model=DryRunOut,
 )
-async def dry_run(body: DryRunIn, principal: AdminDep, uow: UowDep) -> Any:
+async def dry_run(body: DryRunIn, principal: AdminDep, uow: ReadUowDep) -> Any:
     """Give a stored report (`report_id`) or an inline one (`report`), and optionally a
     draft `document` to try instead of the active mapping. The answer lists every action
     in rule order: emails with From, recipients, subject, bodies and the PDF's file name;
