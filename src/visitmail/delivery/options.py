@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from visitmail.services.delivery import DeliveryPolicy
 
-CLAIM_AHEAD = 4  # messages held per conversation slot: enough to keep every slot busy
+CLAIM_AHEAD = 8  # messages held per conversation slot at first (then sized by the pace)
 
 
 @dataclass

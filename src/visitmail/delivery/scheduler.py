@@ -47,7 +47,8 @@ from visitmail.services.outbox_ports import ClaimedMessage, SettledMessage
 log = get_logger(__name__)
 
 PACE_WINDOW = 1.0  # seconds over which the delivery pace is measured
-PACE_HORIZON = 0.5  # claim about this many seconds of work at the current pace
+PACE_HORIZON = 0.5  # hold about this many seconds of work at the current pace, plus
+# twice what a claim takes lately, so the lanes do not run dry while the next claim runs
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Scheduler:
         self._done = 0  # attempts finished, for the pace
         self._pace = 0.0  # attempts per second, recently
         self._pace_at = (time.monotonic(), 0)
+        self._claim_seconds = 0.0  # a claim's duration lately (moving average)
 
     # --- claiming ----------------------------------------------------------------------
 
@@ -102,7 +104,7 @@ class Scheduler:
         if now - since >= PACE_WINDOW:
             self._pace = (self._done - done) / (now - since)
             self._pace_at = (now, self._done)
-        paced = int(self._pace * PACE_HORIZON)
+        paced = int(self._pace * (PACE_HORIZON + 2 * self._claim_seconds))
         return max(self.options.capacity, min(paced, self.options.batch))
 
     async def claim_loop(self, stop: asyncio.Event) -> None:
@@ -110,7 +112,8 @@ class Scheduler:
         try:
             while not stop.is_set():
                 capacity = self.capacity()
-                free = capacity - len(self.leases)
+                # held and still to send; what is done waits only for its write
+                free = capacity - (len(self.leases) - self.settler.unwritten())
                 claimed: list[ClaimedMessage] = []
                 if free >= max(1, capacity // 4):
                     claimed = await self._claim(free)
@@ -132,6 +135,7 @@ class Scheduler:
             stopper.cancel()
 
     async def _claim(self, limit: int) -> list[ClaimedMessage]:
+        started = time.monotonic()
         try:
             async with self.runtime.uow() as uow:
                 claimed = await uow.outbox.claim(
@@ -146,6 +150,10 @@ class Scheduler:
             log.warning("claim failed", worker=self.name, error=type(exc).__name__)
             await asyncio.sleep(self.options.poll_interval)
             return []
+        took = time.monotonic() - started
+        self._claim_seconds = (
+            took if not self._claim_seconds else 0.8 * self._claim_seconds + 0.2 * took
+        )
         return claimed
 
     def _dispatch(self, messages: list[ClaimedMessage]) -> None:

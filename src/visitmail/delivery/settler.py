@@ -51,6 +51,7 @@ class Settler:
         self._throttled: set[uuid.UUID] = set()
         self._unused: dict[uuid.UUID, tuple[Limits, int]] = {}
         self._known_healthy: dict[uuid.UUID, float] = {}  # org -> when recorded (monotonic)
+        self._writing = 0  # messages in the flush under way
 
     @property
     def pending(self) -> bool:
@@ -61,6 +62,10 @@ class Settler:
     @property
     def has_results(self) -> bool:
         return bool(self._results)
+
+    def unwritten(self) -> int:
+        """Messages done with (settled or released) whose write is still to come."""
+        return len(self._results) + len(self._releases) + self._writing
 
     def settled_or_released(self) -> set[uuid.UUID]:
         return {r.message.id for r in self._results} | {m for m, _ in self._releases}
@@ -97,6 +102,7 @@ class Settler:
         now = self.clock()
         policy = self.policy
         fresh: list[uuid.UUID] = []
+        self._writing = len(results) + len(releases)
         try:
             async with self.runtime.uow() as uow:
                 if results:
@@ -151,3 +157,4 @@ class Settler:
                 MESSAGES_SETTLED.labels(status=r.settlement.status.value).inc()
         self.leases.let_go(r.message.id for r in results)
         self.leases.let_go(message_id for message_id, _ in releases)
+        self._writing = 0
