@@ -346,8 +346,9 @@ class SmtpSession:
                 self.close()
 
     async def quit(self, seconds: float = 5.0) -> None:
-        """QUIT politely, then close; never raises."""
-        if self.connected:
+        """QUIT politely, then close; never raises. A session prepared for a next message
+        that never came is only closed: after 354 a QUIT would be read as body text."""
+        if self.connected and self._ahead is None:
             with contextlib.suppress(SessionLost, OSError):
                 await self._command(b"QUIT", seconds)
         self.close()
