@@ -441,6 +441,15 @@ class FakeRates:
         b.day_count += grant
         return grant
 
+    async def give_back(self, organization_id: uuid.UUID, limits: Limits, unused: int) -> None:
+        b = self._uow.work.buckets.get(organization_id)
+        if b is None or unused <= 0:
+            return
+        if limits.per_minute:
+            b.tokens = min(float(limits.per_minute), b.tokens + unused)
+        b.hour_count = max(0, b.hour_count - unused)
+        b.day_count = max(0, b.day_count - unused)
+
     async def slow_down(self, organization_id: uuid.UUID, now: datetime) -> None:
         b = self._uow.work.buckets.get(organization_id)
         if b is not None:

@@ -238,7 +238,13 @@ class HealthRepository(Protocol):
 class RateLimiter(Protocol):
     async def take(self, organization_id: UUID, limits: Limits, want: int, now: datetime) -> int:
         """Grant up to ``want`` sends now under the server's limits, shared by every worker;
-        0 when the budget is spent."""
+        0 when the budget is spent. Workers take several at once and keep them for the
+        messages they hold (one transaction per batch, not per message)."""
+        ...
+
+    async def give_back(self, organization_id: UUID, limits: Limits, unused: int) -> None:
+        """Return sends granted by :meth:`take` that were not used (the messages went back
+        to the queue), so other workers may use them; never above the budget's cap."""
         ...
 
     async def slow_down(self, organization_id: UUID, now: datetime) -> None:
@@ -255,8 +261,18 @@ class MessageTransport(Protocol):
         settings: SmtpSettings,
         secrets: SmtpSecrets,
         message: ClaimedMessage,
+        *,
+        following: ClaimedMessage | None = None,
     ) -> AttemptOutcome:
-        """One attempt. Never raises for server behaviour: failures are outcomes."""
+        """One attempt. Never raises for server behaviour: failures are outcomes.
+        ``following``: the message the caller sends next to this organization's server,
+        with no other send for it in between (the transport may prepare its envelope on
+        the same connection); if it will not be sent after all, the caller says
+        :meth:`forget`."""
+        ...
+
+    def forget(self, message_id: UUID) -> None:
+        """A message named as ``following`` will not be sent: drop what was prepared."""
         ...
 
     async def probe(

@@ -216,3 +216,111 @@ async def test_leases_are_renewed_while_a_slow_server_works_through_the_backlog(
     assert set(await statuses(runtime, org, ids)) == {MessageStatus.SENT}
     received = [m.parsed()["To"] for m in server.recorder.messages]
     assert len(received) == len(set(received)) == 6  # nobody sent twice
+
+
+async def test_two_workers_share_a_backlog(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    from visitmail.adapters.db.tables import DeliveryAttemptRow
+
+    server = await start_smtp_server(script=Script(data_delay=0.02))
+    servers.append(server)
+    await configure_server(
+        runtime, org, server.port, limits=Limits(max_connections=2, max_messages_per_connection=50)
+    )
+    ids = [(await enqueue(runtime, org, [f"share{i}@example.org"]))[0] for i in range(40)]
+
+    # each claims only what it can start soon, so the other finds work still queued
+    first = make_worker(runtime, org, concurrency=2, batch=100)
+    second = make_worker(runtime, org, concurrency=2, batch=100)
+    await asyncio.gather(first.run_until_idle(), second.run_until_idle())
+
+    assert set(await statuses(runtime, org, ids)) == {MessageStatus.SENT}
+    received = [m.parsed()["To"] for m in server.recorder.messages]
+    assert len(received) == len(set(received)) == 40  # each message once
+    async with runtime.uow() as uow:
+        by_worker = (
+            await uow.session.execute(
+                select(DeliveryAttemptRow.worker, DeliveryAttemptRow.message_pk).where(
+                    DeliveryAttemptRow.organization_id == org.organization.id
+                )
+            )
+        ).all()
+    shares = {name: sum(1 for w, _ in by_worker if w == name) for name in (first.name, second.name)}
+    assert all(share > 0 for share in shares.values()), shares
+    assert sum(shares.values()) == 40
+
+
+async def test_reserved_rate_budget_is_shared_and_unused_tokens_go_back(
+    runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
+) -> None:
+    # the server refuses every connection attempt after greeting: the lane is deferred,
+    # and the tokens its worker had reserved for the rest go back to the shared budget
+    server = await start_smtp_server(script=Script(data_delay=0.01))
+    servers.append(server)
+    await configure_server(
+        runtime,
+        org,
+        server.port,
+        limits=Limits(max_connections=2, max_messages_per_connection=50, per_minute=5),
+    )
+    ids = [(await enqueue(runtime, org, [f"budget{i}@example.org"]))[0] for i in range(12)]
+
+    first, second = make_worker(runtime, org), make_worker(runtime, org)
+    await asyncio.gather(first.run_until_idle(), second.run_until_idle())
+
+    result = await statuses(runtime, org, ids)
+    assert result.count(MessageStatus.SENT) == 5  # never more than the minute's budget
+    assert len(server.recorder.messages) == 5
+    assert result.count(MessageStatus.QUEUED) == 7  # given back, not failed
+    async with runtime.uow() as uow:
+        tokens = await uow.session.scalar(
+            select(RateBucketRow.tokens).where(RateBucketRow.organization_id == org.organization.id)
+        )
+    assert tokens is not None
+    assert tokens < 1  # every reserved token was used: none is left to anyone
+
+
+async def test_tokens_reserved_for_messages_that_were_not_sent_go_back(
+    runtime: Runtime, org: OrgFixture
+) -> None:
+    # nothing listens on the port: the first attempt fails, the lane's emails are deferred,
+    # and the tokens reserved for them are returned (only the failed attempt used one)
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    await configure_server(
+        runtime,
+        org,
+        closed_port,
+        limits=Limits(max_connections=1, max_messages_per_connection=50, per_minute=10),
+    )
+    for i in range(6):
+        await enqueue(runtime, org, [f"back{i}@example.org"])
+    from visitmail.domain.retry_policy import RetryPolicy
+    from visitmail.services.delivery import DeliveryPolicy
+
+    # one attempt, then a retry far beyond this test: only that attempt may use a token
+    slow_retry = RetryPolicy(base=timedelta(minutes=5), cap=timedelta(minutes=5), jitter=0)
+    worker = make_worker(runtime, org, policy=DeliveryPolicy(retry=slow_retry, pause_after=100))
+
+    async def hour_count() -> int | None:
+        async with runtime.uow() as uow:
+            return await uow.session.scalar(
+                select(RateBucketRow.hour_count).where(
+                    RateBucketRow.organization_id == org.organization.id
+                )
+            )
+
+    async def attempted_and_given_back() -> bool:
+        async with runtime.uow() as uow:
+            counts = await uow.outbox.counts(org.organization.id)
+        used = await hour_count()
+        return used is not None and counts[MessageStatus.SENDING] == 0 and used < 6
+
+    await run_until(worker, attempted_and_given_back)
+    used = await hour_count()
+    assert used is not None
+    assert used == 1  # the failed attempt's token only, not the whole reservation

@@ -195,6 +195,22 @@ class SqlRateLimiter:
         await self._s.flush()
         return grant
 
+    async def give_back(self, organization_id: uuid.UUID, limits: Limits, unused: int) -> None:
+        if unused <= 0 or not (limits.per_minute or limits.per_hour or limits.per_day):
+            return
+        row = await self._s.scalar(
+            select(RateBucketRow)
+            .where(RateBucketRow.organization_id == organization_id)
+            .with_for_update()
+        )
+        if row is None:
+            return
+        if limits.per_minute:
+            row.tokens = min(float(limits.per_minute), row.tokens + unused)
+        row.hour_count = max(0, row.hour_count - unused)
+        row.day_count = max(0, row.day_count - unused)
+        await self._s.flush()
+
     async def slow_down(self, organization_id: uuid.UUID, now: datetime) -> None:
         row = await self._s.scalar(
             select(RateBucketRow)

@@ -191,12 +191,36 @@ class SqlOutbox:
             and_(M.status.in_(_WAITING), M.not_before <= now),
             and_(M.status == MessageStatus.SENDING.value, M.lease_expires_at < now),
         )
+        chosen = (
+            select(M.id)
+            # A paused SMTP server holds back email only: webhooks do not use it.
+            .where(due, or_(~paused, M.kind == MessageKind.WEBHOOK.value))
+            .where(M.organization_id.in_(organizations) if organizations is not None else true())
+            .order_by(M.priority.desc(), M.not_before)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=M)
+            .scalar_subquery()
+        )
+        # One statement: pick (skipping rows other workers are claiming), lease, return.
+        # A message whose lease expired was on the wire when its worker died: it is
+        # flagged as a possible duplicate (the SET sees the row before the update).
         rows = (
             await self._s.execute(
-                select(
+                update(M)
+                .where(M.id.in_(chosen))
+                .values(
+                    status=MessageStatus.SENDING.value,
+                    lease_owner=worker,
+                    lease_expires_at=now + lease,
+                    attempts=M.attempts + 1,
+                    possible_duplicate=or_(
+                        M.possible_duplicate, M.status == MessageStatus.SENDING.value
+                    ),
+                    updated_at=now,
+                )
+                .returning(
                     M.id,
                     M.organization_id,
-                    M.status,
                     M.message_id,
                     M.mail_from,
                     M.mime,
@@ -206,41 +230,16 @@ class SqlOutbox:
                     M.possible_duplicate,
                     M.kind,
                     M.meta,
+                    M.priority,
+                    M.not_before,
                 )
-                # A paused SMTP server holds back email only: webhooks do not use it.
-                .where(due, or_(~paused, M.kind == MessageKind.WEBHOOK.value))
-                .where(
-                    M.organization_id.in_(organizations) if organizations is not None else true()
-                )
-                .order_by(M.priority.desc(), M.not_before)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=M)
+                .execution_options(synchronize_session=False)
             )
         ).all()
         if not rows:
             return []
+        rows = sorted(rows, key=lambda r: (-r.priority, r.not_before))
         ids = [r.id for r in rows]
-        reclaimed = {r.id for r in rows if r.status == MessageStatus.SENDING.value}
-        await self._s.execute(
-            update(M)
-            .where(M.id.in_(ids))
-            .values(
-                status=MessageStatus.SENDING.value,
-                lease_owner=worker,
-                lease_expires_at=now + lease,
-                attempts=M.attempts + 1,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if reclaimed:
-            # Its worker died holding it: it may have been on the wire. Flag, never hide.
-            await self._s.execute(
-                update(M)
-                .where(M.id.in_(reclaimed))
-                .values(possible_duplicate=True)
-                .execution_options(synchronize_session=False)
-            )
         open_by: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
         accepted_by: dict[uuid.UUID, int] = dict.fromkeys(ids, 0)
         for pk, address, status in (
@@ -263,10 +262,10 @@ class SqlOutbox:
                 mime=r.mime,
                 open_recipients=open_by[r.id],
                 accepted_before=accepted_by[r.id],
-                attempt=r.attempts + 1,
+                attempt=r.attempts,  # counted by the claim
                 created_at=r.created_at,
                 expires_at=r.expires_at,
-                possible_duplicate=r.possible_duplicate or r.id in reclaimed,
+                possible_duplicate=r.possible_duplicate,
                 kind=MessageKind(r.kind),
                 meta={str(k): str(v) for k, v in (r.meta or {}).items()},
             )

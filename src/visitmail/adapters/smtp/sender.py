@@ -5,6 +5,12 @@ Connections are opened by ``connect.open_connection`` (proxy, TLS, STARTTLS, AUT
 driven by :class:`SmtpSession`. The *unknown outcome* is reported as such: once the final
 ``.`` has been written, a lost connection or a missing reply means the server may have taken
 the message, so the caller retries once with the same Message-ID and flags it.
+
+A stream of messages on one connection costs one round trip each: ``send(message,
+following=next)`` writes the next message's envelope behind this body (see
+``SmtpSession.transaction(then=...)``) and keeps the connection *reserved* for ``next``,
+out of the pool, until ``send(next)`` comes; the caller makes that call next. A reserved
+connection that is never used is closed (never reused: the server waits for a body).
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import time
 from uuid import UUID
 
 from visitmail.adapters.smtp.connect import Resolver, open_connection
-from visitmail.adapters.smtp.pool import ConnectionPool, close_quietly
+from visitmail.adapters.smtp.pool import ConnectionPool, PooledConnection, close_quietly
 from visitmail.adapters.smtp.session import (
+    Envelope,
     LostAfterData,
     SessionLost,
     SmtpSession,
@@ -55,6 +62,8 @@ class SmtpSender:
         self._resolver = resolver
         self._pools: dict[UUID, tuple[SmtpSettings, SmtpSecrets, ConnectionPool]] = {}
         self._draining: set[asyncio.Task[None]] = set()
+        # message id -> (its pool, the connection that already carries its envelope)
+        self._reserved: dict[UUID, tuple[ConnectionPool, PooledConnection]] = {}
 
     async def _open(self, settings: SmtpSettings, secrets: SmtpSecrets) -> SmtpSession:
         client = await open_connection(
@@ -97,18 +106,32 @@ class SmtpSender:
         settings: SmtpSettings,
         secrets: SmtpSecrets,
         message: ClaimedMessage,
+        *,
+        following: ClaimedMessage | None = None,
     ) -> AttemptOutcome:
+        """One attempt for ``message``. ``following``: the message the caller sends next
+        through this organization; its envelope may ride behind this body, and then the
+        connection waits, reserved, for ``send(following)``."""
         pool = self._pool(organization_id, settings, secrets)
         started = time.monotonic()
+        then = _envelope(following) if following is not None else None
+        reserved = self._reserved.pop(message.id, None)
         for _ in range(2):
-            try:
-                conn = await pool.acquire()
-            except SmtpFailure as failure:
-                return _server_failure(failure, started)
-            except SessionLost as exc:
-                return _protocol_failure(str(exc), started)
+            if reserved is not None and reserved[0] is pool:
+                conn = reserved[1]
+            else:
+                if reserved is not None:  # the pool was rebuilt meanwhile
+                    reserved[0].release(reserved[1], reusable=False)
+                try:
+                    conn = await pool.acquire()
+                except SmtpFailure as failure:
+                    return _server_failure(failure, started)
+                except SessionLost as exc:
+                    return _protocol_failure(str(exc), started)
+            reserved = None
             reused = not conn.fresh
             conn.sent += 1
+            last = conn.sent >= settings.limits.max_messages_per_connection
             try:
                 result = await conn.session.transaction(
                     message.mail_from,
@@ -116,6 +139,7 @@ class SmtpSender:
                     message.mime,
                     seconds=settings.timeouts.command,
                     reset_first=reused,  # RSET between messages on a reused connection
+                    then=None if last else then,
                 )
             except LostAfterData as lost:
                 pool.release(conn, reusable=False)
@@ -130,11 +154,21 @@ class SmtpSender:
                 if reused:
                     continue  # an idle pooled connection had died: once more, on a new one
                 return _protocol_failure(f"connection lost before the data: {exc}", started)
-            pool.release(conn, reusable=True)
+            if following is not None and then is not None and conn.session.prepared_for(then):
+                self._reserved[following.id] = (pool, conn)  # its envelope is on the wire
+            else:
+                pool.release(conn, reusable=True)
             if result.mail.code == 421 and reused:
                 continue  # the server is closing this old connection: use a new one
             return _outcome(result, message, started)
         return _protocol_failure("the server closed two connections in a row", started)
+
+    def forget(self, message_id: UUID) -> None:
+        """``message_id`` will not be sent after all: close the connection reserved for
+        it, if any (its envelope was sent; only a body could follow)."""
+        reserved = self._reserved.pop(message_id, None)
+        if reserved is not None:
+            reserved[0].release(reserved[1], reusable=False)
 
     async def probe(
         self, organization_id: UUID, settings: SmtpSettings, secrets: SmtpSecrets
@@ -153,8 +187,14 @@ class SmtpSender:
             pool.close_idle(self._idle)
 
     async def close(self) -> None:
+        for message_id in list(self._reserved):
+            self.forget(message_id)
         pools, self._pools = self._pools, {}
         await asyncio.gather(*(p.close() for _, _, p in pools.values()), *self._draining)
+
+
+def _envelope(message: ClaimedMessage) -> Envelope:
+    return Envelope(message.mail_from, tuple(message.open_recipients))
 
 
 def _outcome(result: TransactionResult, message: ClaimedMessage, started: float) -> AttemptOutcome:

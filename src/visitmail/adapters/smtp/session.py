@@ -6,6 +6,13 @@ ready, :meth:`SmtpSession.adopt` takes its transport over with a reader that kee
 complete reply in order. Then one transaction costs two round trips where the server
 offers PIPELINING (MAIL + RCPTs + DATA together, then the body) instead of 3 + recipients.
 
+A steady stream costs one round trip per message: when the caller already knows the next
+message for this connection (``then=``), its envelope (RSET, MAIL, RCPTs, DATA) follows
+the body's final ``.`` in the same write, as RFC 2920 §3.1 allows (the message content may
+start a group, DATA ends it). The replies still arrive in order and are matched exactly:
+first the body's final reply, then the next envelope's. Those are kept on the session
+("ahead") and used by the next :meth:`SmtpSession.transaction` for that envelope.
+
 The unknown outcome is explicit: if the connection drops or times out after the body's
 final ``.`` was written, :class:`LostAfterData` is raised, never a plain failure.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -133,6 +141,26 @@ class ReplyReader(asyncio.Protocol):
         return self._replies.popleft()
 
 
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The SMTP envelope of one message: what MAIL and RCPT carry."""
+
+    mail_from: str
+    recipients: tuple[str, ...]
+
+
+@dataclass
+class _Ahead:
+    """An envelope written after the previous body: its replies, or why they are missing
+    (the connection is closed then)."""
+
+    envelope: Envelope
+    mail: SmtpReply | None = None
+    rcpt: dict[str, SmtpReply] = field(default_factory=dict)
+    go: SmtpReply | None = None
+    error: SessionLost | None = None
+
+
 @dataclass
 class TransactionResult:
     mail: SmtpReply
@@ -150,6 +178,7 @@ class SmtpSession:
         self._transport = transport
         self._reader = reader
         self.pipelining = pipelining
+        self._ahead: _Ahead | None = None
 
     @classmethod
     def adopt(cls, client: aiosmtplib.SMTP) -> SmtpSession:
@@ -158,6 +187,10 @@ class SmtpSession:
         if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
             raise SessionLost("the connection closed before it could be used")
         pipelining = client.supports_extension("pipelining")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # the final dot must not wait for an ACK (Nagle)
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = ReplyReader()
         reader.transport = transport
         transport.set_protocol(reader)
@@ -186,6 +219,10 @@ class SmtpSession:
         self._write(line + b"\r\n")
         return await self._reply(seconds)
 
+    def prepared_for(self, envelope: Envelope) -> bool:
+        """Whether ``envelope`` went out with the previous body (see ``then=``)."""
+        return self._ahead is not None and self._ahead.envelope == envelope
+
     async def transaction(
         self,
         mail_from: str,
@@ -194,18 +231,35 @@ class SmtpSession:
         *,
         seconds: float,
         reset_first: bool = False,
+        then: Envelope | None = None,
     ) -> TransactionResult:
         """MAIL FROM, RCPT TO each recipient, DATA and the body (``wire_bytes`` applied),
         pipelined when offered. ``reset_first`` starts with RSET (between messages on a
         reused connection; inside the same pipelined write, so it costs no round trip).
+
+        ``then``: the envelope of the message this connection carries next. With
+        PIPELINING it is written right after this body's final dot (RSET first), its
+        replies are read after this body's reply and kept for the next call with that
+        envelope, which then writes only its body. The caller must make that call next
+        (or close the session): once the server said 354 only a body may follow.
+
         Raises :class:`SessionLost` before the final dot (also when RSET is refused) and
-        :class:`LostAfterData` after it."""
-        if self.pipelining:
-            batch = [b"RSET"] if reset_first else []
-            batch.append(b"MAIL FROM:" + _path(mail_from))
-            batch += [b"RCPT TO:" + _path(r) for r in recipients]
-            batch.append(b"DATA")
-            self._write(b"\r\n".join(batch) + b"\r\n")
+        :class:`LostAfterData` after it. A failure while reading ``then``'s replies does
+        not touch this message's result: it is raised by the next call instead."""
+        envelope = Envelope(mail_from, tuple(recipients))
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead.envelope != envelope:
+                self.close()  # the server waits for another message's body: abandon it
+                raise SessionLost("the connection was prepared for another message")
+            if ahead.error is not None:
+                raise ahead.error
+            assert ahead.mail is not None
+            assert ahead.go is not None
+            mail, go = ahead.mail, ahead.go
+            result = TransactionResult(mail, dict(ahead.rcpt))
+        elif self.pipelining:
+            self._write(self._envelope_bytes(envelope, reset_first))
             if reset_first:
                 self._check_reset(await self._reply(seconds))
             mail = await self._reply(seconds)
@@ -241,13 +295,43 @@ class SmtpSession:
             await self.reset(seconds)
             return result
         await self._reader.writable()
-        self._write(wire_bytes(body))
+        coalesce = then is not None and self.pipelining
+        data = wire_bytes(body)
+        if coalesce:
+            assert then is not None
+            data += self._envelope_bytes(then, True)
+        self._write(data)
         try:
             result.data = await self._reply(seconds)
         except SessionLost as exc:
             self.close()
             raise LostAfterData(str(exc), result) from exc
+        if coalesce:
+            assert then is not None
+            self._ahead = await self._read_ahead(then, seconds)
         return result
+
+    @staticmethod
+    def _envelope_bytes(envelope: Envelope, reset_first: bool) -> bytes:
+        batch = [b"RSET"] if reset_first else []
+        batch.append(b"MAIL FROM:" + _path(envelope.mail_from))
+        batch += [b"RCPT TO:" + _path(r) for r in envelope.recipients]
+        batch.append(b"DATA")
+        return b"\r\n".join(batch) + b"\r\n"
+
+    async def _read_ahead(self, envelope: Envelope, seconds: float) -> _Ahead:
+        """The replies to an envelope written after a body (RSET first)."""
+        ahead = _Ahead(envelope)
+        try:
+            self._check_reset(await self._reply(seconds))
+            ahead.mail = await self._reply(seconds)
+            for r in envelope.recipients:
+                ahead.rcpt[r] = await self._reply(seconds)
+            ahead.go = await self._reply(seconds)
+        except SessionLost as exc:
+            self.close()
+            ahead.error = exc
+        return ahead
 
     def _check_reset(self, reply: SmtpReply) -> None:
         if reply.code >= 300:
@@ -262,8 +346,9 @@ class SmtpSession:
                 self.close()
 
     async def quit(self, seconds: float = 5.0) -> None:
-        """QUIT politely, then close; never raises."""
-        if self.connected:
+        """QUIT politely, then close; never raises. A session prepared for a next message
+        that never came is only closed: after 354 a QUIT would be read as body text."""
+        if self.connected and self._ahead is None:
             with contextlib.suppress(SessionLost, OSError):
                 await self._command(b"QUIT", seconds)
         self.close()

@@ -1,0 +1,352 @@
+"""The claimer and scheduler (Postfix's qmgr): claims due messages, queues them in one
+lane per organization, and staffs each lane with senders that hand messages to the
+channels.
+
+Contract:
+
+- it claims only what this process can start soon (``WorkerOptions.capacity``, sized by
+  its conversation slots and its recent pace), so other workers find the rest of a
+  backlog still queued; it claims again when room frees up, on a wake-up (an enqueue
+  here, ``LISTEN/NOTIFY``), after a flush, or at the polling interval;
+- a lane has at most the server's ``max_connections`` senders in this process; each
+  email takes a token from the shared rate budget first; webhooks do not use the SMTP
+  server, so its settings, failures and budget hold back email only;
+- a sender that already holds the lane's next email names it as ``following``, so the
+  SMTP channel can send its envelope behind the current body (one round trip per message);
+  it delivers that message next, or gives it back;
+- a server that cannot be reached defers the lane's whole backlog at once (one
+  connection attempt per round), so a broken organization never holds the others up;
+- shutdown (:meth:`drain`): nothing new starts; conversations in flight get ``grace``
+  seconds; everything else goes back to the queue; conversations cut short stay leased
+  (retried after lease expiry, flagged as possible duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from visitmail.delivery.budget import LaneBudget, RateBudget
+from visitmail.delivery.channels import Channel, SmtpChannel
+from visitmail.delivery.leases import LeaseKeeper
+from visitmail.delivery.options import WorkerOptions
+from visitmail.delivery.settler import Settler
+from visitmail.domain.outbox import AttemptOutcome, FailureStage, MessageKind
+from visitmail.domain.smtp_settings import Limits
+from visitmail.logs import get_logger
+from visitmail.metrics import ATTEMPT_SECONDS
+from visitmail.runtime import Runtime
+from visitmail.services.delivery import settle_message
+from visitmail.services.outbox_ports import ClaimedMessage, SettledMessage
+
+log = get_logger(__name__)
+
+PACE_WINDOW = 1.0  # seconds over which the delivery pace is measured
+PACE_HORIZON = 0.5  # hold about this many seconds of work at the current pace, plus
+# twice what a claim takes lately, so the lanes do not run dry while the next claim runs
+
+
+@dataclass
+class Lane:
+    organization_id: uuid.UUID
+    queue: deque[ClaimedMessage] = field(default_factory=deque)
+    senders: int = 0
+    budget: LaneBudget = field(default_factory=LaneBudget)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        runtime: Runtime,
+        name: str,
+        options: WorkerOptions,
+        clock: Callable[[], datetime],
+        *,
+        smtp: SmtpChannel,
+        webhooks: Channel,
+        leases: LeaseKeeper,
+        settler: Settler,
+        budget: RateBudget,
+    ) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.options = options
+        self.clock = clock
+        self.smtp = smtp
+        self.webhooks = webhooks
+        self.leases = leases
+        self.settler = settler
+        self.budget = budget
+        self.lanes: dict[uuid.UUID, Lane] = {}
+        self.inflight: set[uuid.UUID] = set()
+        self.stopping = False
+        self.wakeup = asyncio.Event()
+        self.flushed = asyncio.Event()
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._done = 0  # attempts finished, for the pace
+        self._pace = 0.0  # attempts per second, recently
+        self._pace_at = (time.monotonic(), 0)
+        self._claim_seconds = 0.0  # a claim's duration lately (moving average)
+
+    # --- claiming ----------------------------------------------------------------------
+
+    def capacity(self) -> int:
+        """How many messages to hold: the configured capacity, or more when the recent
+        pace would finish that in less than ``PACE_HORIZON`` (never above ``batch``)."""
+        now = time.monotonic()
+        since, done = self._pace_at
+        if now - since >= PACE_WINDOW:
+            self._pace = (self._done - done) / (now - since)
+            self._pace_at = (now, self._done)
+        paced = int(self._pace * (PACE_HORIZON + 2 * self._claim_seconds))
+        return max(self.options.capacity, min(paced, self.options.batch))
+
+    async def claim_loop(self, stop: asyncio.Event) -> None:
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                capacity = self.capacity()
+                # held and still to send; what is done waits only for its write
+                free = capacity - (len(self.leases) - self.settler.unwritten())
+                claimed: list[ClaimedMessage] = []
+                if free >= max(1, capacity // 4):
+                    claimed = await self._claim(free)
+                    self._dispatch(claimed)
+                if claimed and len(claimed) >= free:
+                    continue  # more may be due: claim again while there is room
+                self.wakeup.clear()
+                waker = asyncio.create_task(self.wakeup.wait())
+                flushed = asyncio.create_task(self.flushed.wait())
+                await asyncio.wait(
+                    {stopper, waker, flushed},
+                    timeout=self.options.poll_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                waker.cancel()
+                flushed.cancel()
+                self.flushed.clear()
+        finally:
+            stopper.cancel()
+
+    async def _claim(self, limit: int) -> list[ClaimedMessage]:
+        started = time.monotonic()
+        try:
+            async with self.runtime.uow() as uow:
+                claimed = await uow.outbox.claim(
+                    self.name,
+                    limit,
+                    self.options.policy.lease,
+                    self.clock(),
+                    self.options.organizations,
+                )
+                await uow.commit()
+        except Exception as exc:  # the database may be briefly away: try again later
+            log.warning("claim failed", worker=self.name, error=type(exc).__name__)
+            await asyncio.sleep(self.options.poll_interval)
+            return []
+        took = time.monotonic() - started
+        self._claim_seconds = (
+            took if not self._claim_seconds else 0.8 * self._claim_seconds + 0.2 * took
+        )
+        return claimed
+
+    def _dispatch(self, messages: list[ClaimedMessage]) -> None:
+        self.leases.hold(m.id for m in messages)
+        for message in messages:
+            lane = self.lanes.get(message.organization_id)
+            if lane is None:
+                lane = self.lanes[message.organization_id] = Lane(message.organization_id)
+            lane.queue.append(message)
+        for lane in list(self.lanes.values()):
+            self._staff(lane)
+
+    def _staff(self, lane: Lane) -> None:
+        """Start senders for a lane, up to its server's connection limit."""
+        settings = self.smtp.cached(lane.organization_id)
+        limit = settings.limits.max_connections if settings else 1
+        while lane.queue and lane.senders < min(limit, len(lane.queue)):
+            lane.senders += 1
+            self._spawn(self._sender(lane))
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def _sender(self, lane: Lane) -> None:
+        carry: ClaimedMessage | None = None  # taken as ``following``: delivered next
+        limits: Limits | None = None
+        try:
+            while not self.stopping:
+                if carry is not None:
+                    message, carry = carry, None
+                else:
+                    taken = await self._take(lane)
+                    if taken is None:
+                        if lane.queue:
+                            continue  # settings loaded or budget refused: look again
+                        break
+                    message, limits = taken
+                following = self._following(lane, message, limits)
+                settled = await self._deliver(message, following)
+                carry = following
+                if settled.settlement.server_failure and message.kind is not MessageKind.WEBHOOK:
+                    retry_at = settled.settlement.not_before
+                    if carry is not None:
+                        self._give_back(lane, carry, retry_at, limits)
+                        carry = None
+                    self._release_email(lane, retry_at)
+        finally:
+            if carry is not None:
+                self._give_back(lane, carry, None, limits)
+            lane.senders -= 1
+            if not lane.queue and lane.senders == 0:
+                self.budget.give_back(lane.organization_id, lane.budget)
+                self.lanes.pop(lane.organization_id, None)
+
+    async def _take(self, lane: Lane) -> tuple[ClaimedMessage, Limits | None] | None:
+        """The lane's next message, with a rate token if it is an email; ``None`` when the
+        lane is empty, or when the lane changed meanwhile (the caller looks again)."""
+        if not lane.queue:
+            return None
+        if lane.queue[0].kind is MessageKind.WEBHOOK:
+            return self._pop(lane, None)
+        loaded = await self.smtp.settings(lane.organization_id)
+        if isinstance(loaded, str):
+            self._no_settings(lane, loaded)
+            return None
+        limits = loaded[0].limits
+        if lane.senders < limits.max_connections:
+            self._staff(lane)  # the real connection limit is known now
+        waiting = len(lane.queue)
+        retry_at = await self.budget.take(lane.organization_id, lane.budget, limits, waiting)
+        if retry_at is not None:
+            self._release_email(lane, retry_at)  # the SMTP budget does not apply to webhooks
+            return None
+        if not _email_first(lane):
+            self.budget.refund(lane.budget, limits)  # the lane changed while waiting
+            return None
+        return self._pop(lane, limits)
+
+    def _pop(
+        self, lane: Lane, limits: Limits | None
+    ) -> tuple[ClaimedMessage, Limits | None] | None:
+        message = lane.queue.popleft()
+        if not self.leases.valid(message.id):
+            # Our lease ran out (renewal failed): another worker may own it now.
+            self.leases.let_go([message.id])
+            if limits is not None:
+                self.budget.refund(lane.budget, limits)
+            return None
+        return message, limits
+
+    def _following(
+        self, lane: Lane, message: ClaimedMessage, limits: Limits | None
+    ) -> ClaimedMessage | None:
+        """The lane's next email, taken now if it needs no wait (a token at hand), so its
+        envelope can ride behind ``message``'s body."""
+        if message.kind is MessageKind.WEBHOOK or limits is None or self.stopping:
+            return None
+        if not _email_first(lane):
+            return None
+        head = lane.queue[0]
+        if not head.open_recipients or not self.leases.valid(head.id):
+            return None
+        if not self.budget.take_local(lane.budget, limits):
+            return None
+        return lane.queue.popleft()
+
+    def _give_back(
+        self,
+        lane: Lane,
+        message: ClaimedMessage,
+        retry_at: datetime | None,
+        limits: Limits | None,
+    ) -> None:
+        """A message taken as ``following`` is not delivered: drop what was prepared for
+        it, return its token, and release it."""
+        self.smtp.forget(message.id)
+        if limits is not None:
+            self.budget.refund(lane.budget, limits)
+        self.settler.release(message.id, retry_at)
+
+    async def _deliver(
+        self, message: ClaimedMessage, following: ClaimedMessage | None
+    ) -> SettledMessage:
+        channel = self.webhooks if message.kind is MessageKind.WEBHOOK else self.smtp
+        self.inflight.add(message.id)
+        try:
+            async with self._slots:
+                started = time.monotonic()
+                outcome = await channel.deliver(message, following=following)
+                ATTEMPT_SECONDS.observe(time.monotonic() - started)
+        finally:
+            self.inflight.discard(message.id)
+            self._done += 1
+        settled = settle_message(message, outcome, now=self.clock(), policy=self.options.policy)
+        self.settler.record(settled, outcome)
+        return settled
+
+    def _no_settings(self, lane: Lane, reason: str) -> None:
+        """No usable settings: one email records why (and counts against the server's
+        health); the lane's other emails wait for the same retry time."""
+        message = next((m for m in lane.queue if m.kind is not MessageKind.WEBHOOK), None)
+        if message is None:
+            return
+        lane.queue.remove(message)
+        outcome = AttemptOutcome(server_failure=FailureStage.CONNECT, failure_text=reason)
+        settled = settle_message(message, outcome, now=self.clock(), policy=self.options.policy)
+        self.settler.record(settled, outcome)
+        self._release_email(lane, settled.settlement.not_before)
+
+    def _release_email(self, lane: Lane, retry_at: datetime | None) -> None:
+        """The lane's emails go back to the queue until ``retry_at`` without counting an
+        attempt (server unreachable, budget spent); webhooks stay: they do not go through
+        that server. The lane's unused rate tokens go back too."""
+        kept: deque[ClaimedMessage] = deque()
+        while lane.queue:
+            message = lane.queue.popleft()
+            if message.kind is MessageKind.WEBHOOK:
+                kept.append(message)
+            else:
+                self.settler.release(message.id, retry_at)
+        lane.queue.extend(kept)
+        self.budget.give_back(lane.organization_id, lane.budget)
+
+    # --- shutdown ----------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Nothing new starts; conversations in flight get ``grace`` seconds."""
+        self.stopping = True
+        for lane in list(self.lanes.values()):
+            while lane.queue:
+                self.settler.release(lane.queue.popleft().id, None)
+            self.budget.give_back(lane.organization_id, lane.budget)
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=self.options.grace)
+            cut = set(self.inflight)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if cut:
+                # Cut off mid-conversation: they may have reached the server. They stay
+                # leased; when the lease expires they are retried, flagged as possible
+                # duplicates, rather than silently resent now.
+                log.warning("shutdown cut conversations short", count=len(cut))
+                self.leases.let_go(cut)
+        leftover = self.leases.held() - self.settler.settled_or_released()
+        for message_id in leftover:
+            self.settler.release(message_id, None)
+
+
+def _email_first(lane: Lane) -> bool:
+    """The lane's next message is an email."""
+    return bool(lane.queue) and lane.queue[0].kind is not MessageKind.WEBHOOK

@@ -1,0 +1,160 @@
+"""The settler: writes what happened, in batches.
+
+Contract: the scheduler hands it settled messages (:meth:`record`), messages to give back
+to the queue unchanged (:meth:`release`), and unused rate budget (:meth:`give_back`); a
+:meth:`flush` writes everything collected so far in ONE transaction: outcomes and attempts
+(only for messages this worker still leases), releases, the server's health (success
+clears the failure count, connection/TLS/auth failures count towards a pause), throttling
+(halves the shared rate), returned budget. Written or not, the messages leave the lease
+keeper: a failed write leaves them to lease expiry and a flagged retry, which beats losing
+them. It never raises.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from visitmail.delivery.leases import LeaseKeeper
+from visitmail.domain.outbox import AttemptOutcome, MessageKind
+from visitmail.domain.smtp_settings import Limits
+from visitmail.logs import get_logger
+from visitmail.metrics import ATTEMPTS, MESSAGES_SETTLED
+from visitmail.runtime import Runtime
+from visitmail.services.delivery import DeliveryPolicy
+from visitmail.services.outbox_ports import SettledMessage
+
+log = get_logger(__name__)
+
+HEALTHY_TTL = 5.0  # seconds a recorded success stands for later ones
+
+
+class Settler:
+    def __init__(
+        self,
+        runtime: Runtime,
+        worker: str,
+        leases: LeaseKeeper,
+        policy: DeliveryPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.runtime = runtime
+        self.worker = worker
+        self.leases = leases
+        self.policy = policy
+        self.clock = clock
+        self._results: list[SettledMessage] = []
+        self._releases: list[tuple[uuid.UUID, datetime | None]] = []
+        self._failures: list[tuple[uuid.UUID, str]] = []
+        self._throttled: set[uuid.UUID] = set()
+        self._unused: dict[uuid.UUID, tuple[Limits, int]] = {}
+        self._known_healthy: dict[uuid.UUID, float] = {}  # org -> when recorded (monotonic)
+        self._writing = 0  # messages in the flush under way
+
+    @property
+    def pending(self) -> bool:
+        return bool(
+            self._results or self._releases or self._failures or self._throttled or self._unused
+        )
+
+    @property
+    def has_results(self) -> bool:
+        return bool(self._results)
+
+    def unwritten(self) -> int:
+        """Messages done with (settled or released) whose write is still to come."""
+        return len(self._results) + len(self._releases) + self._writing
+
+    def settled_or_released(self) -> set[uuid.UUID]:
+        return {r.message.id for r in self._results} | {m for m, _ in self._releases}
+
+    def record(self, settled: SettledMessage, outcome: AttemptOutcome) -> None:
+        for line in settled.attempts:
+            ATTEMPTS.labels(outcome=line.outcome).inc()
+        self._results.append(settled)
+        if outcome.server_failure is not None:
+            org = settled.message.organization_id
+            self._failures.append((org, settled.settlement.last_error or ""))
+        if settled.message.kind is MessageKind.WEBHOOK:
+            return  # a receiver's 429 does not slow the organization's SMTP server down
+        if settled.settlement.throttled:
+            self._throttled.add(settled.message.organization_id)
+
+    def release(self, message_id: uuid.UUID, not_before: datetime | None) -> None:
+        """Back to the queue unchanged (its attempt not counted), due at ``not_before``."""
+        self._releases.append((message_id, not_before))
+
+    def give_back(self, organization_id: uuid.UUID, limits: Limits, unused: int) -> None:
+        if unused > 0:
+            _, before = self._unused.get(organization_id, (limits, 0))
+            self._unused[organization_id] = (limits, before + unused)
+
+    async def flush(self) -> None:
+        results, self._results = self._results, []
+        releases, self._releases = self._releases, []
+        failures, self._failures = self._failures, []
+        throttled, self._throttled = self._throttled, set()
+        unused, self._unused = self._unused, {}
+        if not (results or releases or failures or throttled or unused):
+            return
+        now = self.clock()
+        policy = self.policy
+        fresh: list[uuid.UUID] = []
+        self._writing = len(results) + len(releases)
+        try:
+            async with self.runtime.uow() as uow:
+                if results:
+                    await uow.outbox.settle(self.worker, results, now)
+                by_time: dict[datetime | None, list[uuid.UUID]] = {}
+                for message_id, when in releases:
+                    by_time.setdefault(when, []).append(message_id)
+                for when, ids in by_time.items():
+                    await uow.outbox.release(self.worker, ids, now, not_before=when)
+                healthy = sorted(
+                    {
+                        r.message.organization_id
+                        for r in results
+                        # a delivered webhook says nothing about the SMTP server's health
+                        if not r.settlement.server_failure
+                        and r.message.kind is not MessageKind.WEBHOOK
+                    }
+                    - {org for org, _ in failures}
+                )
+                # A server this worker recorded as healthy in the last few seconds needs no
+                # new write (a round trip per flush saved); other workers' failures may have
+                # counted since, so the record is refreshed every HEALTHY_TTL seconds.
+                stale = time.monotonic() - HEALTHY_TTL
+                fresh = [org for org in healthy if self._known_healthy.get(org, 0) < stale]
+                await uow.health.record_successes(fresh, now)
+                for org, reason in failures:
+                    health = await uow.health.record_failure(
+                        org,
+                        reason,
+                        now,
+                        pause_after=policy.pause_after,
+                        probe_in=policy.first_probe,
+                    )
+                    if health.paused and health.consecutive_failures == policy.pause_after:
+                        log.warning("queue paused", organization=str(org), reason=reason)
+                for org in throttled:
+                    await uow.rates.slow_down(org, now)
+                for org, (limits, count) in unused.items():
+                    await uow.rates.give_back(org, limits, count)
+                await uow.commit()
+        except Exception as exc:
+            # Not written: the leases will expire and another attempt will follow (flagged
+            # as a possible duplicate). Sending twice, flagged, beats losing a message.
+            log.error(
+                "flush failed", worker=self.worker, error=type(exc).__name__, detail=str(exc)[:300]
+            )
+        else:
+            self._known_healthy.update(dict.fromkeys(fresh, time.monotonic()))
+            for org, _ in failures:
+                self._known_healthy.pop(org, None)
+            for r in results:
+                MESSAGES_SETTLED.labels(status=r.settlement.status.value).inc()
+        self.leases.let_go(r.message.id for r in results)
+        self.leases.let_go(message_id for message_id, _ in releases)
+        self._writing = 0
