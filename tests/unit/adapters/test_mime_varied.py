@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import random
 import re
 from collections.abc import Sequence
@@ -169,6 +170,26 @@ def test_quoted_printable_is_the_standard_librarys(seed: int) -> None:
     data = text.encode()
     expected = quoprimime.body_encode(data.decode("latin-1"), 78).replace("\n", "\r\n")
     assert mime._qp(data) == expected
+
+
+def _folded_by_the_email_package(filename: str) -> str:
+    if filename.isascii():
+        value = f'attachment; filename="{email.utils.quote(filename)}"'
+    else:
+        value = "attachment; filename*=" + email.utils.encode_rfc2231(filename, "utf-8", "")
+    header = email.policy.SMTP.header_factory("Content-Disposition", value)
+    folded: str = header.fold(policy=email.policy.SMTP)
+    return folded
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_file_names_are_folded_as_the_email_package_folds_them(seed: int) -> None:
+    rng = random.Random(seed)
+    alphabet = [*"abcXYZ019._-+ ", "ü", "€", "日", "😀", '"', "\\", ";", "(", "\t", "%", "'"]
+    names = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 140))) for _ in range(50)]
+    names += [c * k + t for k in range(seed * 8, seed * 8 + 8) for c in "rü😀" for t in ("", "ü")]
+    for name in filter(None, (n.strip() for n in names)):
+        assert mime._disposition(name) == _folded_by_the_email_package(name), name
 
 
 def _with_files(*files: Attachment) -> MailSpec:
