@@ -301,7 +301,11 @@ def _attachment_part(attachment: Attachment) -> bytes:
         + _disposition(attachment.filename)
         + _CRLF
     )
-    return head.encode("ascii") + base64.encodebytes(attachment.data).replace(b"\n", b"\r\n")
+    # base64.encodebytes' layout (lines of 76, each ended; nothing for no data) with
+    # CRLF, from one b64encode: faster than encodebytes' line-by-line encoding.
+    body = base64.b64encode(attachment.data)
+    lines = [body[i : i + 76] + b"\r\n" for i in range(0, len(body), 76)]
+    return head.encode("ascii") + b"".join(lines)
 
 
 def _disposition(filename: str) -> str:
