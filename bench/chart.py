@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.scenarios.base import Measurement, ScenarioResult
 
+_HATCH = {"postgresql": "//"}  # SQLite plain, PostgreSQL hatched
 _COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
 
 
@@ -71,7 +72,13 @@ def draw_chart(results: Sequence[ScenarioResult], path: Path, *, title: str = ""
         many_metrics = len({m.metric for m in measurements}) > 1
         labels = [_label(m, many_metrics) for m in measurements]
         values = [m.value or 0.0 for m in measurements]
-        bars = ax.bar(range(len(values)), values, color=[color[m.peer] for m in measurements])
+        bars = ax.bar(
+            range(len(values)),
+            values,
+            color=[color[m.peer] for m in measurements],
+            hatch=[_HATCH.get(m.database or "", "") for m in measurements],
+            edgecolor="white",
+        )
         ax.set_xticks(range(len(values)), labels, fontsize=8)
         better = "higher" if measurements[0].better == "higher" else "lower"
         ax.set_ylabel(f"{unit} ({better} is better)", fontsize=8)

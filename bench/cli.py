@@ -307,6 +307,20 @@ def _suite(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _quiet_visitmail_logs() -> None:
+    """visitmail's in-process peers log to stderr, warnings and worse only (unconfigured,
+    structlog would print every line to stdout, between the tables)."""
+    import structlog
+
+    if structlog.is_configured():
+        return
+    try:
+        from visitmail.logs import configure_logging
+    except ImportError:
+        return
+    configure_logging("WARNING")
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark with command-line ``argv``; return the exit status."""
     parser = build_parser()
@@ -314,6 +328,7 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or bad options
         return e.code if isinstance(e.code, int) else 2
+    _quiet_visitmail_logs()
     if _given(args, LEGACY_OPTIONS) and not _given(args, SUITE_OPTIONS):
         return _legacy(args)
     return _suite(args)
