@@ -70,7 +70,7 @@ def scenario_notes(result: ScenarioResult) -> list[str]:
     if result.reason and result.measurements:
         lines.insert(0, f"  {result.status}: {result.reason}")
     for m in result.measurements:
-        if m.note and m.value is None:
+        if m.note:
             lines.append(f"  {m.peer} ({m.database or '-'}) {m.metric}: {m.note}")
     return lines
 
