@@ -307,18 +307,21 @@ def _suite(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _quiet_visitmail_logs() -> None:
-    """visitmail's in-process peers log to stderr, warnings and worse only (unconfigured,
-    structlog would print every line to stdout, between the tables)."""
-    import structlog
-
-    if structlog.is_configured():
-        return
+def quiet_visitmail_logs() -> None:
+    """For the command-line entry points (not ``main``, which tests call in-process):
+    visitmail's in-process peers log to stderr, warnings and worse only; unconfigured,
+    structlog would print every line to stdout, between the tables."""
     try:
         from visitmail.logs import configure_logging
     except ImportError:
         return
     configure_logging("WARNING")
+
+
+def command_line(argv: list[str]) -> int:
+    """``python -m bench`` / ``python -m bench.run``: ``main`` with quiet visitmail logs."""
+    quiet_visitmail_logs()
+    return main(argv)
 
 
 def main(argv: list[str]) -> int:
@@ -328,7 +331,6 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or bad options
         return e.code if isinstance(e.code, int) else 2
-    _quiet_visitmail_logs()
     if _given(args, LEGACY_OPTIONS) and not _given(args, SUITE_OPTIONS):
         return _legacy(args)
     return _suite(args)

@@ -368,6 +368,6 @@ def _params(config: BenchConfig, workload: Workload) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from bench.cli import main
+    from bench.cli import command_line
 
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(command_line(sys.argv[1:]))

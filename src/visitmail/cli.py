@@ -479,6 +479,7 @@ def bench(ctx: typer.Context) -> None:
         err.print("the benchmark suite runs from a source checkout (bench/)", markup=False)
         raise typer.Exit(2)
     sys.path.insert(0, str(root))
+    configure_logging("WARNING")  # the in-process peers' logs: to stderr, warnings only
     raise typer.Exit(importlib.import_module("bench.cli").main(list(ctx.args)))
 
 
