@@ -46,6 +46,7 @@ from bench.worker_process import (
 GOAL_MB = 250.0
 SAMPLE_SECONDS = 0.1
 STALL_SECONDS = 60.0
+REPORT_SECONDS = 15.0
 
 
 @dataclass
@@ -57,12 +58,21 @@ class _Outcome:
     error: str | None = None
 
 
-async def _watch(worker: WorkerProcess, sink: Sink, counter: SentCounter, n: int) -> _Outcome:
-    """Sample the worker's RSS until the sink has all ``n`` and the database says sent."""
+async def _watch(
+    worker: WorkerProcess, sink: Sink, counter: SentCounter, n: int, say: Progress
+) -> _Outcome:
+    """Sample the worker's RSS until the sink has all ``n`` and the database says sent;
+    a progress line every ``REPORT_SECONDS``."""
     outcome = _Outcome()
     started = time.perf_counter()
     received, moved = 0, time.monotonic()
+    reported = time.monotonic()
     while True:
+        if time.monotonic() - reported >= REPORT_SECONDS:
+            reported = time.monotonic()
+            say(
+                f"{received:,} of {n:,} received by the sink, peak RSS so far {outcome.peak_kb / 1024:.0f} MB"
+            )
         memory = worker.memory_kb()
         if memory is not None:
             outcome.peak_kb = max(outcome.peak_kb, memory[0])
@@ -106,7 +116,9 @@ async def _run_on(kind: DatabaseKind, n: int, connections: int, progress: Progre
                 worker = await start_worker(outbox, None)
                 try:
                     async with SentCounter(url) as counter:
-                        outcome = await _watch(worker, sink, counter, n)
+                        outcome = await _watch(
+                            worker, sink, counter, n, lambda line: progress(f"{kind}: {line}")
+                        )
                 finally:
                     await worker.stop()
         received = await sink.wait_for_count(n, 5)
