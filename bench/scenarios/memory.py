@@ -70,9 +70,8 @@ async def _watch(
     while True:
         if time.monotonic() - reported >= REPORT_SECONDS:
             reported = time.monotonic()
-            say(
-                f"{received:,} of {n:,} received by the sink, peak RSS so far {outcome.peak_kb / 1024:.0f} MB"
-            )
+            peak_mb = outcome.peak_kb / 1024
+            say(f"{received:,} of {n:,} received by the sink, peak RSS so far {peak_mb:.0f} MB")
         memory = worker.memory_kb()
         if memory is not None:
             outcome.peak_kb = max(outcome.peak_kb, memory[0])
