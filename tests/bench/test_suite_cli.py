@@ -105,3 +105,30 @@ def test_a_crashing_scenario_is_failed_and_the_next_one_still_runs(
     assert missing.status == "n/a"
     assert report.failed
     assert "[delivery] failed" in "\n".join(lines)
+
+
+def test_a_report_renders_as_markdown_for_the_docs() -> None:
+    from bench.markdown import render
+    from bench.scenarios.base import Measurement, judge
+    from bench.suite import SuiteReport
+
+    result = ScenarioResult(
+        "relay",
+        "ok",
+        measurements=[
+            Measurement("nodemailer", "throughput", 150.0, "msgs/s", ratio=1.0),
+            Measurement("visitmail", "throughput", 300.0, "msgs/s", database="sqlite", ratio=2.0),
+        ],
+        targets=[judge("relay: visitmail >= 1.8x nodemailer (sqlite)", 2.0, 1.8, "higher", "full")],
+    )
+    machine = {
+        "cpu_count": 2,
+        "machine": "x86_64",
+        "platform": "Linux",
+        "python": "3.11",
+        "node": "v20",
+    }
+    report = SuiteReport(machine, {"size": "full", "databases": ["sqlite"], "repeat": 3}, [result])
+    text = render(report.to_json())
+    assert "| relay | visitmail | sqlite | throughput | 300 | msgs/s | 2.00x |" in text
+    assert "| relay: visitmail >= 1.8x nodemailer (sqlite) | 2.00 | >= 1.80 | met |" in text
