@@ -38,7 +38,7 @@ from bench.run import (
 from bench.scenarios.base import ScenarioOptions, Size
 from bench.scenarios.registry import ORDER
 from bench.sink import SinkUnavailable
-from bench.suite import parse_overrides, run_suite, targets_by_state
+from bench.suite import SuiteReport, parse_overrides, run_suite, targets_by_state
 
 
 def _positive(text: str) -> int:
@@ -278,8 +278,19 @@ def _suite(args: argparse.Namespace) -> int:
     except ValueError as e:
         err.print(f"error: {e}", markup=False)
         return 2
+
+    def save(report: SuiteReport) -> None:
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+
     report = asyncio.run(
-        run_suite(names, options, lambda line: err.print(line, markup=False, highlight=False))
+        run_suite(
+            names,
+            options,
+            lambda line: err.print(line, markup=False, highlight=False),
+            after_each=save,  # a long run that is interrupted keeps what it measured
+        )
     )
     for result in report.results:
         console.print(scenario_table(result))
@@ -290,8 +301,7 @@ def _suite(args: argparse.Namespace) -> int:
     counts = targets_by_state(report)
     console.print(", ".join(f"{n} {state}" for state, n in counts.items()) + " target(s)")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        save(report)
         console.print(f"results written to {args.json}")
     if args.chart is not None:
         facts = report.machine

@@ -10,7 +10,7 @@ every scenario; ``--set SCENARIO.NAME=VALUE`` only that one (and wins over the f
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -78,10 +78,17 @@ def _describe(error: BaseException) -> str:
 
 
 async def run_suite(
-    names: Sequence[str], options: ScenarioOptions, progress: Progress
+    names: Sequence[str],
+    options: ScenarioOptions,
+    progress: Progress,
+    *,
+    after_each: Callable[[SuiteReport], None] | None = None,
 ) -> SuiteReport:
-    """Run the scenarios ``names`` (in the order given) and collect their results."""
+    """Run the scenarios ``names`` (in the order given) and collect their results.
+    ``after_each`` gets the report so far after every scenario (the CLI writes the JSON
+    then, so an interrupted long run keeps what it measured)."""
     results: list[ScenarioResult] = []
+    machine = machine_facts()
     for name in names:
         scenario = SCENARIOS[name]
 
@@ -102,7 +109,9 @@ async def run_suite(
             + (f": {result.reason}" if result.reason else "")
         )
         results.append(result)
-    return SuiteReport(machine_facts(), options_json(names, options), results)
+        if after_each is not None:
+            after_each(SuiteReport(machine, options_json(names, options), list(results)))
+    return SuiteReport(machine, options_json(names, options), results)
 
 
 def options_json(names: Sequence[str], options: ScenarioOptions) -> dict[str, Any]:
