@@ -31,7 +31,7 @@ def render(report: dict[str, Any]) -> str:
         if not s["measurements"]:
             lines.append(f"| {s['scenario']} | {s['status']}: {s['reason'] or '—'} | | | | | |")
         for x in s["measurements"]:
-            value = number(x["value"]) if x["value"] is not None else f"— ({x['note']})"
+            value = number(x["value"]) if x["value"] is not None else "—"
             lines.append(
                 f"| {s['scenario']} | {x['peer']} | {x['database'] or '—'} | {x['metric']} | "
                 f"{value} | {x['unit']} | {_ratio(x['ratio'])} |"
