@@ -42,9 +42,13 @@ pytest: install services
 ## make test: everything CI runs, from a fresh clone
 test: install services lint typecheck pytest
 
-## the benchmark suite: peers side by side, a table and test-artifacts/bench.json
-bench: install services system-deps
-	$(BIN)/visitmail bench --json test-artifacts/bench.json
+## the benchmark suite (docs/benchmarks.md): every scenario with its peers, full size, both
+## databases; tables, test-artifacts/bench.json and test-artifacts/bench.png
+bench: install services
+	scripts/install-system-deps.sh bench/system-packages.txt
+	command -v npm >/dev/null 2>&1 || scripts/install-system-deps.sh bench/npm-package.txt
+	$(BIN)/visitmail bench --size full --databases sqlite,postgresql \
+		--json test-artifacts/bench.json --chart test-artifacts/bench.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts .coverage*

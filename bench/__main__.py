@@ -2,7 +2,7 @@
 
 import sys
 
-from bench.cli import main
+from bench.cli import command_line
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(command_line(sys.argv[1:]))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.databases import DatabaseKind, fresh_database
+from bench.delay_proxy import start_delay_proxy
 from bench.peers.base import Peer, PeerResult, PeerUnavailable, RunContext
 from bench.sink import SinkKind, find_smtp_sink, start_sink
 from bench.workload import Workload, build_messages
@@ -56,6 +57,9 @@ class BenchConfig:
     verify_message_ids: bool = True
     run_timeout: float = 600.0
     settle_timeout: float = 5.0
+    # When set, every peer sends through a ``bench.delay_proxy`` in front of the sink that
+    # delays each direction by this many seconds (the ``relay`` scenario).
+    relay_delay: float | None = None
 
 
 @dataclass
@@ -70,6 +74,7 @@ class RunRecord:
     sent: int | None
     received: int
     error: str | None = None
+    peak_connections: int | None = None  # seen by the delaying proxy, when there is one
 
 
 @dataclass
@@ -123,6 +128,7 @@ class PeerReport:
                     "sent": r.sent,
                     "received": r.received,
                     "error": r.error,
+                    "peak_connections": r.peak_connections,
                 }
                 for r in self.runs
             ],
@@ -208,11 +214,30 @@ def _verify(
 
 @asynccontextmanager
 async def _database(peer: Peer, kind: DatabaseKind) -> AsyncIterator[str | None]:
+    """A fresh database for ``peer``: of its own kind when it is pinned to one (a
+    ``database`` attribute, see ``bench.peers.registry.OnDatabase``), else ``kind``."""
     if not peer.needs_database:
         yield None
         return
-    async with fresh_database(kind) as url:
+    pinned: DatabaseKind | None = getattr(peer, "database", None)
+    async with fresh_database(pinned or kind) as url:
         yield url
+
+
+@asynccontextmanager
+async def _relay(
+    config: BenchConfig, host: str, port: int, seen: dict[str, Any]
+) -> AsyncIterator[tuple[str, int]]:
+    """Where peers connect: the sink itself, or a delaying proxy in front of it (whose
+    statistics are put into ``seen`` on exit)."""
+    if config.relay_delay is None:
+        yield host, port
+        return
+    proxy = await start_delay_proxy(host, port, config.relay_delay)
+    try:
+        yield proxy.host, proxy.port
+    finally:
+        seen.update(await proxy.stop())
 
 
 async def _run_once(peer: Peer, repeat: int, workload: Workload, config: BenchConfig) -> RunRecord:
@@ -221,9 +246,13 @@ async def _run_once(peer: Peer, repeat: int, workload: Workload, config: BenchCo
     result: PeerResult | None = None
     error: str | None = None
     wall = 0.0
+    relay_stats: dict[str, Any] = {}
     try:
-        async with _database(peer, config.database) as database_url:
-            ctx = RunContext(workload, config.connections, sink.host, sink.port, database_url)
+        async with (
+            _database(peer, config.database) as database_url,
+            _relay(config, sink.host, sink.port, relay_stats) as (host, port),
+        ):
+            ctx = RunContext(workload, config.connections, host, port, database_url)
             gc.collect()
             started = time.perf_counter()
             try:
@@ -250,6 +279,7 @@ async def _run_once(peer: Peer, repeat: int, workload: Workload, config: BenchCo
         sent=result.sent if result is not None else None,
         received=received,
         error=error,
+        peak_connections=relay_stats.get("peak_open"),
     )
 
 
@@ -333,10 +363,11 @@ def _params(config: BenchConfig, workload: Workload) -> dict[str, Any]:
         "verify_message_ids": config.verify_message_ids,
         "mean_message_bytes": workload.mean_message_bytes,
         "recipients_per_message": 1,
+        "relay_delay_ms": None if config.relay_delay is None else config.relay_delay * 1000,
     }
 
 
 if __name__ == "__main__":
-    from bench.cli import main
+    from bench.cli import command_line
 
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(command_line(sys.argv[1:]))

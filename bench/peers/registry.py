@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 
+from bench.databases import DatabaseKind
 from bench.peers import visitmail_peer
 from bench.peers.aiosmtplib_raw import AiosmtplibRawPeer
 from bench.peers.base import Peer, PeerResult, PeerUnavailable, RunContext
@@ -47,3 +48,22 @@ def make_peers(names: list[str]) -> list[Peer]:
     if unknown:
         raise KeyError(f"unknown peer(s): {', '.join(unknown)}; known: {', '.join(PEERS)}")
     return [PEERS[n]() for n in names]
+
+
+class OnDatabase:
+    """``peer`` pinned to one kind of database, under the name ``"<peer> (<kind>)"``, so
+    one run can hold the same peer on SQLite and on PostgreSQL side by side (the runner
+    gives each run a fresh database of this kind)."""
+
+    needs_database = True
+
+    def __init__(self, peer: Peer, database: DatabaseKind) -> None:
+        self.peer = peer
+        self.database: DatabaseKind = database
+        self.name = f"{peer.name} ({database})"
+
+    async def prepare(self, workload: Workload) -> Mapping[str, str]:
+        return await self.peer.prepare(workload)
+
+    async def run(self, ctx: RunContext) -> PeerResult:
+        return await self.peer.run(ctx)

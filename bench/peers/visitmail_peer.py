@@ -70,11 +70,23 @@ def _sent_total() -> float:
     return value or 0.0
 
 
-async def _setup(
-    database_url: str, var_dir: Path, connections: int, sink_host: str, sink_port: int
+def new_master_keys() -> str:
+    """A fresh key ring for ``VISITMAIL_MASTER_KEYS`` (one key, for one bench run)."""
+    return "bench:" + base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+async def setup_organization(
+    database_url: str,
+    var_dir: Path,
+    connections: int,
+    sink_host: str,
+    sink_port: int,
+    *,
+    keys: str | None = None,
 ) -> tuple[Runtime, Principal]:
-    """A migrated runtime and one organization whose SMTP settings point at the sink:
-    ``(runtime, principal of its admin)``."""
+    """A migrated runtime and one organization whose SMTP settings point at the sink
+    (``max_connections`` = ``connections``): ``(runtime, principal of its admin)``. ``keys``
+    is the key ring (a fresh one when None); worker processes started later need the same."""
     from visitmail.adapters.crypto.secret_box import SecretBox
     from visitmail.adapters.db import migrate
     from visitmail.config import Settings
@@ -83,8 +95,9 @@ async def _setup(
     from visitmail.runtime import build_runtime
     from visitmail.services import identity, smtp_config
 
-    keys = "bench:" + base64.urlsafe_b64encode(os.urandom(32)).decode()
-    settings = Settings(database_url=database_url, var_dir=var_dir, master_keys=keys)
+    settings = Settings(
+        database_url=database_url, var_dir=var_dir, master_keys=keys or new_master_keys()
+    )
     runtime = build_runtime(settings, create_key=False, fast_hashing=True)
     try:
         await migrate.upgrade(runtime.engine)
@@ -110,19 +123,23 @@ async def _setup(
     return runtime, principal
 
 
-async def _enqueue_all(
-    runtime: Runtime, organization_id: uuid.UUID, messages: Sequence[BenchMessage]
+async def enqueue_all(
+    runtime: Runtime,
+    organization_id: uuid.UUID,
+    messages: Sequence[BenchMessage],
+    *,
+    batch: int = ENQUEUE_BATCH,
 ) -> frozenset[str]:
-    """Enqueue ``messages`` in transactions of ``ENQUEUE_BATCH``; return the Message-IDs
-    of the messages created."""
+    """Enqueue ``messages`` through ``visitmail.services.outbox.enqueue``, in transactions
+    of ``batch``; return the Message-IDs of the messages created."""
     from visitmail.domain.outbox import MessageKind
     from visitmail.services import outbox
     from visitmail.services.outbox_ports import NewMessage, NewRecipient
 
     ids: set[str] = set()
-    for start in range(0, len(messages), ENQUEUE_BATCH):
+    for start in range(0, len(messages), batch):
         async with runtime.uow() as uow:
-            for m in messages[start : start + ENQUEUE_BATCH]:
+            for m in messages[start : start + batch]:
                 done = await outbox.enqueue(
                     uow,
                     NewMessage(
@@ -235,11 +252,11 @@ async def run(
         raise PeerUnavailable(f"visitmail's delivery engine cannot be imported: {e}") from e
     messages = build_messages(n)
     with tempfile.TemporaryDirectory(prefix="visitmail-bench-var-") as var_dir:
-        runtime, principal = await _setup(
+        runtime, principal = await setup_organization(
             database_url, Path(var_dir), connections, sink_host, sink_port
         )
         try:
-            message_ids = await _enqueue_all(runtime, principal.organization_id, messages)
+            message_ids = await enqueue_all(runtime, principal.organization_id, messages)
             started, last = await _deliver(runtime, principal.organization_id, n, connections)
             sent, first_error = await _outcome(runtime, principal)
         finally:

@@ -468,8 +468,9 @@ def keys_rotate(
     }
 )
 def bench(ctx: typer.Context) -> None:
-    """The benchmark suite: peers side by side, a table and JSON (see bench/README.md).
-    Options go to the suite, e.g. ``visitmail bench --messages 5000 --json out.json``."""
+    """The benchmark suite: every scenario with its peers side by side, tables, JSON and a
+    chart (docs/benchmarks.md). Options go to the suite, e.g. ``visitmail bench --scenario
+    relay,scale --size smoke --json out.json``; ``visitmail bench --help`` lists them."""
     import importlib
     from pathlib import Path
 
@@ -478,6 +479,7 @@ def bench(ctx: typer.Context) -> None:
         err.print("the benchmark suite runs from a source checkout (bench/)", markup=False)
         raise typer.Exit(2)
     sys.path.insert(0, str(root))
+    configure_logging("WARNING")  # the in-process peers' logs: to stderr, warnings only
     raise typer.Exit(importlib.import_module("bench.cli").main(list(ctx.args)))
 
 
