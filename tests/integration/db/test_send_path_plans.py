@@ -153,6 +153,9 @@ async def seed_history(runtime: Runtime, org: OrgFixture, event_id: uuid.UUID) -
                     "role": "to",
                     "status": "accepted" if i % 50 else "rejected",
                     "last_code": 250 if i % 50 else 550,
+                    "last_text": "2.0.0 Ok"
+                    if i % 50
+                    else f"5.1.1 <{address}>: Recipient address rejected: User unknown",
                     "updated_at": NOW,
                 }
             )

@@ -229,30 +229,43 @@ async def test_header_injection_through_a_lead_field_is_refused_for_that_action(
     assert refused.status_code == 422
     assert refused.json()["error"]["field"] == "lead.company"
 
-    # a Unicode line separator in a lead field, a CR/LF in a free-text answer
+    # a Unicode line separator in a lead field is refused at save as well (issue 10, item
+    # 6: save and send apply one rule), so it can never make a later send fail
+    separator = await client.post(
+        "/api/v1/reports",
+        headers=org.headers,
+        json=report_body(
+            event["id"],
+            lead={**report_body(event["id"])["lead"], "company": "ACME\u2028Bcc: v@evil.example"},
+        ),
+    )
+    assert separator.status_code == 422
+    assert separator.json()["error"]["field"] == "lead.company"
+
+    # a CR/LF in a free-text answer (answers may hold line breaks) fails only the action
+    # whose subject uses it
     report = await capture(
-        client,
-        org,
-        event["id"],
-        lead={**report_body(event["id"])["lead"], "company": "ACME\u2028Bcc: v@evil.example"},
-        answers={"interest": "demo\r\nBcc: victim@evil.example"},
+        client, org, event["id"], answers={"interest": "demo\r\nBcc: victim@evil.example"}
     )
     done = await export(client, org, report["id"])
     assert done["status"] == "exported"  # the export itself succeeds
     first, second, third = done["notifications"]
-    assert first["kind"] == "failed" and first["outbox_id"] is None
-    assert "rules[0].switch.cases[0].actions[0].email.subject" in first["error"]
+    assert first["kind"] == "email" and first["outbox_id"]
     assert second["kind"] == "failed" and second["outbox_id"] is None
     assert "rules[0].switch.cases[0].actions[1].email.subject" in second["error"]
     assert "line break" in second["error"]
     assert third["kind"] == "email" and third["outbox_id"]
 
     listed = (await client.get("/api/v1/messages", headers=org.headers)).json()["items"]
-    assert [m["id"] for m in listed] == [third["outbox_id"]]
+    assert {m["id"] for m in listed} == {first["outbox_id"], third["outbox_id"]}
     await deliver(runtime, org)
-    (received,) = server.recorder.messages
-    assert received.rcpt_tos == ["safe@acme.example"]
-    assert b"evil.example" not in received.content.split(b"\r\n\r\n", 1)[0]
+    received = server.recorder.messages
+    assert sorted(a for m in received for a in m.rcpt_tos) == [
+        "berlin@acme.example",
+        "safe@acme.example",
+    ]
+    for message in received:
+        assert b"evil.example" not in message.content.split(b"\r\n\r\n", 1)[0]
 
 
 async def test_without_smtp_settings_emails_are_not_queued_but_the_export_succeeds(
