@@ -96,3 +96,22 @@ async def test_send_path_indexes_come_and_go_with_0009(empty_database: str) -> N
         assert "ix_outbox_recipients_rejected" in await _indexes(engine, "outbox_recipients")
     finally:
         await engine.dispose()
+
+
+async def test_claim_indexes_come_and_go_with_0010(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0010_claim_indexes")
+        assert {"ix_outbox_waiting", "ix_outbox_leased"} <= await _indexes(
+            engine, "outbox_messages"
+        )
+        await migrate.downgrade(engine, "0009_send_path_indexes")
+        assert not {"ix_outbox_waiting", "ix_outbox_leased"} & await _indexes(
+            engine, "outbox_messages"
+        )
+        await migrate.upgrade(engine)
+        assert {"ix_outbox_waiting", "ix_outbox_leased"} <= await _indexes(
+            engine, "outbox_messages"
+        )
+    finally:
+        await engine.dispose()

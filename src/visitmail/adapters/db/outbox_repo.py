@@ -28,8 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists
 
 from visitmail.adapters.db.tables import (
@@ -56,6 +58,9 @@ R = OutboxRecipientRow
 A = DeliveryAttemptRow
 
 _WAITING = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
+# The predicates of the claim's partial indexes (tables.py), as literal SQL.
+_WAITING_SQL = text("outbox_messages.status IN ('queued', 'deferred')")
+_LEASED = text("outbox_messages.status = 'sending'")
 _OPEN_RECIPIENT = (RecipientStatus.PENDING.value, RecipientStatus.DEFERRED.value)
 
 
@@ -186,17 +191,51 @@ class SqlOutbox:
         now: datetime,
         organizations: frozenset[uuid.UUID] | None = None,
     ) -> list[ClaimedMessage]:
-        paused = _paused()
-        due = or_(
-            and_(M.status.in_(_WAITING), M.not_before <= now),
-            and_(M.status == MessageStatus.SENDING.value, M.lease_expires_at < now),
+        # Two statements, each served by its own partial index so a claim costs the same
+        # whatever the backlog (no sort of every due row): first messages whose lease
+        # expired (ix_outbox_leased; their worker died with them on the wire), then
+        # waiting ones by priority and time (ix_outbox_waiting). The status terms are
+        # literal SQL: a bound parameter cannot prove a partial index's predicate.
+        rows = list(
+            await self._claim_from(
+                and_(_LEASED, M.lease_expires_at < now),
+                (M.lease_expires_at,),
+                worker,
+                limit,
+                lease,
+                now,
+                organizations,
+            )
         )
+        if len(rows) < limit:
+            rows += await self._claim_from(
+                and_(_WAITING_SQL, M.not_before <= now),
+                (M.priority.desc(), M.not_before),
+                worker,
+                limit - len(rows),
+                lease,
+                now,
+                organizations,
+            )
+        return await self._claimed(rows)
+
+    async def _claim_from(
+        self,
+        due: ColumnElement[bool],
+        order: tuple[Any, ...],
+        worker: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        organizations: frozenset[uuid.UUID] | None,
+    ) -> Sequence[Row[Any]]:
+        paused = _paused()
         chosen = (
             select(M.id)
             # A paused SMTP server holds back email only: webhooks do not use it.
             .where(due, or_(~paused, M.kind == MessageKind.WEBHOOK.value))
             .where(M.organization_id.in_(organizations) if organizations is not None else true())
-            .order_by(M.priority.desc(), M.not_before)
+            .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True, of=M)
             .scalar_subquery()
@@ -204,7 +243,7 @@ class SqlOutbox:
         # One statement: pick (skipping rows other workers are claiming), lease, return.
         # A message whose lease expired was on the wire when its worker died: it is
         # flagged as a possible duplicate (the SET sees the row before the update).
-        rows = (
+        result = (
             await self._s.execute(
                 update(M)
                 .where(M.id.in_(chosen))
@@ -236,6 +275,9 @@ class SqlOutbox:
                 .execution_options(synchronize_session=False)
             )
         ).all()
+        return cast(Sequence[Row[Any]], result)
+
+    async def _claimed(self, rows: Sequence[Row[Any]]) -> list[ClaimedMessage]:
         if not rows:
             return []
         rows = sorted(rows, key=lambda r: (-r.priority, r.not_before))

@@ -211,6 +211,23 @@ Index(
 )
 
 
+# The claim (outbox_repo.claim), in two index-served parts so its cost does not grow
+# with the backlog: waiting messages in claim order, and leases that may have expired.
+Index(
+    "ix_outbox_waiting",
+    OutboxMessageRow.priority.desc(),
+    OutboxMessageRow.not_before,
+    sqlite_where=text("status IN ('queued', 'deferred')"),
+    postgresql_where=text("status IN ('queued', 'deferred')"),
+)
+Index(
+    "ix_outbox_leased",
+    OutboxMessageRow.lease_expires_at,
+    sqlite_where=text("status = 'sending'"),
+    postgresql_where=text("status = 'sending'"),
+)
+
+
 class DeliveryAttemptRow(Base):
     """The ledger: every attempt, per recipient where the server answered per recipient."""
 
