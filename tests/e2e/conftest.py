@@ -45,7 +45,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``visitmail serve --dev-inbox`` on SQLite with its first-start demo organization."""
     tmp = tmp_path_factory.mktemp("e2e")
     port, inbox_port = free_port(), free_port()
-    env = cli_env(tmp, f"sqlite:///{tmp / 'e2e.db'}", VISITMAIL_DEV_INBOX_PORT=str(inbox_port))
+    env = cli_env(
+        tmp,
+        f"sqlite:///{tmp / 'e2e.db'}",
+        VISITMAIL_DEV_INBOX_PORT=str(inbox_port),
+        # The tests' own SMTP servers listen on loopback ports of their own: the operator
+        # allows loopback (--dev-inbox alone opens only the dev inbox's port).
+        VISITMAIL_SMTP_ALLOWED_NETWORKS="127.0.0.0/8",
+    )
     log = (tmp / "serve.log").open("w+")
     proc = subprocess.Popen(
         [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],

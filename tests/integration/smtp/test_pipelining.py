@@ -4,6 +4,7 @@ records how the client's bytes arrived."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -356,7 +357,7 @@ async def _sender_for(**kw: object) -> tuple[RawServer, SmtpSender, SmtpSettings
         timeouts=Timeouts(connect=2, command=5, overall=10),
         limits=Limits(max_connections=1, max_messages_per_connection=50),
     )
-    return raw, SmtpSender(NetworkPolicy.of([], allow_loopback=True)), settings, server
+    return raw, SmtpSender(NetworkPolicy((ipaddress.ip_network("127.0.0.0/8"),))), settings, server
 
 
 async def test_sender_reports_unknown_then_sends_the_prepared_next_on_a_new_connection() -> None:
