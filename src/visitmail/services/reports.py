@@ -291,6 +291,9 @@ async def export_report(
         seen = await _visible(read_uow, actor, report_id)
         preview = _written(seen, _export_status(seen), exported_at=now, now=now)
         prepared = await hook.prepare(read_uow, preview, ReportTrigger.EXPORTED)
+        # End the read transaction before the writer's is taken: a request never holds two
+        # connections, so concurrent exports cannot exhaust the pool (HTTP 500 at 50/s).
+        await read_uow.commit()
     report = await _visible(uow, actor, report_id, for_update=True)
     updated = await uow.reports.set_status(
         actor.organization_id,
@@ -367,6 +370,7 @@ async def check_report(
         seen = await _visible(read_uow, actor, report_id)
         preview = _written(seen, ReportStatus.CHECKED, checked_at=now, now=now)
         prepared = await hook.prepare(read_uow, preview, ReportTrigger.CHECKED)
+        await read_uow.commit()  # one connection at a time (see export_report)
     await _visible(uow, actor, report_id, for_update=True)
     updated = await uow.reports.set_status(
         actor.organization_id,
