@@ -42,8 +42,12 @@ class FakeLoop:
 
 
 class _Handle:
+    """The timer handle the proxy may cancel; remembers that it did."""
+
+    cancelled = False
+
     def cancel(self) -> None:
-        pass
+        self.cancelled = True
 
 
 class Recorder:
