@@ -10,7 +10,7 @@ size of the outbox or of the report table."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,7 +26,7 @@ from visitmail.domain.follow_up import (
 from visitmail.domain.mail import BuiltMessage, MailSpec
 from visitmail.domain.reports import Report
 from visitmail.services.outbox_ports import OutboxUnitOfWork
-from visitmail.services.ports import OrganizationRepository, SmtpSettingsRepository
+from visitmail.services.ports import AuditEntry, OrganizationRepository, SmtpSettingsRepository
 from visitmail.services.report_ports import ReportsUnitOfWork
 
 
@@ -43,10 +43,38 @@ class UnsubscribeLinks(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """A server's permanent refusal of an address as a follow-up's ``to`` recipient: the
+    evidence kept with a ``rejected`` suppression. ``outbox_id`` is the follow-up's outbox
+    message, ``message_id`` its RFC 5322 Message-ID (both None if unknown)."""
+
+    code: int
+    enhanced: str | None
+    text: str
+    outbox_id: UUID | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Suppression:
+    """An address on the list and why: ``created_by`` (and the user's name) and ``note``
+    for one added by hand; ``refusal`` for ``rejected``."""
+
     address: str
     reason: SuppressionReason
     created_at: datetime
+    created_by: UUID | None = None
+    created_by_name: str | None = None
+    note: str | None = None
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionPage:
+    """One page of the list, newest first, and how many entries match in all."""
+
+    items: Sequence[Suppression]
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,21 +154,37 @@ class FollowUpTemplateRepository(Protocol):
 
 
 class SuppressionRepository(Protocol):
+    """The organization's suppression list. Addresses are stored lower-cased; every method
+    lower-cases what it is given."""
+
     async def get(self, organization_id: UUID, address: str) -> Suppression | None: ...
 
     async def add(
-        self, organization_id: UUID, address: str, reason: SuppressionReason, now: datetime
+        self,
+        organization_id: UUID,
+        address: str,
+        reason: SuppressionReason,
+        now: datetime,
+        *,
+        created_by: UUID | None = None,
+        note: str | None = None,
     ) -> bool:
-        """True if the address was added; False if it was already on the list."""
+        """True if the address was added; False if it was already on the list (a
+        concurrent add included: the first one wins, nothing is overwritten)."""
         ...
 
     async def listed(self, organization_id: UUID, addresses: Collection[str]) -> set[str]:
         """Those of ``addresses`` (lower-cased) that are on the list."""
         ...
 
-    async def rejected_among(self, organization_id: UUID, addresses: Collection[str]) -> set[str]:
-        """Those of ``addresses`` (lower-cased) that a server permanently refused (5xx) as
-        the ``to`` recipient of an earlier follow-up in the outbox."""
+    async def rejected_among(
+        self, organization_id: UUID, addresses: Collection[str]
+    ) -> dict[str, Refusal]:
+        """Those of ``addresses`` (lower-cased) that a server permanently refused (5xx)
+        as the ``to`` recipient of an earlier follow-up in the outbox with a reply about
+        the address itself (``domain.smtp_replies.rejects_the_address``), each with the
+        newest such reply. A refusal from before the address's latest lift (:meth:`remove`)
+        does not count."""
         ...
 
     async def add_many(
@@ -149,8 +193,30 @@ class SuppressionRepository(Protocol):
         addresses: Collection[str],
         reason: SuppressionReason,
         now: datetime,
+        *,
+        refusals: Mapping[str, Refusal] | None = None,
     ) -> None:
-        """Put the addresses (lower-cased) on the list; those already there keep theirs."""
+        """Put the addresses (lower-cased) on the list, each with its refusal from
+        ``refusals`` if there is one; those already there keep theirs."""
+        ...
+
+    async def page(
+        self, organization_id: UUID, *, search: str | None, limit: int, offset: int
+    ) -> SuppressionPage:
+        """Entries whose address contains ``search`` (case-insensitive, taken literally:
+        ``%`` and ``_`` are no wildcards), newest first (then by address)."""
+        ...
+
+    async def remove(
+        self, organization_id: UUID, address: str, *, actor_id: UUID | None, now: datetime
+    ) -> bool:
+        """Take the address off the list and record ``now`` as its latest lift; False (and
+        nothing recorded) if it was not on the list."""
+        ...
+
+    async def history(self, organization_id: UUID, *, limit: int) -> Sequence[AuditEntry]:
+        """The organization's suppression-list audit entries (``suppression.*``), newest
+        first."""
         ...
 
 

@@ -21,8 +21,10 @@ The rules of one follow-up, in order (:func:`send_follow_up`):
    the attempt is recorded as ``suppressed`` and the request succeeds with that status.
    Addresses land there through the unsubscribe link, and — the hook for permanent
    rejections, kept out of the delivery worker — when queuing finds an earlier follow-up
-   in the outbox whose ``to`` recipient was ``rejected`` (5xx) at this address: the
-   address is added (reason ``rejected``) and the follow-up is suppressed.
+   in the outbox whose ``to`` recipient was ``rejected`` (5xx) at this address, with a
+   reply about the address itself and after the address's latest lift: the address is
+   added (reason ``rejected``, with that reply as the evidence) and the follow-up is
+   suppressed. People manage the list in ``services/suppressions.py``.
 5. Render (sandbox; a subject that renders a line break is refused naming ``subject``),
    build the MIME once (From: the organization's sender; Reply-To: the reporter when the
    template says so, else the organization's reply-to; BCC to the reporter optionally;
@@ -316,8 +318,9 @@ async def _queue_chunk(
     planned = await _plan(uow, actor, report_ids, force=force, outcomes=outcomes)
     addresses = {suppression_address(p.address) for p in planned}
     listed = await uow.suppressions.listed(org, addresses) if planned else set()
-    rejected = await uow.suppressions.rejected_among(org, addresses - listed) if planned else set()
-    to_send = [p for p in planned if suppression_address(p.address) not in listed | rejected]
+    rejected = await uow.suppressions.rejected_among(org, addresses - listed) if planned else {}
+    blocked = listed | rejected.keys()
+    to_send = [p for p in planned if suppression_address(p.address) not in blocked]
     stored = await uow.smtp_settings.get(org) if to_send else None
     media_ids = {m for plan in to_send for m in plan.template.spec.attachments}
     media = await uow.follow_up_sources.media(org, media_ids) if stored else {}
@@ -335,8 +338,10 @@ async def _queue_chunk(
     late = {suppression_address(p.address) for p in to_send}
     late = await uow.suppressions.listed(org, late) if late else set()
     if rejected:
-        await uow.suppressions.add_many(org, rejected, SuppressionReason.REJECTED, now)
-    suppressed = listed | rejected | late
+        await uow.suppressions.add_many(
+            org, rejected.keys(), SuppressionReason.REJECTED, now, refusals=rejected
+        )
+    suppressed = blocked | late
     records: list[NewFollowUpSend] = []
     ready: list[tuple[_Planned, NewMessage]] = []
     for plan in planned:

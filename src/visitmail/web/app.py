@@ -20,6 +20,7 @@ from visitmail.web.api import mapping as mapping_api
 from visitmail.web.api import messages as messages_api
 from visitmail.web.api import reports as reports_api
 from visitmail.web.api import smtp as smtp_api
+from visitmail.web.api import suppressions as suppressions_api
 from visitmail.web.api import webhooks as webhooks_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
@@ -34,6 +35,7 @@ from visitmail.web.ui import (
     pages,
     report_pages,
     smtp_pages,
+    suppression_pages,
 )
 
 STATIC = Path(__file__).parent / "ui" / "static"
@@ -83,6 +85,7 @@ def create_app(
     app.include_router(reports_api.router)
     app.include_router(mapping_api.router)
     app.include_router(follow_ups_api.router)
+    app.include_router(suppressions_api.router)
     app.include_router(webhooks_api.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
@@ -92,5 +95,6 @@ def create_app(
     app.include_router(mapping_pages.router)
     app.include_router(event_pages.router)
     app.include_router(report_pages.router)
+    app.include_router(suppression_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -3,18 +3,18 @@ follow-ups sent, and the set-based reads of the send path (:class:`SqlFollowUpSo
 Every query filters on ``organization_id``; every look-up of the send path is served by an
 index (migration ``0009_send_path_indexes``): the rejected-address hook by the partial
 index ``ix_outbox_recipients_rejected`` on ``(organization_id, lower(address))`` of
-rejected recipients, so its cost does not grow with the outbox."""
+rejected recipients, so its cost does not grow with the outbox, and the latest lift of
+each address by the primary key of ``suppression_lifts`` (migration 0011)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, literal_column, select
+from sqlalchemy import Table, delete, func, insert, literal_column, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -23,6 +23,7 @@ from visitmail.adapters.db.report_repos import _event as event_of
 from visitmail.adapters.db.report_repos import _media as media_of
 from visitmail.adapters.db.report_repos import _report as report_of
 from visitmail.adapters.db.tables import (
+    AuditRow,
     EventMediaRow,
     EventRow,
     FollowUpSendRow,
@@ -30,6 +31,7 @@ from visitmail.adapters.db.tables import (
     OutboxMessageRow,
     OutboxRecipientRow,
     ReportRow,
+    SuppressionLiftRow,
     SuppressionRow,
     UserRow,
 )
@@ -43,7 +45,17 @@ from visitmail.domain.follow_up import (
 from visitmail.domain.outbox import MessageKind, RecipientStatus
 from visitmail.domain.reports import Report
 from visitmail.domain.smtp_replies import SmtpReply, rejects_the_address
-from visitmail.services.follow_up_ports import FollowUpSend, NewFollowUpSend, Suppression
+from visitmail.services.follow_up_ports import (
+    FollowUpSend,
+    NewFollowUpSend,
+    Refusal,
+    Suppression,
+    SuppressionPage,
+)
+from visitmail.services.ports import AuditEntry
+
+#: Audit actions of the suppression list start with this (``services/suppressions.py``).
+AUDIT_PREFIX = "suppression."
 
 # The status of a permanently refused recipient, as a literal in the SQL text: the partial
 # index ``ix_outbox_recipients_rejected`` (``WHERE status = 'rejected'``) serves a query
@@ -157,15 +169,50 @@ class SqlFollowUpTemplates:
         return _template(row)
 
 
+def _suppression(row: SuppressionRow, creator: str | None) -> Suppression:
+    refusal = None
+    if row.reply_code is not None:
+        refusal = Refusal(
+            code=row.reply_code,
+            enhanced=row.reply_enhanced,
+            text=row.reply_text or "",
+            outbox_id=row.source_outbox_id,
+            message_id=row.source_message_id,
+        )
+    return Suppression(
+        address=row.address,
+        reason=SuppressionReason(row.reason),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        created_by_name=creator,
+        note=row.note,
+        refusal=refusal,
+    )
+
+
+def _with_creator(organization_id: uuid.UUID) -> Any:
+    """Suppression rows with the display name of who added them (None if nobody did, or
+    the user is gone)."""
+    return select(SuppressionRow, UserRow.display_name).outerjoin(
+        UserRow,
+        (UserRow.id == SuppressionRow.created_by) & (UserRow.organization_id == organization_id),
+    )
+
+
 class SqlSuppressions:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
     async def get(self, organization_id: uuid.UUID, address: str) -> Suppression | None:
-        row = await self._s.get(SuppressionRow, (organization_id, address.lower()))
-        if row is None:
-            return None
-        return Suppression(row.address, SuppressionReason(row.reason), row.created_at)
+        found = (
+            await self._s.execute(
+                _with_creator(organization_id).where(
+                    SuppressionRow.organization_id == organization_id,
+                    SuppressionRow.address == address.lower(),
+                )
+            )
+        ).first()
+        return _suppression(found[0], found[1]) if found else None
 
     async def add(
         self,
@@ -173,23 +220,27 @@ class SqlSuppressions:
         address: str,
         reason: SuppressionReason,
         now: datetime,
+        *,
+        created_by: uuid.UUID | None = None,
+        note: str | None = None,
     ) -> bool:
-        if await self.get(organization_id, address) is not None:
-            return False
-        try:
-            async with self._s.begin_nested():
-                self._s.add(
-                    SuppressionRow(
-                        organization_id=organization_id,
-                        address=address.lower(),
-                        reason=reason.value,
-                        created_at=now,
-                    )
-                )
-                await self._s.flush()
-        except IntegrityError:  # a concurrent unsubscribe added it first
-            return False
-        return True
+        # One INSERT … ON CONFLICT DO NOTHING: a concurrent add (an unsubscribe, another
+        # admin) wins without an error and without being overwritten.
+        table = cast(Table, SuppressionRow.__table__)
+        added = await self._s.execute(
+            _insert(self._s, table)
+            .values(
+                organization_id=organization_id,
+                address=address.lower(),
+                reason=reason.value,
+                created_at=now,
+                created_by=created_by,
+                note=note,
+            )
+            .on_conflict_do_nothing()
+            .returning(table.c.address)
+        )
+        return added.first() is not None
 
     async def listed(self, organization_id: uuid.UUID, addresses: Collection[str]) -> set[str]:
         wanted = sorted({a.lower() for a in addresses})
@@ -205,15 +256,18 @@ class SqlSuppressions:
 
     async def rejected_among(
         self, organization_id: uuid.UUID, addresses: Collection[str]
-    ) -> set[str]:
+    ) -> dict[str, Refusal]:
         wanted = sorted({a.lower() for a in addresses})
         if not wanted:
-            return set()
-        m, r = OutboxMessageRow, OutboxRecipientRow
+            return {}
+        m, r, lift = OutboxMessageRow, OutboxRecipientRow, SuppressionLiftRow
         address = func.lower(r.address)
         found = await self._s.execute(
-            select(address, r.last_code, r.last_text)
+            select(address, r.last_code, r.last_enhanced, r.last_text, m.id, m.message_id)
             .join(m, m.id == r.message_pk)
+            # The latest lift of the address, by primary key: refusals from before it were
+            # forgiven by whoever lifted the suppression.
+            .outerjoin(lift, (lift.organization_id == organization_id) & (lift.address == address))
             .where(
                 r.organization_id == organization_id,
                 address.in_(wanted),
@@ -223,15 +277,20 @@ class SqlSuppressions:
                 r.last_code < 600,
                 m.organization_id == organization_id,
                 m.kind == MessageKind.FOLLOW_UP.value,
+                or_(lift.lifted_at.is_(None), r.updated_at > lift.lifted_at),
             )
+            .order_by(r.updated_at.desc(), r.id.desc())
         )
         # Only a refusal of the address itself suppresses it: a wrong sender, a policy,
         # size or content refusal says nothing about the lead (domain.smtp_replies).
-        return {
-            row_address
-            for row_address, code, text in found
-            if code is not None and rejects_the_address(SmtpReply(code, text or ""))
-        }
+        refusals: dict[str, Refusal] = {}
+        for row_address, code, enhanced, text, outbox_id, message_id in found:
+            if row_address in refusals or code is None:
+                continue
+            reply = SmtpReply(code, text or "")
+            if rejects_the_address(reply):
+                refusals[row_address] = Refusal(code, enhanced, text or "", outbox_id, message_id)
+        return refusals
 
     async def add_many(
         self,
@@ -239,23 +298,84 @@ class SqlSuppressions:
         addresses: Collection[str],
         reason: SuppressionReason,
         now: datetime,
+        *,
+        refusals: Mapping[str, Refusal] | None = None,
     ) -> None:
         wanted = sorted({a.lower() for a in addresses})
         if not wanted:
             return
-        rows = [
-            {
-                "organization_id": organization_id,
-                "address": a,
-                "reason": reason.value,
-                "created_at": now,
-            }
-            for a in wanted
-        ]
+        evidence = {a.lower(): r for a, r in (refusals or {}).items()}
+        rows = []
+        for a in wanted:
+            refusal = evidence.get(a)
+            rows.append(
+                {
+                    "organization_id": organization_id,
+                    "address": a,
+                    "reason": reason.value,
+                    "created_at": now,
+                    "reply_code": refusal.code if refusal else None,
+                    "reply_enhanced": refusal.enhanced if refusal else None,
+                    "reply_text": refusal.text if refusal else None,
+                    "source_outbox_id": refusal.outbox_id if refusal else None,
+                    "source_message_id": refusal.message_id if refusal else None,
+                }
+            )
         table = cast(Table, SuppressionRow.__table__)
         await self._s.execute(
             _insert(self._s, table).on_conflict_do_nothing().returning(table.c.address), rows
         )
+
+    async def page(
+        self, organization_id: uuid.UUID, *, search: str | None, limit: int, offset: int
+    ) -> SuppressionPage:
+        where = [SuppressionRow.organization_id == organization_id]
+        if search:
+            where.append(SuppressionRow.address.contains(search.lower(), autoescape=True))
+        total = await self._s.scalar(select(func.count()).select_from(SuppressionRow).where(*where))
+        rows = await self._s.execute(
+            _with_creator(organization_id)
+            .where(*where)
+            .order_by(SuppressionRow.created_at.desc(), SuppressionRow.address)
+            .limit(limit)
+            .offset(offset)
+        )
+        return SuppressionPage([_suppression(row, name) for row, name in rows], total or 0)
+
+    async def remove(
+        self, organization_id: uuid.UUID, address: str, *, actor_id: uuid.UUID | None, now: datetime
+    ) -> bool:
+        key = address.lower()
+        gone = await self._s.execute(
+            delete(SuppressionRow)
+            .where(SuppressionRow.organization_id == organization_id, SuppressionRow.address == key)
+            .returning(SuppressionRow.address)
+        )
+        if gone.first() is None:
+            return False
+        table = cast(Table, SuppressionLiftRow.__table__)
+        statement = _insert(self._s, table).values(
+            organization_id=organization_id, address=key, lifted_at=now, lifted_by=actor_id
+        )
+        await self._s.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.organization_id, table.c.address],
+                set_={"lifted_at": now, "lifted_by": actor_id},
+            )
+        )
+        return True
+
+    async def history(self, organization_id: uuid.UUID, *, limit: int) -> Sequence[AuditEntry]:
+        rows = await self._s.scalars(
+            select(AuditRow)
+            .where(
+                AuditRow.organization_id == organization_id,
+                AuditRow.action.startswith(AUDIT_PREFIX, autoescape=True),
+            )
+            .order_by(AuditRow.at.desc(), AuditRow.id.desc())
+            .limit(limit)
+        )
+        return [AuditEntry(r.actor_id, r.action, r.target, list(r.fields), r.at) for r in rows]
 
 
 def _send(row: FollowUpSendRow) -> FollowUpSend:

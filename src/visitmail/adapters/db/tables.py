@@ -116,7 +116,7 @@ class AuditRow(Base):
     )
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     action: Mapped[str] = mapped_column(String(100))
-    target: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(320))  # an address fits (0011)
     fields: Mapped[list[str]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -433,9 +433,12 @@ class FollowUpTemplateRow(Base):
 
 
 class SuppressionRow(Base):
-    """An address of an organization that follow-ups are never queued to."""
+    """An address of an organization that follow-ups are never queued to, and why: who
+    added it by hand (``created_by``, ``note``), or for ``rejected`` the server's reply
+    that caused it and the follow-up that drew it (migration 0011)."""
 
     __tablename__ = "suppressions"
+    __table_args__ = (Index("ix_suppressions_org_created", "organization_id", "created_at"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
@@ -443,6 +446,28 @@ class SuppressionRow(Base):
     address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reply_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reply_enhanced: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reply_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # No foreign key: the outbox purges finished messages, the evidence stays.
+    source_outbox_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    source_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class SuppressionLiftRow(Base):
+    """The latest time an address was taken off the suppression list: refusals of it in
+    the outbox from before then no longer suppress it (the rejection hook)."""
+
+    __tablename__ = "suppression_lifts"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
+    lifted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 class FollowUpSendRow(Base):
