@@ -25,6 +25,7 @@ EXPECTED = {
     "reports",
     "follow_up_templates",
     "suppressions",
+    "suppression_lifts",
     "follow_up_sends",
     "mapping_revisions",
 }
@@ -113,5 +114,28 @@ async def test_claim_indexes_come_and_go_with_0010(empty_database: str) -> None:
         assert {"ix_outbox_waiting", "ix_outbox_leased"} <= await _indexes(
             engine, "outbox_messages"
         )
+    finally:
+        await engine.dispose()
+
+
+async def _columns(engine, table: str) -> set[str]:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        found = await conn.run_sync(lambda c: inspect(c).get_columns(table))
+    return {str(c["name"]) for c in found}
+
+
+async def test_suppression_list_details_come_and_go_with_0011(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    details = {"created_by", "note", "reply_code", "reply_text", "source_outbox_id"}
+    try:
+        await migrate.upgrade(engine, "0011_suppression_list")
+        assert details <= await _columns(engine, "suppressions")
+        assert "ix_suppressions_org_created" in await _indexes(engine, "suppressions")
+        assert "suppression_lifts" in await _tables(engine)
+        await migrate.downgrade(engine, "0010_claim_indexes")
+        assert not details & await _columns(engine, "suppressions")
+        assert "suppression_lifts" not in await _tables(engine)
+        await migrate.upgrade(engine)
+        assert details <= await _columns(engine, "suppressions")
     finally:
         await engine.dispose()

@@ -28,12 +28,20 @@ from visitmail.adapters.db.tables import (
     OutboxMessageRow,
     OutboxRecipientRow,
     ReportRow,
+    SuppressionLiftRow,
     SuppressionRow,
 )
 from visitmail.runtime import Runtime
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-GROWING = {"outbox_messages", "outbox_recipients", "reports", "follow_up_sends", "suppressions"}
+GROWING = {
+    "outbox_messages",
+    "outbox_recipients",
+    "reports",
+    "follow_up_sends",
+    "suppressions",
+    "suppression_lifts",
+}
 HISTORY = 4_000
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -98,11 +106,12 @@ async def bulk(client: httpx.AsyncClient, org: OrgFixture, ids: Sequence[str]) -
 
 async def seed_history(runtime: Runtime, org: OrgFixture, event_id: uuid.UUID) -> None:
     """Thousands of finished follow-ups (one in fifty refused with a 5xx), reports, their
-    send records and suppressed addresses."""
+    send records, suppressed addresses and lifts (one in three addresses, a day before
+    its follow-up: older than the refusals, so those still count)."""
     org_id = org.organization.id
     async with runtime.uow() as uow:
         template_id = (await uow.follow_up_templates.for_events(org_id, [event_id]))[0].id
-        reports, messages, recipients, sends, suppressed = [], [], [], [], []
+        reports, messages, recipients, sends, suppressed, lifts = [], [], [], [], [], []
         for i in range(HISTORY):
             report_id, message_pk = uuid.uuid4(), uuid.uuid4()
             address = f"old{i}@history.example"
@@ -180,12 +189,21 @@ async def seed_history(runtime: Runtime, org: OrgFixture, event_id: uuid.UUID) -
                     "created_at": NOW - timedelta(days=1),
                 }
             )
+            if i % 3 == 0:
+                lifts.append(
+                    {
+                        "organization_id": org_id,
+                        "address": address,
+                        "lifted_at": NOW - timedelta(days=1),
+                    }
+                )
         for model, rows in (
             (ReportRow, reports),
             (OutboxMessageRow, messages),
             (OutboxRecipientRow, recipients),
             (FollowUpSendRow, sends),
             (SuppressionRow, suppressed),
+            (SuppressionLiftRow, lifts),
         ):
             await uow.session.execute(insert(cast(Table, model.__table__)), rows)
         await uow.commit()
@@ -252,6 +270,29 @@ async def test_every_read_of_a_bulk_follow_up_uses_an_index(
     assert summary["suppressed"] == 2  # one listed, one refused before (now listed too)
 
     assert any("outbox_recipients" in s for s, _ in captured)  # the hook was asked
+    assert await full_scans(runtime, captured) == {}
+
+
+async def test_a_lifted_address_is_queued_again_and_the_hook_still_uses_indexes(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    """Issue 10, item 2: after a lift, the refusal still in the outbox must not suppress
+    the address again; the lift is found by primary key, not by reading the history."""
+    event_ = await prepared_event(client, runtime, org)
+    await seed_history(runtime, org, uuid.UUID(event_["id"]))
+    refused = await capture(client, org.headers, event_["id"], lead=lead("old0@history.example"))
+    assert (await bulk(client, org, [refused["id"]]))["suppressed"] == 1
+    lifted = await client.delete("/api/v1/suppressions/old0@history.example", headers=org.headers)
+    assert lifted.status_code == 204, lifted.text
+    still_refused = await capture(
+        client, org.headers, event_["id"], lead=lead("old150@history.example")
+    )
+
+    with statements(runtime) as captured:
+        summary = await bulk(client, org, [refused["id"], still_refused["id"]])
+    assert summary["queued"] == 1  # the lifted address
+    assert summary["suppressed"] == 1  # refused, and lifted only before its refusal
+    assert any("suppression_lifts" in s for s, _ in captured)
     assert await full_scans(runtime, captured) == {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import httpx
@@ -25,9 +26,11 @@ def api_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
 
 
 def documented_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """(path, method) of every API route: under /api/v1, plus /healthz and /metrics."""
+    """(path, method) of every API route: under /api/v1, plus /healthz and /metrics. A
+    path convertor (``{address:path}``) is written as the schema writes it
+    (``{address}``)."""
     return [
-        (route.path, method.lower())
+        (re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path), method.lower())
         for route in api_routes(app.routes)
         if route.path.startswith("/api/v1/") or route.path in ("/healthz", "/metrics")
         for method in route.methods or ()

@@ -294,3 +294,16 @@ async def test_a_refused_address_shows_the_reply_and_a_lift_makes_it_sendable(
         assert again["reason"] == "rejected" and again["reply"]["outbox_id"] != refused["id"]
     finally:
         await server.close()
+
+
+async def test_the_longest_addresses_are_listed_lifted_and_audited(
+    client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    """An audit entry names the address: a 241-character one fits (PostgreSQL refused
+    more than 200 in audit_log.target before migration 0011)."""
+    long_address = "a" * 64 + "@" + ("b" * 60 + ".") * 2 + "c" * 50 + ".org"
+    assert len(long_address) == 241
+    assert (await add(client, org.headers, long_address)).status_code == 201
+    assert (await client.delete(f"{API}/{long_address}", headers=org.headers)).status_code == 204
+    trail = (await client.get(f"{API}/audit", headers=org.headers)).json()
+    assert [c["address"] for c in trail] == [long_address, long_address]
