@@ -8,15 +8,18 @@ a working copy and become visible to other units of work only on ``commit()``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from tests.support.fake_transaction import CopyOnCommit
 from tests.support.outbox_fakes import FakeHealth
+from visitmail.domain.follow_up import SuppressionReason
 from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
+from visitmail.domain.smtp_replies import SmtpReply, rejects_the_address
 from visitmail.domain.smtp_settings import SmtpSettings
+from visitmail.services.follow_up_ports import Refusal, Suppression, SuppressionPage
 from visitmail.services.outbox_ports import ServerHealth
 from visitmail.services.ports import AuditEntry, SmtpSecretField, StoredSmtpSettings
 
@@ -33,6 +36,10 @@ class _State:
     audit: list[dict[str, object]] = field(default_factory=list)
     smtp: dict[uuid.UUID, StoredSmtpSettings] = field(default_factory=dict)
     health: dict[uuid.UUID, ServerHealth] = field(default_factory=dict)
+    suppressions: dict[tuple[uuid.UUID, str], Suppression] = field(default_factory=dict)
+    lifts: dict[tuple[uuid.UUID, str], datetime] = field(default_factory=dict)
+    # What the SQL adapter reads from the outbox: refused ``to`` recipients of follow-ups.
+    refusals: list[tuple[uuid.UUID, str, Refusal, datetime]] = field(default_factory=list)
 
 
 class FakeDatabase:
@@ -328,6 +335,126 @@ class FakeSmtpSettings(_Repo):
         return list(reversed(entries))[:limit]
 
 
+class FakeSuppressions(_Repo):
+    def _named(self, entry: Suppression) -> Suppression:
+        user = self.s.users.get(entry.created_by) if entry.created_by else None
+        return replace(entry, created_by_name=user.display_name if user else None)
+
+    def record_refusal(
+        self, organization_id: uuid.UUID, address: str, refusal: Refusal, at: datetime
+    ) -> None:
+        """Fake only: a follow-up to ``address`` was refused at ``at`` (what the SQL
+        adapter finds in the outbox)."""
+        self.s.refusals.append((organization_id, address.lower(), refusal, at))
+
+    async def get(self, organization_id: uuid.UUID, address: str) -> Suppression | None:
+        entry = self.s.suppressions.get((organization_id, address.lower()))
+        return self._named(entry) if entry else None
+
+    async def add(
+        self,
+        organization_id: uuid.UUID,
+        address: str,
+        reason: SuppressionReason,
+        now: datetime,
+        *,
+        created_by: uuid.UUID | None = None,
+        note: str | None = None,
+    ) -> bool:
+        key = (organization_id, address.lower())
+        if key in self.s.suppressions:
+            return False
+        self.s.suppressions[key] = Suppression(
+            key[1], reason, now, created_by=created_by, note=note
+        )
+        return True
+
+    async def listed(self, organization_id: uuid.UUID, addresses: Collection[str]) -> set[str]:
+        wanted = {a.lower() for a in addresses}
+        return {a for org, a in self.s.suppressions if org == organization_id and a in wanted}
+
+    async def rejected_among(
+        self, organization_id: uuid.UUID, addresses: Collection[str]
+    ) -> dict[str, Refusal]:
+        wanted = {a.lower() for a in addresses}
+        found: dict[str, Refusal] = {}
+        newest_first = sorted(self.s.refusals, key=lambda r: r[3], reverse=True)
+        for org, address, refusal, at in newest_first:
+            lifted = self.s.lifts.get((org, address))
+            if (
+                org != organization_id
+                or address not in wanted
+                or address in found
+                or (lifted is not None and at <= lifted)
+                or not rejects_the_address(SmtpReply(refusal.code, refusal.text))
+            ):
+                continue
+            found[address] = refusal
+        return found
+
+    async def add_many(
+        self,
+        organization_id: uuid.UUID,
+        addresses: Collection[str],
+        reason: SuppressionReason,
+        now: datetime,
+        *,
+        refusals: Mapping[str, Refusal] | None = None,
+    ) -> None:
+        evidence = {a.lower(): r for a, r in (refusals or {}).items()}
+        for address in {a.lower() for a in addresses}:
+            key = (organization_id, address)
+            if key not in self.s.suppressions:
+                self.s.suppressions[key] = Suppression(
+                    address, reason, now, refusal=evidence.get(address)
+                )
+
+    async def page(
+        self, organization_id: uuid.UUID, *, search: str | None, limit: int, offset: int
+    ) -> SuppressionPage:
+        term = (search or "").lower()
+        matching = sorted(
+            (
+                e
+                for (org, address), e in self.s.suppressions.items()
+                if org == organization_id and term in address
+            ),
+            key=lambda e: e.address,
+        )
+        matching.sort(key=lambda e: e.created_at, reverse=True)  # stable: ties by address
+        items = [self._named(e) for e in matching[offset : offset + limit]]
+        return SuppressionPage(items, len(matching))
+
+    async def remove(
+        self,
+        organization_id: uuid.UUID,
+        address: str,
+        *,
+        actor_id: uuid.UUID | None,
+        now: datetime,
+    ) -> bool:
+        key = (organization_id, address.lower())
+        if self.s.suppressions.pop(key, None) is None:
+            return False
+        self.s.lifts[key] = now
+        return True
+
+    async def history(self, organization_id: uuid.UUID, *, limit: int) -> Sequence[AuditEntry]:
+        entries = [
+            AuditEntry(
+                actor_id=e["actor_id"],  # type: ignore[arg-type]
+                action=str(e["action"]),
+                target=str(e["target"]),
+                fields=list(e["fields"]),  # type: ignore[call-overload]
+                at=e["at"],  # type: ignore[arg-type]
+            )
+            for e in self.s.audit
+            if e["organization_id"] == organization_id
+            and str(e["action"]).startswith("suppression.")
+        ]
+        return list(reversed(entries))[:limit]
+
+
 class FakeUnitOfWork(CopyOnCommit[_State]):
     """Works on a deep copy of the committed state; ``commit`` publishes it."""
 
@@ -341,3 +468,4 @@ class FakeUnitOfWork(CopyOnCommit[_State]):
         self.audit = FakeAuditLog(self)
         self.smtp_settings = FakeSmtpSettings(self)
         self.health = FakeHealth(self)  # type: ignore[arg-type]  (it reads work.health only)
+        self.suppressions = FakeSuppressions(self)

@@ -12,8 +12,11 @@ import pytest
 
 from tests.support.fakes import FakeDatabase
 from tests.support.orgs import unique_email
+from visitmail.adapters.db.tables import OutboxMessageRow, OutboxRecipientRow
+from visitmail.domain.follow_up import SuppressionReason
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
+from visitmail.services.follow_up_ports import Refusal
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -183,3 +186,158 @@ async def test_smtp_settings_save_keeps_unnamed_secrets_and_clears_none(
         assert dict(stored.sealed) == {SmtpSecretField.PASSWORD: "tok-1b"}
         assert org in await uow.smtp_settings.organizations_with_secrets()
         assert other not in await uow.smtp_settings.organizations_with_secrets()
+
+
+# --- the suppression list -------------------------------------------------------------------
+
+
+async def _refuse(
+    uow: Any, org: uuid.UUID, address: str, code: int, text: str, at: datetime
+) -> Refusal:
+    """A follow-up to ``address`` whose ``to`` recipient a server refused at ``at``: an
+    outbox row for the SQL adapter, the fake's own record for the fake."""
+    enhanced = text.split()[0] if text[:1].isdigit() else None
+    if not hasattr(uow, "session"):
+        refusal = Refusal(code, enhanced, text, uuid.uuid4(), f"<{uuid.uuid4().hex}@x>")
+        uow.suppressions.record_refusal(org, address, refusal, at)
+        return refusal
+    message = OutboxMessageRow(
+        id=uuid.uuid4(),
+        organization_id=org,
+        kind="follow_up",
+        idempotency_key=f"follow-up:{uuid.uuid4()}",
+        message_id=f"<{uuid.uuid4().hex}@x>",
+        mail_from="sales@example.com",
+        subject="s",
+        mime=b"Subject: s\r\n\r\nx\r\n",
+        size=16,
+        priority=0,
+        status="failed",
+        not_before=at,
+        created_at=at,
+        updated_at=at,
+        attempts=1,
+        possible_duplicate=False,
+        meta={},
+    )
+    uow.session.add(message)
+    await uow.session.flush()
+    uow.session.add(
+        OutboxRecipientRow(
+            message_pk=message.id,
+            organization_id=org,
+            address=address,
+            role="to",
+            status="rejected",
+            last_code=code,
+            last_enhanced=enhanced,
+            last_text=text,
+            updated_at=at,
+        )
+    )
+    await uow.session.flush()
+    return Refusal(code, enhanced, text, message.id, message.message_id)
+
+
+async def test_suppressions_add_page_search_and_remove(make_uow: UowFactory) -> None:
+    org, admin = await _org_with_admin(make_uow)
+    other, _ = await _org_with_admin(make_uow)
+    async with make_uow() as uow:
+        s = uow.suppressions
+        assert await s.add(org, "Anna@Example.org", SuppressionReason.UNSUBSCRIBED, NOW)
+        assert not await s.add(org, "anna@example.ORG", SuppressionReason.MANUAL, NOW)
+        later = NOW + timedelta(minutes=1)
+        assert await s.add(
+            org, "bert@example.org", SuppressionReason.MANUAL, later, created_by=admin, note="n"
+        )
+        assert await s.add(org, "a%b@example.org", SuppressionReason.MANUAL, later)
+        assert await s.add(other, "anna@example.org", SuppressionReason.MANUAL, NOW)
+        await uow.commit()
+    async with make_uow() as uow:
+        s = uow.suppressions
+        first = await s.get(org, "ANNA@example.org")
+        assert first is not None and first.reason is SuppressionReason.UNSUBSCRIBED
+        assert first.address == "anna@example.org" and first.created_by is None
+        bert = await s.get(org, "bert@example.org")
+        assert bert is not None and bert.created_by == admin and bert.note == "n"
+        assert bert.created_by_name == "A" and bert.refusal is None
+        everything = await s.page(org, search=None, limit=10, offset=0)
+        assert [e.address for e in everything.items] == [
+            "a%b@example.org",
+            "bert@example.org",
+            "anna@example.org",
+        ]
+        assert everything.total == 3
+        second = await s.page(org, search=None, limit=2, offset=2)
+        assert [e.address for e in second.items] == ["anna@example.org"] and second.total == 3
+        percent = await s.page(org, search="A%B", limit=10, offset=0)
+        assert [e.address for e in percent.items] == ["a%b@example.org"]
+        assert (await s.page(org, search="_", limit=10, offset=0)).total == 0
+        assert await s.listed(org, ["ANNA@example.org", "x@example.org"]) == {"anna@example.org"}
+
+        assert await s.remove(org, "Anna@example.org", actor_id=admin, now=later)
+        assert not await s.remove(org, "anna@example.org", actor_id=admin, now=later)
+        assert not await s.remove(org, "nobody@example.org", actor_id=admin, now=later)
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.suppressions.listed(org, ["anna@example.org"]) == set()
+        assert await uow.suppressions.listed(other, ["anna@example.org"]) == {"anna@example.org"}
+        assert (await uow.suppressions.page(other, search=None, limit=10, offset=0)).total == 1
+
+
+async def test_refusals_about_the_address_suppress_until_a_lift(make_uow: UowFactory) -> None:
+    org, admin = await _org_with_admin(make_uow)
+    other, _ = await _org_with_admin(make_uow)
+    gone, sender = "gone@example.org", "lead@example.org"
+    async with make_uow() as uow:
+        await _refuse(uow, org, "Gone@Example.org", 550, "5.1.1 no such user", NOW)
+        newest = await _refuse(
+            uow, org, gone, 550, "5.1.1 <gone@example.org>: User unknown", NOW + timedelta(1)
+        )
+        await _refuse(uow, org, sender, 553, "5.7.1 Sender address rejected", NOW)
+        await _refuse(uow, other, "theirs@example.org", 550, "5.1.1 no such user", NOW)
+        await uow.commit()
+    async with make_uow() as uow:
+        s = uow.suppressions
+        wanted = [gone.upper(), sender, "theirs@example.org"]
+        assert await s.rejected_among(org, wanted) == {gone: newest}
+        await s.add_many(org, [gone], SuppressionReason.REJECTED, NOW, refusals={gone: newest})
+        await uow.commit()
+    async with make_uow() as uow:
+        entry = await uow.suppressions.get(org, gone)
+        assert entry is not None and entry.reason is SuppressionReason.REJECTED
+        assert entry.refusal == newest
+        lifted_at = NOW + timedelta(days=2)
+        assert await uow.suppressions.remove(org, gone, actor_id=admin, now=lifted_at)
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.suppressions.rejected_among(org, [gone]) == {}
+        again = await _refuse(
+            uow, org, gone, 550, "5.1.1 no such user", lifted_at + timedelta(seconds=1)
+        )
+        assert await uow.suppressions.rejected_among(org, [gone]) == {gone: again}
+
+
+async def test_suppression_history_is_the_lists_audit_newest_first(make_uow: UowFactory) -> None:
+    org, admin = await _org_with_admin(make_uow)
+    async with make_uow() as uow:
+        for minutes, action in (
+            (0, "suppression.add"),
+            (1, "smtp_settings.put"),
+            (2, "suppression.lift"),
+        ):
+            await uow.audit.record(
+                org,
+                actor_id=admin,
+                action=action,
+                target="x@example.org",
+                fields=["address"],
+                now=NOW + timedelta(minutes=minutes),
+            )
+        await uow.commit()
+    async with make_uow() as uow:
+        found = await uow.suppressions.history(org, limit=10)
+        assert [e.action for e in found] == ["suppression.lift", "suppression.add"]
+        assert [e.action for e in await uow.suppressions.history(org, limit=1)] == [
+            "suppression.lift"
+        ]
