@@ -15,6 +15,7 @@ PAGES = [
     "/users",
     "/settings/smtp",
     "/outbox",
+    "/suppressions",
     "/mapping",
     "/events",
     "/reports",

@@ -112,8 +112,18 @@ async def suppression_list(
     session = await current_session(request, runtime)
     if session is None:
         return to_login()
-    notice = f"{address} {NOTICES[done]}" if done in NOTICES and address else None
+    notice = f"{address} {NOTICES[done]}" if done in NOTICES and _looks_valid(address) else None
     return await _render(request, runtime, session, q=q, number=_page_number(page), notice=notice)
+
+
+def _looks_valid(address: str) -> bool:
+    """Only an address is echoed in the notice after a redirect, not any text a crafted
+    link carries."""
+    try:
+        suppressions.checked_address(address)
+    except VisitmailError:
+        return False
+    return True
 
 
 def _done(action: str, address: str) -> RedirectResponse:
