@@ -1,4 +1,4 @@
-"""Every page works on a laptop and on a tablet: nothing wider than the screen, the
+"""Every page works on a laptop, on a tablet and on a phone (390 px): nothing wider than
 navigation reachable, focus visible."""
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ PAGES = [
 
 
 @pytest.mark.parametrize(
-    ("width", "height"), [(1366, 768), (820, 1180)], ids=["laptop", "tablet-portrait"]
+    ("width", "height"),
+    [(1366, 768), (820, 1180), (390, 844)],
+    ids=["laptop", "tablet-portrait", "phone"],
 )
 def test_pages_fit_the_screen(browser: Browser, server: Server, width: int, height: int) -> None:
     context = browser.new_context(viewport={"width": width, "height": height})
