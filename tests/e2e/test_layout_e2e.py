@@ -1,5 +1,5 @@
 """Every page works on a laptop, on a tablet and on a phone (390 px): nothing wider than
-navigation reachable, focus visible."""
+the screen, the navigation reachable, focus visible."""
 
 from __future__ import annotations
 
