@@ -167,10 +167,13 @@ async def lift_suppression(
     it are queued again, whatever refused it before. Raises :class:`NotFound` if it is
     not on the list (an address that is not even valid is not on it either)."""
     require_role(actor, MANAGE_ROLE)
+    # Matched as stored, not re-normalized (an entry from before a rule change must stay
+    # liftable); text no entry can hold (NUL, controls, a lone surrogate) is not looked up:
+    # PostgreSQL refuses NUL in text outright (a 500).
     key = suppression_address(address)
     try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
+        header_safe(key, field="address")
+    except InvalidInput:
         key = ""
     org = actor.organization_id
     now = clock()

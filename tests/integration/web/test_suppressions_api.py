@@ -97,6 +97,9 @@ async def test_add_list_search_page_and_lift(client: httpx.AsyncClient, org: Org
     assert addresses(await listing(client, org.headers)) == [third.lower(), first.lower()]
     gone = await client.delete(f"{API}/{quote(second)}", headers=org.headers)
     assert gone.status_code == 404 and error(gone)["code"] == "not_found"
+    for hostile in ("a%00b@example.org", "%ED%A0%80@x.org", "a%0D%0Ab@x.org", "x" * 400):
+        reply = await client.delete(f"{API}/{hostile}", headers=org.headers)
+        assert reply.status_code == 404, (hostile, reply.text)
 
 
 async def test_an_address_with_a_slash_is_lifted_by_its_encoded_path(
