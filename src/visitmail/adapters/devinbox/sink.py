@@ -18,13 +18,11 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from visitmail.adapters.private_files import DIR_MODE, FILE_MODE, make_private_dir
 from visitmail.services.dev_inbox import ReceivedMail
 
 _NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.eml$")
 _SPACE = re.compile(r"\s+")
-# Mail, leads' addresses, notifications: readable by the operator's account only.
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 
 
 class Mailbox:
@@ -33,8 +31,9 @@ class Mailbox:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        directory.chmod(DIR_MODE)  # also a directory an older version made world-readable
+        make_private_dir(directory)
+        # Ours alone, so also tightened if an older version made it readable to all.
+        directory.chmod(DIR_MODE)
         # Stored files never change, so each is parsed once (the listing reads them all).
         self._summaries: dict[str, ReceivedMail] = {}
 
