@@ -7,7 +7,10 @@ Message-ID of one of that organization's outbox messages: visitmail fixes every
 Message-ID at enqueue (random, never chosen by a user), so another organization cannot
 claim a mail without having seen it first. A mail with no Message-ID, with several, or
 whose Message-ID no outbox message of this organization carries (mail from another
-program, a connection-test message) is shown to nobody.
+program) is shown to nobody. The connection test's message is not in the outbox: the
+web process that runs the sink notes its Message-ID for the organization that ran the
+test (:func:`note_test_message`; in memory, so such mail is shown until a restart, and
+a test run by ``visitmail smtp test`` in another process is not shown).
 
 Only ``admin`` reads the dev inbox: it holds every notification and follow-up, with the
 leads' addresses. Another organization's mail answers :class:`NotFound`, exactly like a
@@ -20,7 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
+from uuid import UUID
 
+from visitmail.domain.diagnosis import DiagnosisReport, StepName, StepStatus
 from visitmail.domain.errors import NotFound
 from visitmail.domain.identity import Principal
 from visitmail.domain.roles import Role
@@ -60,6 +65,15 @@ class DevMailbox(Protocol):
         """The whole stored message; ``KeyError`` as :meth:`summary`."""
         ...
 
+    def note(self, message_id: str, organization_id: UUID) -> None:
+        """Remember that ``organization_id`` sent ``message_id`` outside the outbox (the
+        connection test); only the newest few thousand are kept."""
+        ...
+
+    def noted(self, organization_id: UUID) -> set[str]:
+        """The Message-IDs :meth:`note` remembers for ``organization_id``."""
+        ...
+
 
 async def list_mail(
     uow: OutboxUnitOfWork, mailbox: DevMailbox, principal: Principal, *, limit: int = LIST_LIMIT
@@ -70,6 +84,7 @@ async def list_mail(
     everything = mailbox.received()
     ids = {m.message_id for m in everything if m.message_id is not None}
     owned = await uow.outbox.owned_message_ids(principal.organization_id, ids)
+    owned |= mailbox.noted(principal.organization_id)
     return [m for m in everything if m.message_id in owned][:limit]
 
 
@@ -83,11 +98,24 @@ async def open_mail(
         summary = mailbox.summary(name)
     except KeyError:
         raise NotFound("no such message", field="name") from None
-    if summary.message_id is None or not await uow.outbox.owned_message_ids(
-        principal.organization_id, [summary.message_id]
+    found = summary.message_id
+    if found is None or not (
+        found in mailbox.noted(principal.organization_id)
+        or await uow.outbox.owned_message_ids(principal.organization_id, [found])
     ):
         raise NotFound("no such message", field="name")
     try:
         return mailbox.parse(name)
     except KeyError:
         raise NotFound("no such message", field="name") from None
+
+
+def note_test_message(mailbox: DevMailbox, principal: Principal, report: DiagnosisReport) -> None:
+    """After a connection test the principal ran: if it sent a test message, its
+    Message-ID (made by the test, never by a user) belongs to the principal's
+    organization."""
+    for step in report.steps:
+        message_id = step.details.get("message_id")
+        sent = step.name is StepName.SEND and step.status is StepStatus.PASSED
+        if sent and isinstance(message_id, str):
+            mailbox.note(message_id, principal.organization_id)

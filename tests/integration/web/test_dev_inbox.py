@@ -29,6 +29,8 @@ from tests.support.orgs import OrgFixture, new_org
 from tests.support.outbox import configure_server, make_worker
 from tests.support.processes import free_port
 from visitmail.adapters.devinbox.sink import DevInbox
+from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
+from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.outbox import MessageKind
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
@@ -51,7 +53,10 @@ async def inbox(tmp_path: Path) -> AsyncIterator[DevInbox]:
 
 @pytest.fixture
 def inbox_app(runtime: Runtime, inbox: DevInbox) -> FastAPI:
-    return create_app(runtime, dev_inbox=inbox)
+    app = create_app(runtime, dev_inbox=inbox)
+    # The real connection tester, allowed to reach this sink's port as serve's would be.
+    app.state.diagnoser = SmtpConnectionTester(NetworkPolicy.of([], dev_inbox_port=inbox.port))
+    return app
 
 
 @pytest.fixture
@@ -145,6 +150,30 @@ async def test_only_admins_read_the_dev_inbox(
     async with new_client() as browser:
         await log_in(browser, org.admin.email, org.admin_password)
         assert 'href="/dev-inbox"' in (await browser.get("/")).text
+
+
+async def test_a_connection_test_message_is_shown_to_the_organization_that_ran_it(
+    runtime: Runtime, inbox: DevInbox, new_client: ClientFactory
+) -> None:
+    acme, globex = await new_org(runtime, "Acme"), await new_org(runtime, "Globex")
+    await configure_server(runtime, acme, inbox.port)
+    async with new_client() as api:
+        reply = await api.post(
+            "/api/v1/smtp-settings/test", headers=acme.headers, json={"send_to": "me@acme.example"}
+        )
+    assert reply.status_code == 200, reply.text
+    send = next(s for s in reply.json()["steps"] if s["name"] == "send")
+    assert send["status"] == "passed", send
+    (name,) = names_by_subject(inbox).values()
+
+    async with new_client() as browser:
+        await log_in(browser, acme.admin.email, acme.admin_password)
+        assert "visitmail connection test" in (await browser.get("/dev-inbox")).text
+        assert (await browser.get(f"/dev-inbox/{name}")).status_code == 200
+    async with new_client() as browser:
+        await log_in(browser, globex.admin.email, globex.admin_password)
+        assert "visitmail connection test" not in (await browser.get("/dev-inbox")).text
+        assert (await browser.get(f"/dev-inbox/{name}")).status_code == 404
 
 
 async def test_mail_no_outbox_message_claims_is_shown_to_nobody(

@@ -9,37 +9,45 @@ import email.policy
 import os
 import re
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from visitmail.adapters.private_files import DIR_MODE, FILE_MODE, make_private_dir
+from visitmail.services.clock import Clock, utcnow
 from visitmail.services.dev_inbox import ReceivedMail
 
 _NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.eml$")
 _SPACE = re.compile(r"\s+")
+NOTED_LIMIT = 5000  # connection-test Message-IDs kept in memory
 
 
 class Mailbox:
     """``.eml`` files in one directory (mode 0700, files 0600), newest first. Names are
     validated before any read; a file appears under its name only once complete."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, *, clock: Clock = utcnow, noted_limit: int = NOTED_LIMIT
+    ) -> None:
         self.directory = directory
+        self._clock = clock
+        self._noted_limit = noted_limit
         make_private_dir(directory)
         # Ours alone, so also tightened if an older version made it readable to all.
         directory.chmod(DIR_MODE)
         # Stored files never change, so each is parsed once (the listing reads them all).
         self._summaries: dict[str, ReceivedMail] = {}
+        self._noted: OrderedDict[str, UUID] = OrderedDict()
 
     def store(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> str:
-        now = datetime.now(UTC)
-        name = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
+        name = f"{self._clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
         envelope = (
             f"X-Dev-Inbox-Mail-From: {mail_from}\r\nX-Dev-Inbox-Rcpt-To: {', '.join(rcpt_to)}\r\n"
         )
@@ -91,6 +99,15 @@ class Mailbox:
     def _path(self, name: str) -> Path | None:
         path = self.directory / name
         return path if _NAME.match(name) and path.is_file() else None
+
+    def note(self, message_id: str, organization_id: UUID) -> None:
+        self._noted[message_id] = organization_id
+        self._noted.move_to_end(message_id)
+        while len(self._noted) > self._noted_limit:
+            self._noted.popitem(last=False)
+
+    def noted(self, organization_id: UUID) -> set[str]:
+        return {m for m, org in self._noted.items() if org == organization_id}
 
     def parse(self, name: str) -> EmailMessage:
         """The stored message; ``KeyError`` for a name that is not one of ours."""
