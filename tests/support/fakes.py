@@ -7,10 +7,15 @@ a working copy and become visible to other units of work only on ``commit()``.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 
 from tests.support.fake_transaction import CopyOnCommit
 from tests.support.outbox_fakes import FakeHealth
@@ -19,6 +24,7 @@ from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_replies import SmtpReply, rejects_the_address
 from visitmail.domain.smtp_settings import SmtpSettings
+from visitmail.services.dev_inbox import ReceivedMail
 from visitmail.services.follow_up_ports import Refusal, Suppression, SuppressionPage
 from visitmail.services.outbox_ports import ServerHealth
 from visitmail.services.ports import AuditEntry, SmtpSecretField, StoredSmtpSettings
@@ -469,3 +475,52 @@ class FakeUnitOfWork(CopyOnCommit[_State]):
         self.smtp_settings = FakeSmtpSettings(self)
         self.health = FakeHealth(self)  # type: ignore[arg-type]  (it reads work.health only)
         self.suppressions = FakeSuppressions(self)
+
+
+class FakeMailbox:
+    """In-memory :class:`visitmail.services.dev_inbox.DevMailbox`; :meth:`deliver` stands in
+    for the SMTP sink. Held to the adapter's behaviour by
+    ``tests/unit/adapters/test_dev_mailbox_contract.py``."""
+
+    def __init__(self, *, noted_limit: int = 5000) -> None:
+        self.mails: dict[str, tuple[ReceivedMail, bytes]] = {}
+        self.noted_limit = noted_limit
+        self._noted: OrderedDict[str, uuid.UUID] = OrderedDict()
+
+    def deliver(self, raw: bytes, mail_from: str, rcpt_to: list[str], at: datetime) -> str:
+        name = f"{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        ids = headers.get_all("Message-ID") or []
+        message_id = "".join(str(ids[0]).split()) if len(ids) == 1 else ""
+        summary = ReceivedMail(
+            name=name,
+            received_at=at.replace(microsecond=0),
+            mail_from=mail_from,
+            rcpt_to=list(rcpt_to),
+            subject=str(headers.get("Subject", "(no subject)")),
+            message_id=message_id or None,
+            size=len(raw),
+        )
+        self.mails[name] = (summary, raw)
+        return name
+
+    def received(self) -> list[ReceivedMail]:
+        return [self.mails[n][0] for n in sorted(self.mails, reverse=True)]
+
+    def summary(self, name: str) -> ReceivedMail:
+        return self.mails[name][0]
+
+    def parse(self, name: str) -> EmailMessage:
+        parsed: EmailMessage = email.message_from_bytes(
+            self.mails[name][1], policy=email.policy.default
+        )
+        return parsed
+
+    def note(self, message_id: str, organization_id: uuid.UUID) -> None:
+        self._noted[message_id] = organization_id
+        self._noted.move_to_end(message_id)
+        while len(self._noted) > self.noted_limit:
+            self._noted.popitem(last=False)
+
+    def noted(self, organization_id: uuid.UUID) -> set[str]:
+        return {m for m, org in self._noted.items() if org == organization_id}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -272,6 +272,16 @@ class FakeOutbox:
     async def get(self, organization_id: uuid.UUID, message_id: uuid.UUID) -> MessageView | None:
         m = self.s.messages.get(message_id)
         return m.view if m and m.organization_id == organization_id else None
+
+    async def owned_message_ids(
+        self, organization_id: uuid.UUID, message_ids: Collection[str]
+    ) -> set[str]:
+        wanted = set(message_ids)
+        return {
+            m.view.message_id
+            for m in self.s.messages.values()
+            if m.organization_id == organization_id and m.view.message_id in wanted
+        }
 
     async def retry(self, organization_id: uuid.UUID, message_id: uuid.UUID, now: datetime) -> bool:
         m = self.s.messages.get(message_id)

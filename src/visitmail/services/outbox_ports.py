@@ -3,7 +3,7 @@ implement them. Payloads are typed values, never loose dicts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -197,6 +197,13 @@ class OutboxRepository(Protocol):
     ) -> list[MessageView]: ...
 
     async def get(self, organization_id: UUID, message_id: UUID) -> MessageView | None: ...
+
+    async def owned_message_ids(
+        self, organization_id: UUID, message_ids: Collection[str]
+    ) -> set[str]:
+        """Which of these RFC 5322 Message-IDs (exact strings, ``<local@domain>``) are on
+        this organization's messages, whatever their status; never another's."""
+        ...
 
     async def retry(self, organization_id: UUID, message_id: UUID, now: datetime) -> bool: ...
 

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from visitmail import __version__
 from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
+from visitmail.web import api_docs
 from visitmail.web.api import events as events_api
 from visitmail.web.api import follow_ups as follow_ups_api
 from visitmail.web.api import health
@@ -65,7 +66,7 @@ def create_app(
         description="Outgoing mail for a lead-capture platform. Authenticate with "
         "`Authorization: Bearer <api token>`; the token decides the organization.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # web/api_docs.py: Swagger UI from this origin, not a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -78,6 +79,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: also on the guards' own answers
     app.include_router(health.router)
+    app.include_router(api_docs.router)
     app.include_router(identity_api.router)
     app.include_router(smtp_api.router)
     app.include_router(messages_api.router)
@@ -96,5 +98,6 @@ def create_app(
     app.include_router(event_pages.router)
     app.include_router(report_pages.router)
     app.include_router(suppression_pages.router)
+    app.mount(api_docs.ASSETS_URL, api_docs.assets(), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

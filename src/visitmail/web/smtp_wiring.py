@@ -2,7 +2,8 @@
 
 ``get_diagnoser`` returns ``app.state.diagnoser`` when one is set (tests set a fake) and
 otherwise builds the real tester from the operator settings. With ``--dev-inbox`` loopback
-is allowed, so the local sink can be tested.
+is allowed, so the local sink can be tested, and :func:`note_for_dev_inbox` lets the
+dev inbox show the test's message to the organization that sent it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from fastapi import Depends, Request
 
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.config import Settings
+from visitmail.domain.diagnosis import DiagnosisReport
+from visitmail.domain.identity import Principal
 from visitmail.runtime import Runtime
+from visitmail.services import dev_inbox
 from visitmail.services.smtp_ports import SmtpDiagnoser
 from visitmail.web.deps import RuntimeDep
 
@@ -37,6 +41,14 @@ def get_diagnoser(request: Request) -> SmtpDiagnoser:
     runtime: Runtime = request.app.state.runtime
     dev_inbox = getattr(request.app.state, "dev_inbox", None) is not None
     return build_diagnoser(runtime.settings, allow_loopback=dev_inbox)
+
+
+def note_for_dev_inbox(request: Request, principal: Principal, report: DiagnosisReport) -> None:
+    """With ``--dev-inbox``: the test message the principal's connection test sent (if
+    any) is theirs to see in the dev inbox. Without it: nothing."""
+    mailbox: dev_inbox.DevMailbox | None = getattr(request.app.state, "dev_inbox", None)
+    if mailbox is not None:
+        dev_inbox.note_test_message(mailbox, principal, report)
 
 
 def get_secret_box(runtime: RuntimeDep) -> SecretBox:

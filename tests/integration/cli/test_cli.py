@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import smtplib
 import stat
 import subprocess
 import time
@@ -107,3 +108,54 @@ def test_serve_with_dev_inbox_creates_demo_login_and_serves(tmp_path: Path) -> N
     assert "log in at" in output
     assert "admin@example.com" in output
     assert re.search(r"password:\s+\S{5}-\S{5}-\S{5}-\S{5}", output)
+
+
+def test_serve_keeps_what_it_creates_private_whatever_the_umask(tmp_path: Path) -> None:
+    """A fresh var dir made by ``serve --dev-inbox`` on the default SQLite database: the
+    directories are 0700 and the database (with -wal and -shm), the master key and the
+    received mail 0600, though the umask would let everyone read and write them."""
+    port, inbox_port = free_port(), free_port()
+    env = cli_env(tmp_path, VISITMAIL_DEV_INBOX_PORT=str(inbox_port))
+    proc = subprocess.Popen(
+        [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        umask=0,
+    )
+    var = tmp_path / "var"
+    try:
+        deadline = time.monotonic() + 120  # a loaded machine starts slowly; a quiet one in ~2 s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("visitmail serve did not answer /healthz")
+        with smtplib.SMTP("127.0.0.1", inbox_port, timeout=10) as smtp:
+            smtp.sendmail("a@example.com", ["lead@example.org"], b"Subject: x\r\n\r\nlead data\r\n")
+        modes = {
+            p.relative_to(var).as_posix(): stat.S_IMODE(p.stat().st_mode)
+            for p in [var, *var.rglob("*")]
+        }
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=20)
+    assert "dev inbox" in output
+    (mail,) = [name for name in modes if name.startswith("dev-inbox/")]
+    expected = {
+        ".": 0o700,
+        "visitmail.db": 0o600,
+        "visitmail.db-wal": 0o600,
+        "visitmail.db-shm": 0o600,
+        "master.key": 0o600,
+        "dev-inbox": 0o700,
+        mail: 0o600,
+    }
+    assert {name: oct(mode) for name, mode in modes.items()} == {
+        name: oct(mode) for name, mode in expected.items()
+    }

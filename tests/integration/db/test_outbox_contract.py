@@ -222,6 +222,23 @@ async def test_retry_cancel_counts_and_purge(make_uow: UowFactory, org_id: uuid.
         assert (await uow.outbox.get(org_id, waiting)).status is MessageStatus.QUEUED  # type: ignore[union-attr]
 
 
+async def test_owned_message_ids_answers_only_this_organizations_ids(
+    make_uow: UowFactory, org_id: uuid.UUID, runtime: Runtime
+) -> None:
+    other = (await new_org(runtime, "Other")).organization.id
+    await _enqueue(
+        make_uow,
+        message(org_id, "mine", ["x@example.org"]),
+        message(other, "theirs", ["y@example.org"]),
+    )
+    many = [f"<n{i}@example.com>" for i in range(1200)]  # more than one chunk of ids
+    async with make_uow() as uow:
+        asked = ["<mine@example.com>", "<theirs@example.com>", *many]
+        assert await uow.outbox.owned_message_ids(org_id, asked) == {"<mine@example.com>"}
+        assert await uow.outbox.owned_message_ids(other, asked) == {"<theirs@example.com>"}
+        assert await uow.outbox.owned_message_ids(org_id, []) == set()
+
+
 async def test_health_pauses_at_the_threshold_and_paused_queues_are_not_claimed(
     make_uow: UowFactory, org_id: uuid.UUID
 ) -> None:

@@ -85,6 +85,10 @@ async def test_repeated_failures_are_rate_limited_even_with_the_right_password(
     limited = await log_in(client, target.admin.email, target.admin_password)
     assert limited.status_code == 429
     assert "too many failed logins" in limited.text
+    # Retry-After says the same wait as the page: whole seconds, within the window.
+    wait = int(limited.headers["retry-after"])
+    assert 0 < wait <= 15 * 60 + 1
+    assert f"try again in {wait} seconds" in limited.text
     assert "vm_session" not in limited.headers.get("set-cookie", "")
 
 

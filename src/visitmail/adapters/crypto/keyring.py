@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from visitmail.adapters.private_files import make_private_dir
+
 KEY_BYTES = 32
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -105,7 +107,7 @@ def load_file(path: Path) -> KeyRing:
 
 def create_file(path: Path) -> KeyRing:
     """Create a key file with one new key, mode 0600; refuse to overwrite an existing one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     key = new_key()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from visitmail.adapters.private_files import create_private_file
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: How long a write waits for the single SQLite writer before it fails (seconds). Generous:
 #: under load many short transactions queue; only a stuck holder should make one fail.
@@ -97,9 +99,11 @@ def create_reader_engine(
 
 
 def _make_parent(url: str) -> None:
+    """A database file visitmail creates is private (0600 in a 0700 directory; SQLite's
+    own default is 0644), and its -wal and -shm files follow the file's mode."""
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and is_sqlite_file(url) and not database.startswith("file:"):
+        create_private_file(Path(database))
 
 
 def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int, reader: bool) -> None:

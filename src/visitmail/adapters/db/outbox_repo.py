@@ -8,7 +8,7 @@ gives the same guarantee. Settlement only touches messages the worker still leas
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -62,6 +62,7 @@ _WAITING = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
 _WAITING_SQL = text("outbox_messages.status IN ('queued', 'deferred')")
 _LEASED = text("outbox_messages.status = 'sending'")
 _OPEN_RECIPIENT = (RecipientStatus.PENDING.value, RecipientStatus.DEFERRED.value)
+_ID_CHUNK = 500
 
 
 class SqlOutbox:
@@ -528,6 +529,23 @@ class SqlOutbox:
             )
         ]
         return _with(self._view(row), recipients=recipients, attempt_log=attempts)
+
+    async def owned_message_ids(
+        self, organization_id: uuid.UUID, message_ids: Collection[str]
+    ) -> set[str]:
+        wanted = sorted(set(message_ids))
+        found: set[str] = set()
+        # Chunked: a bound parameter per id, and SQLite and asyncpg cap their number.
+        for start in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[start : start + _ID_CHUNK]
+            found.update(
+                await self._s.scalars(
+                    select(M.message_id).where(
+                        M.organization_id == organization_id, M.message_id.in_(chunk)
+                    )
+                )
+            )
+        return found
 
     async def retry(self, organization_id: uuid.UUID, message_id: uuid.UUID, now: datetime) -> bool:
         """Queue a finished or waiting message again now; its unaccepted recipients are

@@ -6,69 +6,115 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from visitmail.adapters.private_files import DIR_MODE, FILE_MODE, make_private_dir
+from visitmail.services.clock import Clock, utcnow
+from visitmail.services.dev_inbox import ReceivedMail
+
 _NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.eml$")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMail:
-    name: str
-    received_at: datetime
-    mail_from: str
-    rcpt_to: list[str]
-    subject: str
-    size: int
+_SPACE = re.compile(r"\s+")
+NOTED_LIMIT = 5000  # connection-test Message-IDs kept in memory
 
 
 class Mailbox:
-    """``.eml`` files in one directory, newest first. Names are validated before any read."""
+    """``.eml`` files in one directory (mode 0700, files 0600), newest first. Names are
+    validated before any read; a file appears under its name only once complete."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, *, clock: Clock = utcnow, noted_limit: int = NOTED_LIMIT
+    ) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._noted_limit = noted_limit
+        make_private_dir(directory)
+        # Ours alone, so also tightened if an older version made it readable to all.
+        directory.chmod(DIR_MODE)
+        # Stored files never change, so each is parsed once (the listing reads them all).
+        self._summaries: dict[str, ReceivedMail] = {}
+        self._noted: OrderedDict[str, UUID] = OrderedDict()
 
     def store(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> str:
-        now = datetime.now(UTC)
-        name = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
+        name = f"{self._clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
         envelope = (
             f"X-Dev-Inbox-Mail-From: {mail_from}\r\nX-Dev-Inbox-Rcpt-To: {', '.join(rcpt_to)}\r\n"
         )
-        (self.directory / name).write_bytes(envelope.encode() + raw)
+        # Written under a name the listing ignores, then renamed: never read half-written.
+        partial = self.directory / f".{name}.part"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as file:
+            file.write(envelope.encode() + raw)
+        os.replace(partial, self.directory / name)
         return name
 
-    def list(self, limit: int = 200) -> list[StoredMail]:
-        files = sorted((p for p in self.directory.iterdir() if _NAME.match(p.name)), reverse=True)[
-            :limit
-        ]
-        return [self._summary(p) for p in files]
+    def received(self) -> list[ReceivedMail]:
+        names = sorted(
+            (p.name for p in self.directory.iterdir() if _NAME.match(p.name)), reverse=True
+        )
+        known = {n: self._summaries.get(n) or self._summary(n) for n in names}
+        self._summaries = {n: s for n, s in known.items() if s is not None}
+        return list(self._summaries.values())
 
-    def _summary(self, path: Path) -> StoredMail:
-        message = self.parse(path.name)
-        stamp = datetime.strptime(path.name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-        return StoredMail(
-            name=path.name,
+    def summary(self, name: str) -> ReceivedMail:
+        cached = self._summaries.get(name)
+        if cached is not None:
+            return cached
+        found = self._summary(name)
+        if found is None:
+            raise KeyError(name)
+        self._summaries[name] = found
+        return found
+
+    def _summary(self, name: str) -> ReceivedMail | None:
+        path = self._path(name)
+        if path is None:
+            return None
+        with path.open("rb") as file:
+            headers = BytesHeaderParser(policy=email.policy.default).parse(file)
+        stamp = datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        ids = headers.get_all("Message-ID") or []
+        message_id = _SPACE.sub("", str(ids[0])) if len(ids) == 1 else ""
+        return ReceivedMail(
+            name=name,
             received_at=stamp,
-            mail_from=str(message.get("X-Dev-Inbox-Mail-From", "")),
-            rcpt_to=[a.strip() for a in str(message.get("X-Dev-Inbox-Rcpt-To", "")).split(",")],
-            subject=str(message.get("Subject", "(no subject)")),
+            mail_from=str(headers.get("X-Dev-Inbox-Mail-From", "")),
+            rcpt_to=[a.strip() for a in str(headers.get("X-Dev-Inbox-Rcpt-To", "")).split(",")],
+            subject=str(headers.get("Subject", "(no subject)")),
+            message_id=message_id or None,
             size=path.stat().st_size,
         )
 
+    def _path(self, name: str) -> Path | None:
+        path = self.directory / name
+        return path if _NAME.match(name) and path.is_file() else None
+
+    def note(self, message_id: str, organization_id: UUID) -> None:
+        self._noted[message_id] = organization_id
+        self._noted.move_to_end(message_id)
+        while len(self._noted) > self._noted_limit:
+            self._noted.popitem(last=False)
+
+    def noted(self, organization_id: UUID) -> set[str]:
+        return {m for m, org in self._noted.items() if org == organization_id}
+
     def parse(self, name: str) -> EmailMessage:
         """The stored message; ``KeyError`` for a name that is not one of ours."""
-        if not _NAME.match(name) or not (self.directory / name).is_file():
+        path = self._path(name)
+        if path is None:
             raise KeyError(name)
-        raw = (self.directory / name).read_bytes()
+        raw = path.read_bytes()
         parsed: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
         return parsed
 

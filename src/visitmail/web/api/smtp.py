@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from visitmail.services import smtp_config
 from visitmail.web.api.schemas import ErrorResponse
@@ -26,7 +26,7 @@ from visitmail.web.api.smtp_schemas import (
     SmtpTestOut,
 )
 from visitmail.web.deps import AdminDep, ReadUowDep, RuntimeDep, UowDep
-from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep
+from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep, note_for_dev_inbox
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -71,6 +71,7 @@ async def put_settings(
     "are `skipped`. Bounded by `timeouts.overall`.",
 )
 async def run_connection_test(
+    request: Request,
     principal: AdminDep,
     uow: UowDep,
     box: SecretBoxDep,
@@ -87,6 +88,7 @@ async def run_connection_test(
         inline_secrets=inline.secret_changes() if inline else None,
         send_to=body.send_to if body else None,
     )
+    note_for_dev_inbox(request, principal, report)
     return SmtpTestOut.of(report)
 
 

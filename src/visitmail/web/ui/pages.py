@@ -94,16 +94,18 @@ async def login_submit(
                 dummy_hash=runtime.dummy_hash,
             )
     except VisitmailError as exc:
-        status = 429 if isinstance(exc, RateLimited) else 401
-        return render(
+        page = render(
             request,
             "login.html",
             None,
-            status=status,
+            status=429 if isinstance(exc, RateLimited) else 401,
             csrf_token=csrf_token,
             email=email,
             error=exc.message,
         )
+        if isinstance(exc, RateLimited):  # every 429 says when to come back (RFC 6585)
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(response, opened.secret, runtime)
     return response

@@ -51,7 +51,7 @@ from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
 from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut, StepOut
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import error_body, status_for
-from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep
+from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep, note_for_dev_inbox
 from visitmail.web.ui.pages import render, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
 
@@ -433,7 +433,7 @@ async def smtp_test(
 
     async def run(on_step: Callable[[Step], None] | None) -> DiagnosisReport:
         async with runtime.uow() as uow:
-            return await smtp_config.diagnose_settings(
+            report = await smtp_config.diagnose_settings(
                 uow,
                 box,
                 diagnoser,
@@ -443,6 +443,8 @@ async def smtp_test(
                 send_to=send_to,
                 on_step=on_step,
             )
+        note_for_dev_inbox(request, session.principal, report)
+        return report
 
     if NDJSON in request.headers.get("accept", ""):
         return StreamingResponse(_stream(run), media_type=NDJSON)
