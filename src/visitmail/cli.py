@@ -12,7 +12,8 @@ import json
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -30,6 +31,9 @@ from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
 from visitmail.services import identity, smtp_config, webhooks
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 org_app = typer.Typer(no_args_is_help=True, help="Organizations.")
@@ -245,8 +249,18 @@ def serve(
             f"delivery worker: in this process, {delivery.options.concurrency} conversations",
             markup=False,
         )
-    app_ = create_app(runtime, own_runtime=True, dev_inbox=inbox)
-    asyncio.run(run_server(app_, bind_host, bind_port, delivery))
+    out.print(
+        f"stop with SIGTERM or Ctrl-C: work in flight gets {settings.shutdown_grace_seconds:g} s "
+        "(VISITMAIL_SHUTDOWN_GRACE_SECONDS)",
+        markup=False,
+    )
+
+    def make_app(companion: AbstractAsyncContextManager[None] | None) -> FastAPI:
+        return create_app(runtime, own_runtime=True, dev_inbox=inbox, companion=companion)
+
+    asyncio.run(
+        run_server(make_app, bind_host, bind_port, delivery, grace=settings.shutdown_grace_seconds)
+    )
 
 
 @app.command()
@@ -269,7 +283,8 @@ def worker(
             delivery = build_worker(runtime, concurrency=concurrency)
             out.print(
                 f"visitmail worker {delivery.name}: {delivery.options.concurrency} "
-                "conversations; stop with SIGTERM or Ctrl-C",
+                "conversations; stop with SIGTERM or Ctrl-C (work in flight gets "
+                f"{delivery.options.grace:g} s)",
                 markup=False,
             )
             await run_worker(delivery)

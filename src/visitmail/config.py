@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=100, ge=1, le=5000, description="messages per claim")
     worker_lease_seconds: float = Field(default=300, gt=0, description="claim lease")
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="fallback polling")
+    shutdown_grace_seconds: float = Field(
+        default=25,
+        ge=0,
+        le=3600,
+        description="on SIGTERM/SIGINT: time SMTP conversations in flight get to finish",
+    )
     retry_max_age_hours: float = Field(default=48, gt=0, description="then a message expires")
     pause_after_failures: int = Field(default=5, ge=1, description="server failures in a row")
     retention_days: float = Field(default=30, gt=0, description="finished messages are kept")

@@ -7,7 +7,8 @@ import asyncio
 import ipaddress
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -46,6 +47,7 @@ async def configure_server(
     limits: Limits | None = None,
     ca_pem: str | None = None,
     sender_email: str = "sales@example.com",
+    timeouts: Timeouts | None = None,
 ) -> None:
     from visitmail.domain.smtp_settings import TlsOptions
 
@@ -56,7 +58,7 @@ async def configure_server(
         sender_email=sender_email,
         sender_name="Sales",
         username=username,
-        timeouts=Timeouts(connect=2, command=5, overall=10),
+        timeouts=timeouts or Timeouts(connect=2, command=5, overall=10),
         limits=limits or Limits(max_connections=2, max_messages_per_connection=50),
         tls=TlsOptions(ca_pem=ca_pem),
     )
@@ -144,3 +146,50 @@ async def run_until(
     finally:
         stop.set()
         await task
+
+
+@dataclass(frozen=True)
+class Row:
+    """What the outbox holds about one message, leases included (not in the API view)."""
+
+    id: uuid.UUID
+    message_id: str
+    status: str
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    possible_duplicate: bool
+    not_before: datetime
+
+
+async def outbox_rows(runtime: Runtime, org: OrgFixture) -> dict[uuid.UUID, Row]:
+    from sqlalchemy import select
+
+    from visitmail.adapters.db.tables import OutboxMessageRow as M
+
+    async with runtime.uow(read_only=True) as uow:
+        found = (
+            await uow.session.execute(
+                select(
+                    M.id,
+                    M.message_id,
+                    M.status,
+                    M.attempts,
+                    M.lease_owner,
+                    M.lease_expires_at,
+                    M.possible_duplicate,
+                    M.not_before,
+                ).where(M.organization_id == org.organization.id)
+            )
+        ).all()
+    return {r.id: Row(*r) for r in found}
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], *, limit: float = 20, what: str = "condition"
+) -> None:
+    """Poll ``check`` every 20 ms until it holds; fail after ``limit`` seconds (a bound for
+    a broken build, not a timing the test relies on)."""
+    async with asyncio.timeout(limit):
+        while not await check():  # noqa: ASYNC110 (polls the database or a server)
+            await asyncio.sleep(0.02)

@@ -105,7 +105,9 @@ class Script:
     ``rcpt``: address → reply line (e.g. ``"550 5.1.1 no such user"``) or ``None`` for OK;
     ``data``: the n-th DATA (1-based) → reply line, or ``None`` for 250;
     ``drop_after_data``: the n-th DATA → True to close the connection after the final dot
-    without replying (the "unknown outcome").
+    without replying (the "unknown outcome");
+    ``hold_rcpt`` / ``hold_data``: awaited before answering a RCPT (with the address) or a
+    DATA (with n, after the final dot arrived), e.g. a :class:`Gate` the test opens.
     """
 
     rcpt: Callable[[str], str | None] = lambda _address: None
@@ -113,6 +115,30 @@ class Script:
     drop_after_data: Callable[[int], bool] = lambda _n: False
     data_delay: float = 0.0  # seconds before answering each DATA (a slow server)
     data_count: int = 0
+    hold_rcpt: Callable[[str], Awaitable[None]] | None = None
+    hold_data: Callable[[int], Awaitable[None]] | None = None
+
+
+class Gate:
+    """Holds a server's reply until the test opens it, without sleeps: ``reached`` is set
+    when a conversation arrives at the gate, ``open()`` lets every held one go on.
+    ``which``: which calls are held (the n-th DATA, an address); the others pass."""
+
+    def __init__(self, which: Callable[[Any], bool] = lambda _key: True) -> None:
+        self.which = which
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+        self.held = 0
+
+    async def __call__(self, key: Any) -> None:
+        if not self.which(key) or self.opened.is_set():
+            return
+        self.held += 1
+        self.reached.set()
+        await self.opened.wait()
+
+    def open(self) -> None:
+        self.opened.set()
 
 
 class _Handler:
@@ -126,6 +152,8 @@ class _Handler:
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.script.hold_rcpt is not None:
+            await self.script.hold_rcpt(address)
         reply = self.script.rcpt(address)
         if reply:
             return reply
@@ -149,6 +177,8 @@ class _Handler:
         n = self.script.data_count
         if self.script.data_delay:
             await asyncio.sleep(self.script.data_delay)
+        if self.script.hold_data is not None:
+            await self.script.hold_data(n)
         content = envelope.original_content or b""
         reply = self.script.data(n)
         if reply is None or reply.startswith("2"):

@@ -51,6 +51,12 @@ class Channel(Protocol):
         """``message_id`` was named as ``following`` but will not be delivered."""
         ...
 
+    def abort(self) -> None:
+        """Shutdown ran out of time: end the conversations in progress now. A
+        :meth:`deliver` under way returns promptly (a server failure if nothing can have
+        reached the far side, the unknown outcome if it may have) or is cancelled."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -111,6 +117,9 @@ class SmtpChannel:
     def forget(self, message_id: uuid.UUID) -> None:
         self.transport.forget(message_id)
 
+    def abort(self) -> None:
+        self.transport.abort()
+
     async def probe(self, organization_id: uuid.UUID) -> str | None:
         """Connect and authenticate with fresh settings: ``None`` if fine, else why not."""
         self.drop(organization_id)
@@ -169,6 +178,9 @@ class WebhookChannel:
 
     def forget(self, message_id: uuid.UUID) -> None:
         return None  # nothing is prepared ahead
+
+    def abort(self) -> None:
+        return None  # a post in progress is cancelled (the receiver dedupes on the id)
 
     async def close(self) -> None:
         if self.deliverer is not None:

@@ -2,9 +2,11 @@
 
 Contract: every claimed message is *held* from its claim until its outcome or its release
 has been written (or, cut off at shutdown, given up to lease expiry). While held, its lease
-is extended every third of a lease, so a slow server never lets another worker take over a
-message this one is still sending. A message whose lease ran out here (renewal failed) is
-not sent: another worker may own it now.
+is extended every third of a lease (or every ``every`` seconds), so a slow server never
+lets another worker take over a message this one is still sending. A message whose lease
+ran out here (renewal failed) is not sent: another worker may own it now. Lease times come
+from the injected ``clock`` (the database compares them with the claimers' clocks); only
+the renewal cadence is wall time.
 """
 
 from __future__ import annotations
@@ -21,12 +23,19 @@ log = get_logger(__name__)
 
 class LeaseKeeper:
     def __init__(
-        self, runtime: Runtime, worker: str, lease: timedelta, clock: Callable[[], datetime]
+        self,
+        runtime: Runtime,
+        worker: str,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+        *,
+        every: float | None = None,
     ) -> None:
         self.runtime = runtime
         self.worker = worker
         self.lease = lease
         self.clock = clock
+        self.every = every if every is not None else lease.total_seconds() / 3
         self._until: dict[uuid.UUID, datetime] = {}
 
     def __len__(self) -> int:
@@ -55,8 +64,8 @@ class LeaseKeeper:
         return until is not None and until >= self.clock()
 
     async def run(self, pause: Callable[[float], Awaitable[bool]]) -> None:
-        """Renew every third of a lease until ``pause`` says stop."""
-        while await pause(self.lease.total_seconds() / 3):
+        """Renew every ``every`` seconds until ``pause`` says stop."""
+        while await pause(self.every):
             await self.renew()
 
     async def renew(self) -> None:

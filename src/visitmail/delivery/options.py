@@ -17,7 +17,8 @@ class WorkerOptions:
     poll_interval: float = 1.0  # fallback when no wake-up arrives
     flush_interval: float = 0.02
     probe_interval: float = 5.0
-    grace: float = 10.0  # shutdown: time for conversations in flight
+    grace: float = 25.0  # shutdown: seconds for conversations in flight to finish
+    renew_every: float | None = None  # seconds between lease renewals; None: lease / 3
     organizations: frozenset[uuid.UUID] | None = None  # None: every organization
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 

@@ -16,9 +16,13 @@ Contract:
   it delivers that message next, or gives it back;
 - a server that cannot be reached defers the lane's whole backlog at once (one
   connection attempt per round), so a broken organization never holds the others up;
-- shutdown (:meth:`drain`): nothing new starts; conversations in flight get ``grace``
-  seconds; everything else goes back to the queue; conversations cut short stay leased
-  (retried after lease expiry, flagged as possible duplicates).
+- shutdown (:meth:`drain`): nothing new starts, and what waits in the lanes goes back to
+  the queue at once (no lease, attempt not counted), so another worker can take it while
+  this one finishes; conversations in flight get ``grace`` seconds (or until ``hurry``).
+  What is still in flight then is cut off (``Channel.abort``) and goes back to the queue
+  too, due at once: unflagged if its final ``.`` had not been written (the server cannot
+  have it), as the unknown outcome (flagged as a possible duplicate, retried once with
+  the same Message-ID) if it had. Nothing stays leased by a stopped worker.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +50,7 @@ from visitmail.services.outbox_ports import ClaimedMessage, SettledMessage
 
 log = get_logger(__name__)
 
+ABORT_WAIT = 2.0  # seconds cut-off conversations get to end before their tasks are cancelled
 PACE_WINDOW = 1.0  # seconds over which the delivery pace is measured
 PACE_HORIZON = 0.5  # hold about this many seconds of work at the current pace, plus
 # twice what a claim takes lately, so the lanes do not run dry while the next claim runs
@@ -85,6 +90,10 @@ class Scheduler:
         self.lanes: dict[uuid.UUID, Lane] = {}
         self.inflight: set[uuid.UUID] = set()
         self.stopping = False
+        self.cutting = False  # shutdown's grace ran out: conversations are being cut off
+        self._carried: set[uuid.UUID] = set()  # taken as ``following``, not yet delivered
+        self._given_back: set[uuid.UUID] = set()  # carried ones shutdown released early
+        self.shutdown_counts: Counter[str] = Counter()  # what shutdown did, for its log line
         self.wakeup = asyncio.Event()
         self.flushed = asyncio.Event()
         self._slots = asyncio.Semaphore(options.concurrency)
@@ -198,6 +207,10 @@ class Scheduler:
                 following = self._following(lane, message, limits)
                 settled = await self._deliver(message, following)
                 carry = following
+                if settled is None:  # shutdown: given back, not attempted
+                    if limits is not None and message.kind is not MessageKind.WEBHOOK:
+                        self.budget.refund(lane.budget, limits)
+                    break
                 if settled.settlement.server_failure and message.kind is not MessageKind.WEBHOOK:
                     retry_at = settled.settlement.not_before
                     if carry is not None:
@@ -262,6 +275,7 @@ class Scheduler:
             return None
         if not self.budget.take_local(lane.budget, limits):
             return None
+        self._carried.add(head.id)
         return lane.queue.popleft()
 
     def _give_back(
@@ -274,23 +288,48 @@ class Scheduler:
         """A message taken as ``following`` is not delivered: drop what was prepared for
         it, return its token, and release it."""
         self.smtp.forget(message.id)
+        self._carried.discard(message.id)
         if limits is not None:
             self.budget.refund(lane.budget, limits)
-        self.settler.release(message.id, retry_at)
+        if message.id not in self._given_back:
+            self.settler.release(message.id, retry_at)
 
     async def _deliver(
         self, message: ClaimedMessage, following: ClaimedMessage | None
-    ) -> SettledMessage:
+    ) -> SettledMessage | None:
+        """One attempt, recorded for the settler; ``None`` when shutdown gave the message
+        back instead (it had not started, or it was cut off before its final ``.``)."""
         channel = self.webhooks if message.kind is MessageKind.WEBHOOK else self.smtp
+        self._carried.discard(message.id)
         self.inflight.add(message.id)
         try:
             async with self._slots:
+                if self.stopping:  # waited for a slot while shutdown began: never started
+                    self.settler.release(message.id, None)
+                    self.shutdown_counts["released"] += 1
+                    return None
                 started = time.monotonic()
                 outcome = await channel.deliver(message, following=following)
                 ATTEMPT_SECONDS.observe(time.monotonic() - started)
+        except asyncio.CancelledError:
+            # Cut off where no final dot can have been written (connecting, a webhook
+            # post): back to the queue, due at once, not counted as an attempt.
+            self.settler.release(message.id, None)
+            self.shutdown_counts["cut_before_data"] += 1
+            raise
         finally:
             self.inflight.discard(message.id)
             self._done += 1
+        if self.cutting:
+            if outcome.server_failure is not None:
+                # Our own abort broke the conversation before the final dot: the server
+                # has nothing, so this is no attempt and no server failure.
+                self.settler.release(message.id, None)
+                self.shutdown_counts["cut_before_data"] += 1
+                return None
+            self.shutdown_counts["cut_after_data" if outcome.unknown else "finished"] += 1
+        elif self.stopping:
+            self.shutdown_counts["finished"] += 1
         settled = settle_message(message, outcome, now=self.clock(), policy=self.options.policy)
         self.settler.record(settled, outcome)
         return settled
@@ -323,28 +362,68 @@ class Scheduler:
 
     # --- shutdown ----------------------------------------------------------------------
 
-    async def drain(self) -> None:
-        """Nothing new starts; conversations in flight get ``grace`` seconds."""
+    def stop_starting(self) -> None:
+        """Nothing new starts; what waits in the lanes goes back to the queue (written by
+        the next flush, so another worker can take it while this one finishes)."""
         self.stopping = True
         for lane in list(self.lanes.values()):
             while lane.queue:
                 self.settler.release(lane.queue.popleft().id, None)
+                self.shutdown_counts["released"] += 1
             self.budget.give_back(lane.organization_id, lane.budget)
+        # Messages a sender holds as its next one: never started after this (the sender
+        # stops), so they go back now too, not after the conversation in front of them.
+        for message_id in self._carried:
+            self.settler.release(message_id, None)
+            self._given_back.add(message_id)
+            self.shutdown_counts["released"] += 1
+
+    async def drain(self, hurry: asyncio.Event) -> None:
+        """Stop starting, give conversations in flight ``grace`` seconds (less if
+        ``hurry`` is set), then cut off the rest (see the module's contract)."""
+        self.stop_starting()
+        log.info(
+            "shutdown: no new conversations",
+            worker=self.name,
+            in_flight=len(self.inflight),
+            released=self.shutdown_counts["released"],
+            grace_seconds=self.options.grace,
+        )
+        if self._tasks and not hurry.is_set():
+            everything = asyncio.create_task(asyncio.wait(set(self._tasks)))
+            hurried = asyncio.create_task(hurry.wait())
+            await asyncio.wait(
+                {everything, hurried},
+                timeout=self.options.grace,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            everything.cancel()  # stops waiting only; the senders go on
+            hurried.cancel()
         if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=self.options.grace)
-            cut = set(self.inflight)
+            self.cutting = True
+            log.warning(
+                "shutdown: cutting conversations short",
+                worker=self.name,
+                in_flight=len(self.inflight),
+            )
+            self.smtp.abort()
+            self.webhooks.abort()
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=ABORT_WAIT)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            if cut:
-                # Cut off mid-conversation: they may have reached the server. They stay
-                # leased; when the lease expires they are retried, flagged as possible
-                # duplicates, rather than silently resent now.
-                log.warning("shutdown cut conversations short", count=len(cut))
-                self.leases.let_go(cut)
         leftover = self.leases.held() - self.settler.settled_or_released()
-        for message_id in leftover:
+        for message_id in leftover:  # e.g. a following message whose sender was cancelled
             self.settler.release(message_id, None)
+        counts = self.shutdown_counts
+        log.info(
+            "shutdown: conversations ended",
+            worker=self.name,
+            finished=counts["finished"],
+            released=counts["released"] + counts["cut_before_data"],
+            cut_before_data=counts["cut_before_data"],
+            cut_after_data_flagged=counts["cut_after_data"],
+        )
 
 
 def _email_first(lane: Lane) -> bool:

@@ -51,7 +51,7 @@ class Settler:
         self._throttled: set[uuid.UUID] = set()
         self._unused: dict[uuid.UUID, tuple[Limits, int]] = {}
         self._known_healthy: dict[uuid.UUID, float] = {}  # org -> when recorded (monotonic)
-        self._writing = 0  # messages in the flush under way
+        self._writing: set[uuid.UUID] = set()  # messages in the flush under way
 
     @property
     def pending(self) -> bool:
@@ -65,10 +65,13 @@ class Settler:
 
     def unwritten(self) -> int:
         """Messages done with (settled or released) whose write is still to come."""
-        return len(self._results) + len(self._releases) + self._writing
+        return len(self._results) + len(self._releases) + len(self._writing)
 
     def settled_or_released(self) -> set[uuid.UUID]:
-        return {r.message.id for r in self._results} | {m for m, _ in self._releases}
+        """Messages done with whose write is still to come or under way."""
+        return (
+            {r.message.id for r in self._results} | {m for m, _ in self._releases} | self._writing
+        )
 
     def record(self, settled: SettledMessage, outcome: AttemptOutcome) -> None:
         for line in settled.attempts:
@@ -102,7 +105,7 @@ class Settler:
         now = self.clock()
         policy = self.policy
         fresh: list[uuid.UUID] = []
-        self._writing = len(results) + len(releases)
+        self._writing = {r.message.id for r in results} | {m for m, _ in releases}
         try:
             async with self.runtime.uow() as uow:
                 if results:
@@ -157,4 +160,4 @@ class Settler:
                 MESSAGES_SETTLED.labels(status=r.settlement.status.value).inc()
         self.leases.let_go(r.message.id for r in results)
         self.leases.let_go(message_id for message_id, _ in releases)
-        self._writing = 0
+        self._writing = set()

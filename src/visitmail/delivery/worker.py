@@ -15,8 +15,14 @@ splits its queue manager from its delivery agents, each role is its own small mo
 - :mod:`~visitmail.delivery.prober`: resumes paused organizations, purges old messages.
 
 Wake-ups: ``LISTEN/NOTIFY`` (PostgreSQL), an in-process signal (an enqueue in this
-process), a flush, or the polling fallback. Shutdown stops claiming, lets conversations in
-flight finish within a grace period, and gives everything else back to the queue.
+process), a flush, or the polling fallback.
+
+Shutdown (``stop`` set, e.g. on SIGTERM): claiming stops; messages not yet started go back
+to the queue at once; conversations in flight get ``WorkerOptions.grace`` seconds to finish
+(:meth:`DeliveryWorker.hurry`, e.g. a second signal, ends that early); what is still on
+the wire then is cut off and given back, flagged as a possible duplicate only if its final
+``.`` had been written (see :mod:`~visitmail.delivery.scheduler`). Leases keep being
+renewed meanwhile; when :meth:`DeliveryWorker.run` returns, this worker holds nothing.
 """
 
 from __future__ import annotations
@@ -71,7 +77,9 @@ class DeliveryWorker:
         self.name = name or worker_name()
         self.clock = clock
         policy = self.options.policy
-        self.leases = LeaseKeeper(runtime, self.name, policy.lease, clock)
+        self.leases = LeaseKeeper(
+            runtime, self.name, policy.lease, clock, every=self.options.renew_every
+        )
         self.settler = Settler(runtime, self.name, self.leases, policy, clock)
         self.smtp = SmtpChannel(runtime, transport)
         self.scheduler = Scheduler(
@@ -87,12 +95,18 @@ class DeliveryWorker:
         )
         self.prober = Prober(runtime, self.smtp, policy, clock, on_resume=self.wake)
         self._quit = asyncio.Event()  # set when housekeeping loops should end
+        self._hurry = asyncio.Event()  # set when shutdown should not wait any longer
 
     # --- public ------------------------------------------------------------------------
 
     def wake(self) -> None:
         """Something was enqueued: claim now instead of at the next poll."""
         self.scheduler.wakeup.set()
+
+    def hurry(self) -> None:
+        """Shutdown should not wait for conversations in flight any longer (a second
+        SIGTERM/SIGINT): cut them off now. Harmless before ``stop``; it applies then."""
+        self._hurry.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then shut down gracefully."""
@@ -105,7 +119,7 @@ class DeliveryWorker:
         try:
             await self.scheduler.claim_loop(stop)
         finally:
-            await self.scheduler.drain()
+            await self.scheduler.drain(self._hurry)
             # The housekeeping loops are told to stop, not cancelled: cancelling a task in
             # the middle of a database transaction could leave SQLite's write lock held.
             self._quit.set()

@@ -288,6 +288,12 @@ class MessageTransport(Protocol):
         """Connect and authenticate; ``None`` if fine, else the reason."""
         ...
 
+    def abort(self) -> None:
+        """Shutdown ran out of time: end every conversation now and start no new one. A
+        ``send`` in progress returns promptly: a server failure if the message's final
+        ``.`` had not been written (nothing delivered), the unknown outcome if it had."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -43,17 +43,27 @@ STATIC = Path(__file__).parent / "ui" / "static"
 
 
 def create_app(
-    runtime: Runtime, *, own_runtime: bool = False, dev_inbox: DevInbox | None = None
+    runtime: Runtime,
+    *,
+    own_runtime: bool = False,
+    dev_inbox: DevInbox | None = None,
+    companion: AbstractAsyncContextManager[None] | None = None,
 ) -> FastAPI:
     """Build the app around ``runtime``; with ``own_runtime`` the app disposes it on shutdown.
-    With ``dev_inbox`` the sink runs for the app's lifetime and its pages are served."""
+    With ``dev_inbox`` the sink runs for the app's lifetime and its pages are served.
+    ``companion`` (the in-process delivery worker) is entered after the dev inbox starts
+    and exited before it stops and the runtime closes, so it can finish its work."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if dev_inbox is not None:
             dev_inbox.start()
         try:
-            yield
+            if companion is None:
+                yield
+            else:
+                async with companion:
+                    yield
         finally:
             if dev_inbox is not None:
                 dev_inbox.stop()

@@ -2,6 +2,8 @@
 
 At most ``limits.max_connections`` open at once (a semaphore), each used for at most
 ``limits.max_messages_per_connection`` messages, closed after ``idle_seconds`` unused.
+:meth:`ConnectionPool.abort` (shutdown out of time) drops every connection, busy or idle,
+and refuses new ones.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from visitmail.adapters.smtp.session import SmtpSession
+from visitmail.adapters.smtp.session import SessionLost, SmtpSession
 
 Opener = Callable[[], Awaitable[SmtpSession]]
 
@@ -43,25 +45,52 @@ class ConnectionPool:
         self._max_messages = max(1, max_messages)
         self._idle_seconds = idle_seconds
         self._closing: set[asyncio.Task[None]] = set()
+        self._handed: dict[int, PooledConnection] = {}  # by id(): connections in use
+        self._aborted = False
 
     async def acquire(self) -> PooledConnection:
-        """A connection for one message; opening one may raise the opener's errors."""
+        """A connection for one message; opening one may raise the opener's errors, and
+        :class:`SessionLost` once the pool was aborted."""
+        if self._aborted:
+            raise SessionLost("visitmail is shutting down")
         await self._slots.acquire()
         now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.session.connected and now - conn.last_used < self._idle_seconds:
-                return conn
-            self._close_later(conn.session)
-        try:
-            return PooledConnection(await self._opener())
-        except BaseException:
+        conn: PooledConnection | None = None
+        while self._idle and conn is None:
+            candidate = self._idle.pop()
+            if candidate.session.connected and now - candidate.last_used < self._idle_seconds:
+                conn = candidate
+            else:
+                self._close_later(candidate.session)
+        if conn is None:
+            try:
+                conn = PooledConnection(await self._opener())
+            except BaseException:
+                self._slots.release()
+                raise
+        if self._aborted:  # aborted while this one was being opened
+            conn.session.abort()
             self._slots.release()
-            raise
+            raise SessionLost("visitmail is shutting down")
+        self._handed[id(conn)] = conn
+        return conn
+
+    def abort(self) -> None:
+        """Drop every connection now, busy ones included, and open no new one."""
+        self._aborted = True
+        for conn in [*self._handed.values(), *self._idle]:
+            conn.session.abort()
+        self._idle = []
 
     def release(self, conn: PooledConnection, *, reusable: bool) -> None:
+        self._handed.pop(id(conn), None)
         conn.last_used = time.monotonic()
-        if reusable and conn.session.connected and conn.sent < self._max_messages:
+        if (
+            reusable
+            and not self._aborted
+            and conn.session.connected
+            and conn.sent < self._max_messages
+        ):
             self._idle.append(conn)
         else:
             self._close_later(conn.session)

@@ -11,6 +11,10 @@ following=next)`` writes the next message's envelope behind this body (see
 ``SmtpSession.transaction(then=...)``) and keeps the connection *reserved* for ``next``,
 out of the pool, until ``send(next)`` comes; the caller makes that call next. A reserved
 connection that is never used is closed (never reused: the server waits for a body).
+
+:meth:`SmtpSender.abort` ends every conversation at once (shutdown out of time): each
+``send`` in progress returns promptly, a protocol failure if the final ``.`` had not been
+written (nothing was delivered), the unknown outcome if it had.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class SmtpSender:
         self._draining: set[asyncio.Task[None]] = set()
         # message id -> (its pool, the connection that already carries its envelope)
         self._reserved: dict[UUID, tuple[ConnectionPool, PooledConnection]] = {}
+        self._aborted = False
 
     async def _open(self, settings: SmtpSettings, secrets: SmtpSecrets) -> SmtpSession:
         client = await open_connection(
@@ -112,8 +117,10 @@ class SmtpSender:
         """One attempt for ``message``. ``following``: the message the caller sends next
         through this organization; its envelope may ride behind this body, and then the
         connection waits, reserved, for ``send(following)``."""
-        pool = self._pool(organization_id, settings, secrets)
         started = time.monotonic()
+        if self._aborted:
+            return _protocol_failure("visitmail is shutting down", started)
+        pool = self._pool(organization_id, settings, secrets)
         then = _envelope(following) if following is not None else None
         reserved = self._reserved.pop(message.id, None)
         for _ in range(2):
@@ -181,6 +188,14 @@ class SmtpSender:
             return f"protocol: {exc}"
         await close_quietly(session)
         return None
+
+    def abort(self) -> None:
+        """Drop every connection, busy or idle, and open no new one."""
+        self._aborted = True
+        for _, _, pool in self._pools.values():
+            pool.abort()
+        for message_id in list(self._reserved):
+            self.forget(message_id)
 
     def close_idle(self) -> None:
         for _, _, pool in self._pools.values():

@@ -356,3 +356,9 @@ class SmtpSession:
     def close(self) -> None:
         if not self._transport.is_closing():
             self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent data included (shutdown ran out of time).
+        A transaction waiting on this session ends now: :class:`SessionLost` before the
+        final dot was written, :class:`LostAfterData` after it."""
+        self._transport.abort()
