@@ -115,6 +115,7 @@ def make_worker(
     *orgs: OrgFixture,
     policy: DeliveryPolicy | None = None,
     webhooks: WebhookDeliverer | None = None,
+    allow_plaintext_auth: bool = False,
     **options: object,
 ) -> DeliveryWorker:
     opts = WorkerOptions(
@@ -130,7 +131,8 @@ def make_worker(
     )
     for name, value in options.items():
         setattr(opts, name, value)
-    return DeliveryWorker(runtime, SmtpSender(LOOPBACK), opts, webhooks=webhooks)
+    sender = SmtpSender(LOOPBACK, allow_plaintext_auth=allow_plaintext_auth)
+    return DeliveryWorker(runtime, sender, opts, webhooks=webhooks)
 
 
 async def run_until(
