@@ -8,7 +8,7 @@ import ipaddress
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -116,6 +116,7 @@ def make_worker(
     policy: DeliveryPolicy | None = None,
     webhooks: WebhookDeliverer | None = None,
     allow_plaintext_auth: bool = False,
+    clock: Callable[[], datetime] | None = None,
     **options: object,
 ) -> DeliveryWorker:
     opts = WorkerOptions(
@@ -132,7 +133,27 @@ def make_worker(
     for name, value in options.items():
         setattr(opts, name, value)
     sender = SmtpSender(LOOPBACK, allow_plaintext_auth=allow_plaintext_auth)
-    return DeliveryWorker(runtime, sender, opts, webhooks=webhooks)
+    if clock is None:
+        return DeliveryWorker(runtime, sender, opts, webhooks=webhooks)
+    return DeliveryWorker(runtime, sender, opts, webhooks=webhooks, clock=clock)
+
+
+class ManualClock:
+    """The time the test says it is: workers given the same clock share one "now", which
+    moves only when the test calls :meth:`advance` or :meth:`set` (so a slow machine can
+    make a test slower, never make a lease or a retry come due early)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+    def set(self, when: datetime) -> None:
+        self.now = max(self.now, when)
 
 
 async def run_until(
@@ -195,3 +216,33 @@ async def wait_for(
     async with asyncio.timeout(limit):
         while not await check():  # noqa: ASYNC110 (polls the database or a server)
             await asyncio.sleep(0.02)
+
+
+async def run_on_clock(
+    worker: DeliveryWorker,
+    clock: ManualClock,
+    runtime: Runtime,
+    org: OrgFixture,
+    done: Callable[[], Awaitable[bool]],
+    *,
+    limit: float = 20,
+) -> None:
+    """Run ``worker`` (built with ``clock``) until ``done()``: whenever the organization's
+    messages all wait for a later ``not_before``, move the clock there, as if that time
+    had passed. Retries and expiry then follow the policy exactly, however slow the
+    machine is."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(limit):
+            while not await done():
+                rows = (await outbox_rows(runtime, org)).values()
+                if rows and all(r.status in ("queued", "deferred") for r in rows):
+                    due = min(r.not_before for r in rows)
+                    if due > clock():
+                        clock.set(due)
+                        worker.wake()
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task

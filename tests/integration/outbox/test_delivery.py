@@ -8,13 +8,25 @@ from datetime import timedelta
 import pytest
 
 from tests.support.orgs import OrgFixture
-from tests.support.outbox import configure_server, enqueue, make_worker, run_until
+from tests.support.outbox import (
+    ManualClock,
+    configure_server,
+    enqueue,
+    make_worker,
+    run_on_clock,
+    run_until,
+)
 from tests.support.smtp_servers import Script, SmtpServer, start_smtp_server
 from visitmail.domain.outbox import MessageStatus, RecipientStatus
 from visitmail.domain.retry_policy import RetryPolicy
 from visitmail.domain.smtp_settings import Security
 from visitmail.runtime import Runtime
 from visitmail.services.delivery import DeliveryPolicy
+
+# minutes on a test's clock: 1, 2, 2, ... minutes apart, for at most 5 minutes
+MINUTE_RETRY = RetryPolicy(
+    base=timedelta(minutes=1), cap=timedelta(minutes=2), jitter=0, max_age=timedelta(minutes=5)
+)
 
 
 @pytest.fixture
@@ -65,13 +77,21 @@ async def test_temporary_failure_is_retried_after_backoff(
     await configure_server(runtime, org, server.port)
     pk, message_id = await enqueue(runtime, org, ["lead@example.org"])
 
-    await make_worker(runtime, org).run_until_idle()
+    # The worker's clock moves only when the test moves it, so the backoff is exact (it
+    # used to be measured in wall time, and a slow flush made the gap look shorter).
+    clock = ManualClock((await view(runtime, org, pk)).created_at)
+    worker = make_worker(runtime, org, policy=DeliveryPolicy(retry=MINUTE_RETRY), clock=clock)
+
+    async def final() -> bool:
+        return (await view(runtime, org, pk)).status.final
+
+    await run_on_clock(worker, clock, runtime, org, final)
 
     msg = await view(runtime, org, pk)
     assert msg.status is MessageStatus.SENT
     assert msg.attempts == 2
     assert [(a.outcome, a.code) for a in msg.attempt_log] == [("deferred", 451), ("accepted", 250)]
-    assert msg.attempt_log[1].at >= msg.attempt_log[0].at + timedelta(milliseconds=40)
+    assert msg.attempt_log[1].at - msg.attempt_log[0].at == timedelta(minutes=1)  # the backoff
     assert [m.parsed()["Message-ID"] for m in server.recorder.messages] == [message_id]
 
 
@@ -105,18 +125,22 @@ async def test_temporary_failure_forever_expires(
     server_factory.append(server)
     await configure_server(runtime, org, server.port)
     pk, _ = await enqueue(runtime, org, ["busy@example.org"])
-    short = RetryPolicy(
-        base=timedelta(milliseconds=50),
-        cap=timedelta(milliseconds=100),
-        jitter=0,
-        max_age=timedelta(milliseconds=600),
-    )
+    # On the test's clock (it used to be a 600 ms wall-clock maximum age: a slow start made
+    # the first attempt the last). Tries at 0, 1, 3 and 5 minutes; the next would be at 7,
+    # past the 5-minute maximum age, so the fourth attempt expires the message.
+    clock = ManualClock((await view(runtime, org, pk)).created_at)
+    worker = make_worker(runtime, org, policy=DeliveryPolicy(retry=MINUTE_RETRY), clock=clock)
 
-    await make_worker(runtime, org, policy=DeliveryPolicy(retry=short)).run_until_idle()
+    async def final() -> bool:
+        return (await view(runtime, org, pk)).status.final
+
+    await run_on_clock(worker, clock, runtime, org, final)
 
     msg = await view(runtime, org, pk)
     assert msg.status is MessageStatus.EXPIRED
-    assert msg.attempts >= 3
+    assert msg.attempts == 4
+    started = msg.attempt_log[0].at
+    assert [a.at - started for a in msg.attempt_log] == [timedelta(minutes=m) for m in (0, 1, 3, 5)]
     assert all(a.outcome == "deferred" and a.code == 450 for a in msg.attempt_log)
     assert msg.recipients[0].status is RecipientStatus.DEFERRED
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from tests.support.orgs import OrgFixture, new_org
 from tests.support.outbox import configure_server, enqueue, make_worker, run_until
-from tests.support.smtp_servers import Blackhole, Script, SmtpServer, start_smtp_server
+from tests.support.smtp_servers import Blackhole, Gate, Script, SmtpServer, start_smtp_server
 from visitmail.adapters.db.tables import OutboxMessageRow, RateBucketRow
 from visitmail.domain.outbox import MessageStatus
 from visitmail.domain.smtp_settings import Limits
@@ -198,24 +198,76 @@ async def test_retention_purges_old_finished_messages_only(
 async def test_leases_are_renewed_while_a_slow_server_works_through_the_backlog(
     runtime: Runtime, org: OrgFixture, servers: list[SmtpServer]
 ) -> None:
-    from tests.support.outbox import FAST_RETRY
+    # Deterministic: both workers share a clock only the test moves, and the server answers
+    # the first DATA only when the test opens the gate. Lease expiry is judged by that
+    # clock, so an event-loop stall on a loaded machine delays the test, never expires a
+    # lease (it used to race a 300 ms wall-clock lease and send a message twice).
+    from tests.support.outbox import FAST_RETRY, ManualClock, outbox_rows, wait_for
+    from visitmail.adapters.db.tables import DeliveryAttemptRow
+    from visitmail.domain.smtp_settings import Timeouts
     from visitmail.services.delivery import DeliveryPolicy
 
-    server = await start_smtp_server(script=Script(data_delay=0.15))
+    gate = Gate(lambda n: n == 1)
+    server = await start_smtp_server(script=Script(hold_data=gate))
     servers.append(server)
     await configure_server(
-        runtime, org, server.port, limits=Limits(max_connections=1, max_messages_per_connection=50)
+        runtime,
+        org,
+        server.port,
+        limits=Limits(max_connections=1, max_messages_per_connection=50),
+        timeouts=Timeouts(connect=10, command=600, overall=20),
     )
     ids = [(await enqueue(runtime, org, [f"slow{i}@example.org"]))[0] for i in range(6)]
-    policy = DeliveryPolicy(retry=FAST_RETRY, lease=timedelta(milliseconds=300))
-    # one worker holds all six (~0.9 s of work); the other would take over expired leases
-    holder = make_worker(runtime, org, policy=policy, concurrency=1)
-    rival = make_worker(runtime, org, policy=policy, concurrency=1, batch=1)
-    await asyncio.gather(holder.run_until_idle(), rival.run_until_idle())
+    clock = ManualClock()
+    lease = timedelta(minutes=5)  # on the test's clock
+    policy = DeliveryPolicy(retry=FAST_RETRY, lease=lease)
+    # the holder renews often in wall time; whether a lease expired is the clock's call
+    holder = make_worker(runtime, org, policy=policy, concurrency=1, clock=clock, renew_every=0.02)
+    holder_stop, rival_stop = asyncio.Event(), asyncio.Event()
+    holder_task = asyncio.create_task(holder.run(holder_stop))
+    await asyncio.wait_for(gate.reached.wait(), 20)  # first message on the wire, five waiting
+
+    async def held_until(at_least: datetime) -> bool:
+        rows = (await outbox_rows(runtime, org)).values()
+        return len(rows) == 6 and all(
+            r.lease_owner == holder.name
+            and r.lease_expires_at is not None
+            and r.lease_expires_at >= at_least
+            for r in rows
+        )
+
+    await wait_for(lambda: held_until(clock() + lease), what="the holder leases all six")
+    # another worker that would take over any expired lease, claiming one at a time
+    rival = make_worker(runtime, org, policy=policy, concurrency=1, batch=1, clock=clock)
+    rival_task = asyncio.create_task(rival.run(rival_stop))
+    for _ in range(4):  # 4 x 2/3 of a lease: every original lease is long past
+        clock.advance(lease * 2 / 3)  # each step stays inside the lease last renewed
+        await wait_for(lambda: held_until(clock() + lease), what="leases renewed in time")
+    assert len(server.recorder.messages) == 0  # the first reply is still held
+
+    gate.open()
+
+    async def all_sent() -> bool:
+        rows = (await outbox_rows(runtime, org)).values()
+        return all(r.status == "sent" for r in rows)
+
+    await wait_for(all_sent, what="the backlog sent")
+    holder_stop.set()
+    rival_stop.set()
+    await asyncio.gather(holder_task, rival_task)
 
     assert set(await statuses(runtime, org, ids)) == {MessageStatus.SENT}
     received = [m.parsed()["To"] for m in server.recorder.messages]
     assert len(received) == len(set(received)) == 6  # nobody sent twice
+    rows = (await outbox_rows(runtime, org)).values()
+    assert not any(r.possible_duplicate for r in rows)  # no lease was ever taken over
+    async with runtime.uow() as uow:
+        by = await uow.session.scalars(
+            select(DeliveryAttemptRow.worker).where(
+                DeliveryAttemptRow.organization_id == org.organization.id
+            )
+        )
+        assert set(by) == {holder.name}  # the rival never claimed a renewed message
 
 
 async def test_two_workers_share_a_backlog(
