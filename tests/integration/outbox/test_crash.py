@@ -82,14 +82,14 @@ async def _setup(url: str, tmp: Path, sink: Sink) -> tuple[Runtime, OrgFixture, 
     return runtime, org, message_ids
 
 
-def _start_worker(url: str, tmp: Path) -> subprocess.Popen[bytes]:
+def _start_worker(url: str, tmp: Path, lease: float = LEASE_SECONDS) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISITMAIL_")}
     env.update(
         VISITMAIL_DATABASE_URL=url,
         VISITMAIL_VAR_DIR=str(tmp / "var"),
         VISITMAIL_MASTER_KEYS=TEST_KEYS,
         VISITMAIL_SMTP_ALLOWED_NETWORKS="127.0.0.0/8",
-        VISITMAIL_WORKER_LEASE_SECONDS=str(LEASE_SECONDS),
+        VISITMAIL_WORKER_LEASE_SECONDS=str(lease),
         VISITMAIL_WORKER_POLL_SECONDS="0.2",
         VISITMAIL_LOG_LEVEL="WARNING",
     )
@@ -109,10 +109,10 @@ async def _sent(runtime: Runtime, org: OrgFixture) -> int:
 
 
 async def _run(
-    url: str, tmp: Path, sink: Sink, *, workers: int, kills: int
+    url: str, tmp: Path, sink: Sink, *, workers: int, kills: int, lease: float = LEASE_SECONDS
 ) -> tuple[Runtime, OrgFixture, list[str], int]:
     runtime, org, message_ids = await _setup(url, tmp, sink)
-    procs = [_start_worker(url, tmp) for _ in range(workers)]
+    procs = [_start_worker(url, tmp, lease) for _ in range(workers)]
     rng = random.Random(4)
     killed = 0
     deadline = time.monotonic() + 150
@@ -126,7 +126,7 @@ async def _run(
                 procs[victim].send_signal(signal.SIGKILL)
                 procs[victim].wait()
                 killed += 1
-                procs[victim] = _start_worker(url, tmp)
+                procs[victim] = _start_worker(url, tmp, lease)
             await asyncio.sleep(0.05)
     finally:
         for p in procs:
@@ -198,7 +198,10 @@ async def test_two_workers_without_kills_send_each_message_exactly_once(
     url = await create_postgres_database()
     runtime = None
     try:
-        runtime, org, ids, _ = await _run(url, tmp_path, sink, workers=2, kills=0)
+        # Nobody is killed, so nothing needs taking over: a 2 s lease would only let a
+        # worker stalled on a loaded machine lose its messages to the other one (a
+        # flagged duplicate, which this test forbids), racing the wall clock.
+        runtime, org, ids, _ = await _run(url, tmp_path, sink, workers=2, kills=0, lease=300)
         assert await _check(runtime, org, ids, sink) == 0
         assert collections.Counter(sink.message_ids()).most_common(1)[0][1] == 1
         assert not any((await _flagged(runtime)).values())

@@ -55,6 +55,14 @@ def tester() -> SmtpConnectionTester:
 
 
 @pytest.fixture
+def patient_tester() -> SmtpConnectionTester:
+    """Auto-detect bounded only by the settings' overall timeout: for tests where no
+    candidate hangs (each either works or is refused at once), so the one that works is
+    never cut off by a bound a loaded machine can exceed."""
+    return SmtpConnectionTester(TEST_POLICY, autodetect_timeout=600)
+
+
+@pytest.fixture
 async def start_server() -> AsyncIterator[StartServer]:
     """``await start_server(security=..., cert=..., ...)``: see ``start_smtp_server``."""
     servers: list[SmtpServer] = []
