@@ -312,8 +312,9 @@ class Scheduler:
                 outcome = await channel.deliver(message, following=following)
                 ATTEMPT_SECONDS.observe(time.monotonic() - started)
         except asyncio.CancelledError:
-            # Cut off where no final dot can have been written (connecting, a webhook
-            # post): back to the queue, due at once, not counted as an attempt.
+            # Still running after ``Channel.abort`` ended every SMTP conversation that had
+            # a connection, so no final dot was written (it was connecting, or posting a
+            # webhook, which carries its id): back to the queue, due at once, uncounted.
             self.settler.release(message.id, None)
             self.shutdown_counts["cut_before_data"] += 1
             raise
