@@ -213,9 +213,12 @@ async def wait_for(
 ) -> None:
     """Poll ``check`` every 20 ms until it holds; fail after ``limit`` seconds (a bound for
     a broken build, not a timing the test relies on)."""
-    async with asyncio.timeout(limit):
-        while not await check():  # noqa: ASYNC110 (polls the database or a server)
-            await asyncio.sleep(0.02)
+    try:
+        async with asyncio.timeout(limit):
+            while not await check():  # noqa: ASYNC110 (polls the database or a server)
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {limit:g} s: {what}") from None
 
 
 async def run_on_clock(
