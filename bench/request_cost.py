@@ -1,0 +1,124 @@
+"""What one API request costs inside the server: SQL statements and CPU, per path.
+
+    python -m bench.request_cost [--database sqlite|postgresql] [--requests 50]
+
+The app runs in this process (``httpx.ASGITransport``, no sockets, no delivery worker), on a
+fresh database with one organization, an event, a follow-up template, a mapping that sends
+one email per export, and 300+ captured reports. For each path (capture, export, bulk
+follow-up of 100 reports) it prints the statements per request, grouped by their first
+words, and the CPU seconds of this process per request (``time.process_time``: the client's
+share is small but included). docs/benchmarks.md quotes it beside the py-spy profiles: it
+says how many round trips to the database a request makes, which a profile cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import secrets
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.api_harness import Api
+from bench.databases import DatabaseKind, fresh_database
+from bench.scenarios.latency import mapping
+
+
+def _count_statements(engine: Any, counts: Counter[str]) -> None:
+    from sqlalchemy import event
+
+    def before(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        counts[" ".join(statement.split()[:3])[:60]] += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+
+
+async def measure(kind: DatabaseKind, requests: int) -> list[str]:
+    from visitmail.adapters.db import migrate
+    from visitmail.config import Settings
+    from visitmail.runtime import build_runtime
+    from visitmail.services import identity
+    from visitmail.web.app import create_app
+
+    lines: list[str] = []
+    counts: Counter[str] = Counter()
+    async with fresh_database(kind) as url:
+        with tempfile.TemporaryDirectory(prefix="visitmail-cost-") as var:
+            keys = "k1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            settings = Settings(database_url=url, var_dir=Path(var), master_keys=keys)
+            runtime = build_runtime(settings, create_key=False, fast_hashing=True)
+            try:
+                await migrate.upgrade(runtime.engine)
+                _count_statements(runtime.engine, counts)
+                reader = getattr(runtime, "reader_engine", None)
+                if reader is not None:
+                    _count_statements(reader, counts)
+                async with runtime.uow() as uow:
+                    created = await identity.create_organization(
+                        uow, runtime.hasher, name="Cost", admin_email="admin@cost.example"
+                    )
+                headers = {"Authorization": f"Bearer {created.token}"}
+                transport = httpx.ASGITransport(app=create_app(runtime))
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://cost", headers=headers
+                ) as client:
+                    api = Api(client)
+                    await api.configure_smtp("127.0.0.1", 2525, connections=4)
+                    event_id = await api.create_event()
+                    await api.put_template(event_id)
+                    await api.put_mapping(mapping(False))
+                    bulk_size = 100
+                    ids = await api.capture_many(event_id, requests + 3 * bulk_size, run="cost")
+
+                    async def capture(i: int) -> None:
+                        await api.capture_many(event_id, 1, run=f"c{i}")
+
+                    async def export(i: int) -> None:
+                        reply = await client.post(f"/api/v1/reports/{ids[i]}/export")
+                        reply.raise_for_status()
+
+                    async def bulk(i: int) -> None:
+                        start = requests + i * bulk_size
+                        await api.bulk_follow_up(ids[start : start + bulk_size])
+
+                    paths: list[tuple[str, Callable[[int], Awaitable[None]], int]] = [
+                        ("capture", capture, requests),
+                        ("export", export, requests),
+                        (f"bulk follow-up of {bulk_size}", bulk, 3),
+                    ]
+                    for label, call, n in paths:
+                        await call(0)  # warm-up: first compile of each statement
+                        counts.clear()
+                        cpu = time.process_time()
+                        for i in range(1, n):
+                            await call(i)
+                        per = (time.process_time() - cpu) / (n - 1)
+                        total = sum(counts.values()) / (n - 1)
+                        lines.append(
+                            f"{kind} {label}: {total:.1f} statements, "
+                            f"{1000 * per:.1f} ms CPU per request"
+                        )
+                        lines += [f"    {c / (n - 1):5.2f}  {s}" for s, c in counts.most_common()]
+            finally:
+                await runtime.close()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args(argv)
+    kind: DatabaseKind = args.database
+    print("\n".join(asyncio.run(measure(kind, max(2, args.requests)))))
+
+
+if __name__ == "__main__":
+    main()
