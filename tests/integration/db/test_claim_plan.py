@@ -1,6 +1,6 @@
 """A claim costs the same whatever the backlog (issue 9): with thousands of messages
 waiting and thousands finished, each statement of a claim is served by an index, with no
-sort of the backlog — PostgreSQL ``EXPLAIN (FORMAT JSON)`` shows no ``Seq Scan`` or
+sort of the backlog, with no statistics gathered — PostgreSQL ``EXPLAIN (FORMAT JSON)`` shows no ``Seq Scan`` or
 ``Sort`` on ``outbox_messages``, SQLite ``EXPLAIN QUERY PLAN`` no ``SCAN`` of it and no
 temporary B-tree for the order. And the claim still takes expired leases first (flagged),
 then waiting messages by priority and time."""
@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, insert
 
 from tests.integration.db.test_send_path_plans import statements
 from tests.support.orgs import OrgFixture
@@ -83,9 +83,9 @@ async def test_a_claim_is_served_by_indexes_whatever_the_backlog(
         await uow.session.execute(insert(table), [*rows, urgent])
         await uow.session.execute(insert(table), [expired])  # other columns: its own INSERT
         await uow.commit()
-    async with runtime.engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
-        await conn.commit()
+    # No ANALYZE: an embedded database never has statistics, and without them SQLite's
+    # planner preferred ix_outbox_due and sorted the whole backlog (0.5 s per claim at
+    # 90,000 waiting) until the claim named its index.
 
     with statements(runtime) as captured:
         async with runtime.uow() as uow:
@@ -118,6 +118,10 @@ async def test_a_claim_is_served_by_indexes_whatever_the_backlog(
                     str(r[-1])
                     for r in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
                 ]
-                assert not [d for d in details if d.startswith("SCAN outbox_messages")], details
+                # Walking a partial index in its order until LIMIT is the plan; a SCAN of
+                # the table, or of any other index, reads the backlog.
+                scans = [d for d in details if d.startswith("SCAN outbox_messages")]
+                partial = ("USING INDEX ix_outbox_waiting", "USING INDEX ix_outbox_leased")
+                assert all(d.endswith(partial) for d in scans), details
                 assert not [d for d in details if "TEMP B-TREE" in d], details
         await conn.rollback()

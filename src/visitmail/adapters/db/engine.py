@@ -107,6 +107,8 @@ def _make_parent(url: str) -> None:
 
 
 def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int, reader: bool) -> None:
+    _render_table_hints(engine)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver; we emit BEGIN ourselves.
@@ -125,6 +127,20 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int, reader: bool
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
+
+
+def _render_table_hints(engine: AsyncEngine) -> None:
+    """Render ``select(...).with_hint(table, "INDEXED BY ix", dialect_name="sqlite")`` as
+    SQLite's ``FROM table INDEXED BY ix`` (SQLAlchemy's SQLite compiler drops table hints).
+    Used where the plan must not depend on statistics nobody gathers on an embedded
+    database; ``INDEXED BY`` also makes the statement fail loudly if the index is gone."""
+    base: Any = engine.dialect.statement_compiler
+
+    class HintingCompiler(base):  # type: ignore[misc]
+        def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+            return text
+
+    engine.dialect.statement_compiler = HintingCompiler
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -199,6 +199,7 @@ class SqlOutbox:
         # literal SQL: a bound parameter cannot prove a partial index's predicate.
         rows = list(
             await self._claim_from(
+                "ix_outbox_leased",
                 and_(_LEASED, M.lease_expires_at < now),
                 (M.lease_expires_at,),
                 worker,
@@ -210,6 +211,7 @@ class SqlOutbox:
         )
         if len(rows) < limit:
             rows += await self._claim_from(
+                "ix_outbox_waiting",
                 and_(_WAITING_SQL, M.not_before <= now),
                 (M.priority.desc(), M.not_before),
                 worker,
@@ -222,6 +224,7 @@ class SqlOutbox:
 
     async def _claim_from(
         self,
+        index: str,
         due: ColumnElement[bool],
         order: tuple[Any, ...],
         worker: str,
@@ -239,6 +242,11 @@ class SqlOutbox:
             .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True, of=M)
+            # SQLite's planner, without statistics (no one runs ANALYZE on an embedded
+            # database), prefers ix_outbox_due's ``status IN (...) AND not_before <= ?``
+            # and then sorts every due row: 0.5 s per claim with 90,000 waiting, which
+            # made a large backlog drain at ~40 msgs/s. The partial index is the plan.
+            .with_hint(M, f"INDEXED BY {index}", dialect_name="sqlite")
             .scalar_subquery()
         )
         # One statement: pick (skipping rows other workers are claiming), lease, return.
