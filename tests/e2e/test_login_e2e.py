@@ -38,7 +38,15 @@ def test_admin_logs_in_adds_a_user_and_logs_out(page: Page, server: Server) -> N
     page.get_by_label("Email", exact=True).fill("colleague@example.org")
     page.get_by_label("Role", exact=True).select_option("event_curator")
     page.get_by_role("button", name="Add user").click()
+    # the name is required: it signs the colleague's follow-ups
+    expect(page.locator("#new-name-error")).to_contain_text("must not be empty")
+    expect(page.locator("#new-name")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Name", exact=True).fill("Carla Colleague")
+    page.get_by_role("button", name="Add user").click()
     expect(page.get_by_role("status")).to_contain_text("colleague@example.org")
+    expect(page.get_by_role("row", name=re.compile("colleague@example.org"))).to_contain_text(
+        "Carla Colleague"
+    )
     expect(page.locator("code.secret-once")).to_have_text(re.compile(r"^\S{5}-\S{5}-\S{5}-\S{5}$"))
     screenshot(page, "users")
 

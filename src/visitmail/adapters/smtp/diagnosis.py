@@ -407,7 +407,7 @@ class _Run:
             StepName.SEND,
             f"A test message was accepted for {self.send_to}.",
             reply=reply,
-            details={"message_id": message_id},
+            details={"message_id_header": message_id},
         )
 
     async def _add_fingerprint(self, failure: SmtpCertificateRejected) -> None:
