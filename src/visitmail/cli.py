@@ -27,6 +27,7 @@ from visitmail.adapters.db.engine import is_sqlite
 from visitmail.config import ConfigError, Settings, load_settings
 from visitmail.domain.diagnosis import DiagnosisReport
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
+from visitmail.domain.identity import clean_name
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
@@ -109,6 +110,14 @@ def migrate() -> None:
     out.print(f"database is at revision {revision}", markup=False)
 
 
+def _admin_name(value: str) -> str:
+    """A typed name, checked like the service checks it: a refused one is asked again."""
+    try:
+        return clean_name(value, field="admin_name")
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
 @org_app.command("create")
 def org_create(
     name: Annotated[str, typer.Argument(help="the organization's name")],
@@ -128,7 +137,9 @@ def org_create(
     script) the admin is created without a name, with a warning on stderr: follow-ups are
     signed with the organization's name until one is set on the users page."""
     if admin_name is None and sys.stdin.isatty():
-        admin_name = typer.prompt("The admin's name (first and last; it signs follow-ups)")
+        admin_name = typer.prompt(
+            "The admin's name (first and last; it signs follow-ups)", value_proc=_admin_name
+        )
     elif admin_name is None:
         err.print(
             "warning: no --admin-name given: the admin has no name yet, so follow-ups they "
