@@ -2,9 +2,10 @@
 
 - ``message_id`` is always the outbox message's id, the ``{message_id}`` of
   ``/api/v1/messages/{message_id}``: in follow-up answers, in the notifications an export
-  or a check fired, and as ``id`` of the message itself.
+  or a check fired, in a suppression's ``reply``, and as ``id`` of the message itself.
 - ``message_id_header`` is the RFC 5322 Message-ID a receiver sees, in
-  ``/api/v1/messages`` and in the connection test's send step.
+  ``/api/v1/messages``, in a suppression's ``reply`` and in the connection test's send
+  step.
 - ``revision`` is a mapping revision's number wherever it appears (the mapping, the
   revision list, the dry run; ``expected_revision`` on PUT).
 """
@@ -58,10 +59,10 @@ async def test_the_schema_uses_one_name_per_concept(client: httpx.AsyncClient) -
     found = list(properties(schema))
     assert not [(c, n) for c, n, _ in found if n in RETIRED]
     message_ids = {c: formats(p) for c, n, p in found if n == "message_id"}
-    assert {"FollowUpOut", "NotificationOut"} <= set(message_ids)
+    assert {"FollowUpOut", "NotificationOut", "RefusalOut"} <= set(message_ids)
     assert all(f == {"uuid"} for f in message_ids.values()), message_ids
     headers = {c for c, n, p in found if n == "message_id_header" and formats(p) == {None}}
-    assert {"MessageOut", "MessageDetailOut"} <= headers
+    assert {"MessageOut", "MessageDetailOut", "RefusalOut"} <= headers
     revisions = {c for c, n, _ in found if n == "revision"}
     assert {"RevisionOut", "MappingOut", "DryRunOut"} <= revisions
     put = schema["paths"]["/api/v1/notification-mapping"]["put"]
