@@ -397,7 +397,15 @@ async def visitmail_server(
                 progress(f"  visitmail serve on {kind}: migrating, creating the organization")
             await run_cli(["migrate"], full_env, workdir)
             created = await run_cli(
-                ["org", "create", "Bench organization", "--admin-email", "admin@bench.example"],
+                [
+                    "org",
+                    "create",
+                    "Bench organization",
+                    "--admin-email",
+                    "admin@bench.example",
+                    "--admin-name",
+                    "Bench Admin",  # the signature the peers' templates use too
+                ],
                 full_env,
                 workdir,
             )

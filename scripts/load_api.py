@@ -318,7 +318,16 @@ async def main() -> None:
     }
     subprocess.run([VISITMAIL, "migrate"], env=env, check=True, capture_output=True)
     made = subprocess.run(
-        [VISITMAIL, "org", "create", "Load", "--admin-email", "admin@load.example"],
+        [
+            VISITMAIL,
+            "org",
+            "create",
+            "Load",
+            "--admin-email",
+            "admin@load.example",
+            "--admin-name",
+            "Load Admin",
+        ],
         env=env,
         check=True,
         capture_output=True,

@@ -103,7 +103,11 @@ async def setup_organization(
         await migrate.upgrade(runtime.engine)
         async with runtime.uow() as uow:
             created = await identity.create_organization(
-                uow, runtime.hasher, name="Bench", admin_email=f"bench-admin@{SENDER_DOMAIN}"
+                uow,
+                runtime.hasher,
+                name="Bench",
+                admin_email=f"bench-admin@{SENDER_DOMAIN}",
+                admin_name="Bench Admin",
             )
         principal = Principal(user=created.admin, via="token")
         smtp = SmtpSettings(

@@ -184,7 +184,7 @@ async def _export(client: httpx.AsyncClient, report_id: str) -> None:
     if reply.status_code != 200:
         raise RunFailed(f"export answered {reply.status_code}: {reply.text[:200]}")
     notifications = reply.json()["notifications"]
-    queued = [n for n in notifications if n["kind"] == "email" and n["outbox_id"]]
+    queued = [n for n in notifications if n["kind"] == "email" and n["message_id"]]
     if len(queued) != 1:
         raise RunFailed(f"export queued {notifications}, expected one email")
 

@@ -27,6 +27,7 @@ from visitmail.adapters.db.engine import is_sqlite
 from visitmail.config import ConfigError, Settings, load_settings
 from visitmail.domain.diagnosis import DiagnosisReport
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
+from visitmail.domain.identity import clean_name
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
@@ -47,6 +48,7 @@ T = TypeVar("T")
 
 DEMO_ORG = "Demo organization"
 DEMO_ADMIN = "admin@example.com"
+DEMO_ADMIN_NAME = "Demo Admin"
 
 
 def _settings() -> Settings:
@@ -108,23 +110,56 @@ def migrate() -> None:
     out.print(f"database is at revision {revision}", markup=False)
 
 
+def _admin_name(value: str) -> str:
+    """A typed name, checked like the service checks it: a refused one is asked again."""
+    try:
+        return clean_name(value, field="admin_name")
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
 @org_app.command("create")
 def org_create(
     name: Annotated[str, typer.Argument(help="the organization's name")],
     admin_email: Annotated[str, typer.Option("--admin-email", help="the first admin's email")],
+    admin_name: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-name",
+            help="the first admin's name (it signs their follow-ups); asked for when omitted "
+            "on a terminal",
+        ),
+    ] = None,
 ) -> None:
-    """Create an organization; print its id, the admin's initial password and an API token."""
+    """Create an organization; print its id, the admin's initial password and an API token.
+
+    Without ``--admin-name`` the name is asked for when stdin is a terminal; otherwise (a
+    script) the admin is created without a name, with a warning on stderr: follow-ups are
+    signed with the organization's name until one is set on the users page."""
+    if admin_name is None and sys.stdin.isatty():
+        admin_name = typer.prompt(
+            "The admin's name (first and last; it signs follow-ups)", value_proc=_admin_name
+        )
+    elif admin_name is None:
+        err.print(
+            "warning: no --admin-name given: the admin has no name yet, so follow-ups they "
+            "send are signed with the organization's name; set it on the Users page.",
+            markup=False,
+            highlight=False,
+        )
 
     async def _go(runtime: Runtime) -> identity.NewOrganization:
         await _ensure_schema(runtime)
         async with runtime.uow() as uow:
             return await identity.create_organization(
-                uow, runtime.hasher, name=name, admin_email=admin_email
+                uow, runtime.hasher, name=name, admin_email=admin_email, admin_name=admin_name
             )
 
     created = _run(_go)
     out.print(f"organization id:  {created.organization.id}", markup=False)
     out.print(f"admin:            {created.admin.email}", markup=False)
+    if admin_name is not None:
+        out.print(f"admin name:       {created.admin.display_name}", markup=False)
     out.print(f"initial password: {created.admin_password}", markup=False)
     out.print(f"api token:        {created.token}", markup=False)
     err.print("The password and token are shown only now; store them safely.", markup=False)
@@ -201,7 +236,11 @@ def serve(
         if empty and dev_inbox:
             async with runtime.uow() as uow:
                 demo = await identity.create_organization(
-                    uow, runtime.hasher, name=DEMO_ORG, admin_email=DEMO_ADMIN
+                    uow,
+                    runtime.hasher,
+                    name=DEMO_ORG,
+                    admin_email=DEMO_ADMIN,
+                    admin_name=DEMO_ADMIN_NAME,
                 )
             await _point_at_dev_inbox(runtime, demo, settings.dev_inbox_port)
             return demo
@@ -224,7 +263,8 @@ def serve(
         out.print(f"  API token: {demo.token}", markup=False)
     else:
         out.print(
-            f"Log in at {url}login. No account? `visitmail org create NAME --admin-email E`; "
+            f"Log in at {url}login. No account? "
+            "`visitmail org create NAME --admin-email E --admin-name N`; "
             "lost password? `visitmail user reset-password EMAIL`.",
             markup=False,
         )

@@ -181,7 +181,7 @@ def test_reporter_cannot_open_the_page(browser: Browser, server: Server) -> None
     made = httpx.post(
         f"{server.url}/api/v1/users",
         headers=bearer(server),
-        json={"email": email, "role": "reporter", "password": password},
+        json={"email": email, "role": "reporter", "password": password, "display_name": "Rita"},
         timeout=10,
     )
     assert made.status_code == 201, made.text

@@ -34,7 +34,11 @@ def unique_email(prefix: str = "user") -> str:
 async def new_org(runtime: Runtime, name: str = "Acme") -> OrgFixture:
     async with runtime.uow() as uow:
         created = await identity.create_organization(
-            uow, runtime.hasher, name=name, admin_email=unique_email("admin")
+            uow,
+            runtime.hasher,
+            name=name,
+            admin_email=unique_email("admin"),
+            admin_name="Ada Admin",
         )
     return OrgFixture(created.organization, created.admin, created.admin_password, created.token)
 
@@ -43,7 +47,12 @@ async def new_member(runtime: Runtime, org: OrgFixture, role: Role) -> tuple[Use
     """A user of ``org`` with ``role`` and an API token of their own: ``(user, token)``."""
     async with runtime.uow() as uow:
         made = await identity.create_user(
-            uow, runtime.hasher, org.principal, email=unique_email(role.value), role=role
+            uow,
+            runtime.hasher,
+            org.principal,
+            email=unique_email(role.value),
+            role=role,
+            display_name=f"{role.value.replace('_', ' ').title()} Tester",
         )
     async with runtime.uow() as uow:
         issued = await identity.issue_token(

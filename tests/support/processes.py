@@ -27,6 +27,7 @@ def run_cli(
         [*VISITMAIL, *args],
         env=env,
         cwd=cwd,
+        stdin=subprocess.DEVNULL,  # no terminal: a command never waits for a prompt's answer
         capture_output=True,
         text=True,
         timeout=timeout,

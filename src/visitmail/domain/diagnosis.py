@@ -25,6 +25,10 @@ class StepName(StrEnum):
 
 STEP_ORDER: tuple[StepName, ...] = tuple(StepName)
 
+#: The ``send`` step's detail that holds the test message's RFC 5322 Message-ID (the API's
+#: name for that header everywhere: ``message_id`` means an outbox message's id).
+SENT_MESSAGE_ID = "message_id_header"
+
 
 class StepStatus(StrEnum):
     PASSED = "passed"

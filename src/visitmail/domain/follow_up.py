@@ -9,7 +9,10 @@ who met the lead, else to the organization's reply-to) and ``bcc_reporter`` (def
 Templates see exactly the names the notification mapping's templates see
 (:func:`~visitmail.domain.mapping_eval.template_context`: ``lead``, ``answers``,
 ``notes``, ``reporter``, ``salutation`` in the template's language, …) with ``trigger``
-set to ``"follow_up"``. :func:`checked_template` compiles all three parts in the sandbox
+set to ``"follow_up"``. A lead reads the reporter's name as the signature (``{{ reporter.name
+}}``) and in Reply-To: :func:`signed_by` puts the organization's name there when the
+reporter has no name of their own (:func:`~visitmail.domain.identity.has_own_name`), so a
+lead never reads "admin". :func:`checked_template` compiles all three parts in the sandbox
 when the template is saved and names the part (``subject``, ``text``, ``html``) and the
 line of the first problem. :func:`render_follow_up` refuses a subject that renders a line
 break (a text answer or the notes can hold one), naming ``subject``.
@@ -37,6 +40,7 @@ from uuid import UUID
 
 from visitmail.domain.errors import InvalidInput
 from visitmail.domain.header_text import header_safe
+from visitmail.domain.identity import has_own_name
 from visitmail.domain.mapping import TEMPLATE_FIELDS, TEMPLATE_NAMES, Trigger
 from visitmail.domain.mapping_eval import template_context
 from visitmail.domain.reports import Report
@@ -140,6 +144,17 @@ def choose_language(lead_language: str, available: Sequence[str], default: str) 
     """The lead's language when a template exists in it, else the event's ``default``."""
     wanted = lead_language.strip().lower()
     return wanted if wanted and wanted in available else default
+
+
+def signed_by(report: Report, organization_name: str) -> Report:
+    """``report`` as a follow-up to its lead sees it: unchanged if the reporter has a name
+    of their own, else with ``reporter.name`` set to ``organization_name`` (the address
+    stays, for Reply-To)."""
+    name = str(report.reporter.get("name", ""))
+    email = str(report.reporter.get("email", ""))
+    if has_own_name(name, email) or not organization_name.strip():
+        return report
+    return replace(report, reporter={**report.reporter, "name": organization_name.strip()})
 
 
 def follow_up_context(report: Report, language: str) -> dict[str, Any]:

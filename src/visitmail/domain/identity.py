@@ -66,6 +66,22 @@ class Principal:
         return self.user.role
 
 
+def placeholder_name(email: str) -> str:
+    """The display name stored for a user created without one: the local part of their
+    address. Users created before names were asked for have it, and so has the first
+    admin of ``visitmail org create`` run without ``--admin-name`` and without a terminal
+    to ask on (the command warns)."""
+    return email.split("@", 1)[0]
+
+
+def has_own_name(user_name: str, email: str) -> bool:
+    """True if ``user_name`` is a name someone gave, not empty and not the
+    :func:`placeholder_name` of ``email`` (compared exactly: "Anna" for anna@… is a name
+    someone typed, "anna" is what visitmail stored)."""
+    name = user_name.strip()
+    return bool(name) and name != placeholder_name(email.strip())
+
+
 def clean_name(value: str, *, field: str) -> str:
     """A display name: stripped, non-empty, bounded, header-safe (it signs follow-ups:
     :mod:`visitmail.domain.header_text`)."""

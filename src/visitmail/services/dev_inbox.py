@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from typing import Protocol
 from uuid import UUID
 
-from visitmail.domain.diagnosis import DiagnosisReport, StepName, StepStatus
+from visitmail.domain.diagnosis import SENT_MESSAGE_ID, DiagnosisReport, StepName, StepStatus
 from visitmail.domain.errors import NotFound
 from visitmail.domain.identity import Principal
 from visitmail.domain.roles import Role
@@ -115,7 +115,7 @@ def note_test_message(mailbox: DevMailbox, principal: Principal, report: Diagnos
     Message-ID (made by the test, never by a user) belongs to the principal's
     organization."""
     for step in report.steps:
-        message_id = step.details.get("message_id")
+        message_id = step.details.get(SENT_MESSAGE_ID)
         sent = step.name is StepName.SEND and step.status is StepStatus.PASSED
         if sent and isinstance(message_id, str):
             mailbox.note(message_id, principal.organization_id)

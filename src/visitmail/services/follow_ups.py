@@ -25,11 +25,13 @@ The rules of one follow-up, in order (:func:`send_follow_up`):
    reply about the address itself and after the address's latest lift: the address is
    added (reason ``rejected``, with that reply as the evidence) and the follow-up is
    suppressed. People manage the list in ``services/suppressions.py``.
-5. Render (sandbox; a subject that renders a line break is refused naming ``subject``),
-   build the MIME once (From: the organization's sender; Reply-To: the reporter when the
-   template says so, else the organization's reply-to; BCC to the reporter optionally;
-   the template's media files attached; ``List-Unsubscribe`` + ``List-Unsubscribe-Post``),
-   and enqueue in the same transaction as the send record.
+5. Render (sandbox; a subject that renders a line break is refused naming ``subject``;
+   a reporter without a name of their own signs with the organization's name:
+   :func:`~visitmail.domain.follow_up.signed_by`), build the MIME once (From: the
+   organization's sender; Reply-To: the reporter when the template says so, else the
+   organization's reply-to; BCC to the reporter optionally; the template's media files
+   attached; ``List-Unsubscribe`` + ``List-Unsubscribe-Post``), and enqueue in the same
+   transaction as the send record.
 
 The single request maps ``no_template`` and ``no_consent`` to :class:`Conflict` (codes
 ``no_template`` / ``no_consent``); bulk reports them per report and never raises for one.
@@ -56,6 +58,7 @@ from visitmail.domain.follow_up import (
     choose_language,
     idempotency_key,
     render_follow_up,
+    signed_by,
     suppression_address,
 )
 from visitmail.domain.identity import Principal
@@ -235,9 +238,11 @@ async def preview_template(
             raise NotFound(f"the event has no follow-up template in '{tag}'", code="no_template")
         template_spec = stored.spec
     if report_id is not None:
-        report = await uow.reports.get(actor.organization_id, report_id)
-        if report is None or report.event_id != event.id:
+        found = await uow.reports.get(actor.organization_id, report_id)
+        if found is None or found.event_id != event.id:
             raise NotFound("no such report of this event")
+        organization = await uow.organizations.get(actor.organization_id)
+        report = signed_by(found, organization.name if organization is not None else "")
     else:
         report = sample_report(event, lead or {}, actor.organization_id)
     # Off the event loop: a template may spend its whole time budget (domain.sandbox), and
@@ -408,8 +413,9 @@ async def _plan(
     templates = _templates_by_event(await uow.follow_up_templates.for_events(org, event_ids))
     organization = await uow.organizations.get(org)
     requires_consent = organization is None or organization.require_follow_up_consent
+    signer = organization.name if organization is not None else ""
     candidates: list[tuple[Report, FollowUpTemplate, FollowUpResult]] = []
-    for report in visible:
+    for report in (signed_by(r, signer) for r in visible):
         template = _template_for(report, events, templates)
         if template is None:
             outcomes[report.id] = FollowUpResult(

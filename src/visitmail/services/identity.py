@@ -20,7 +20,14 @@ from uuid import UUID
 
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from visitmail.domain.identity import ApiToken, Organization, Principal, User, clean_name
+from visitmail.domain.identity import (
+    ApiToken,
+    Organization,
+    Principal,
+    User,
+    clean_name,
+    placeholder_name,
+)
 from visitmail.domain.roles import Role
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.ports import PasswordHasher, UnitOfWork
@@ -74,11 +81,22 @@ async def create_organization(
     *,
     name: str,
     admin_email: str,
+    admin_name: str | None = None,
     clock: Clock = utcnow,
 ) -> NewOrganization:
-    """A new organization with one admin (generated password) and one API token for them."""
+    """A new organization with one admin (generated password) and one API token for them.
+
+    ``admin_name`` is the admin's display name (checked like every name: ``InvalidInput``
+    naming ``admin_name``); ``None`` stores the placeholder
+    (:func:`~visitmail.domain.identity.placeholder_name`), which follow-ups replace with
+    the organization's name until the admin gets a name on the users page."""
     org_name = clean_name(name, field="name")
     email = normalize_email(admin_email, field="admin_email")
+    admin_display = (
+        clean_name(admin_name, field="admin_name")
+        if admin_name is not None
+        else placeholder_name(email)
+    )
     if await uow.users.email_taken(email):
         raise Conflict("a user with this email already exists", field="admin_email")
     now = clock()
@@ -87,7 +105,7 @@ async def create_organization(
     admin = await uow.users.add(
         org.id,
         email=email,
-        display_name=email.split("@", 1)[0],
+        display_name=admin_display,
         role=Role.ADMIN,
         password_hash=hasher.hash(password),
         now=now,
@@ -115,17 +133,17 @@ async def create_user(
     *,
     email: str,
     role: Role,
-    display_name: str | None = None,
+    display_name: str,
     password: str | None = None,
     clock: Clock = utcnow,
 ) -> NewUser:
+    """Add a user (admin). ``display_name`` is required (it signs follow-ups and shows
+    as the reporter): ``InvalidInput`` naming ``display_name`` if empty or not
+    header-safe, naming ``email`` or ``password`` for those; ``Conflict`` if the email
+    is taken. ``password`` ``None``: one is generated and returned once."""
     require_role(actor, Role.ADMIN)
     address = normalize_email(email, field="email")
-    name = (
-        clean_name(display_name, field="display_name")
-        if display_name is not None
-        else address.split("@")[0]
-    )
+    name = clean_name(display_name, field="display_name")
     if password is not None:
         check_password_strength(password)
     if await uow.users.email_taken(address):

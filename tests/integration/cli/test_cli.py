@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pty
 import re
 import smtplib
 import stat
@@ -14,6 +17,8 @@ import pytest
 
 from tests.support.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from tests.support.processes import VISITMAIL, cli_env, free_port, run_cli
+from visitmail.config import Settings
+from visitmail.runtime import build_runtime
 
 
 @pytest.fixture
@@ -159,3 +164,92 @@ def test_serve_keeps_what_it_creates_private_whatever_the_umask(tmp_path: Path) 
     assert {name: oct(mode) for name, mode in modes.items()} == {
         name: oct(mode) for name, mode in expected.items()
     }
+
+
+async def admin_name(url: str, tmp_path: Path, email: str) -> str:
+    """The display name stored for the user ``email``, read through the repositories."""
+    runtime = build_runtime(
+        Settings(database_url=url, var_dir=tmp_path / "var"), create_key=False, fast_hashing=True
+    )
+    try:
+        async with runtime.uow(read_only=True) as uow:
+            found = await uow.users.find_for_login(email)
+    finally:
+        await runtime.close()
+    assert found is not None
+    return found[0].display_name
+
+
+async def test_org_create_takes_the_admins_name(fresh_url: str, tmp_path: Path) -> None:
+    env = cli_env(tmp_path, fresh_url)
+    assert run_cli(["migrate"], env, tmp_path).returncode == 0
+    argv = ["org", "create", "Fair Team", "--admin-email", "bea@example.com"]
+    created = run_cli([*argv, "--admin-name", " Bea Boss "], env, tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert re.search(r"admin name:\s+Bea Boss$", created.stdout, re.M)
+    assert re.search(r"api token:\s+vm_\S+", created.stdout)
+    assert "warning" not in created.stderr
+    assert await admin_name(fresh_url, tmp_path, "bea@example.com") == "Bea Boss"
+
+    for bad in ("", "Bea\u2028Boss"):
+        refused = run_cli(
+            ["org", "create", "Other", "--admin-email", "x@example.com", "--admin-name", bad],
+            env,
+            tmp_path,
+        )
+        assert refused.returncode == 1, bad
+        assert "error (admin_name): " in refused.stderr, refused.stderr
+        assert "organization id" not in refused.stdout
+
+
+async def test_org_create_without_a_name_warns_and_keeps_the_contract(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """No terminal (a script, stdin not a TTY): created as before, with a warning."""
+    env = cli_env(tmp_path, fresh_url)
+    assert run_cli(["migrate"], env, tmp_path).returncode == 0
+    created = run_cli(
+        ["org", "create", "Fair Team", "--admin-email", "ops@example.com"], env, tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    assert re.search(r"organization id:\s+[0-9a-f-]{36}", created.stdout)
+    assert "warning: no --admin-name given" in created.stderr
+    assert "organization's name" in created.stderr
+    assert await admin_name(fresh_url, tmp_path, "ops@example.com") == "ops"  # the placeholder
+
+
+def on_a_terminal(
+    args: list[str], env: dict[str, str], cwd: Path, typed: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``visitmail args`` with a pseudo-terminal as stdin, ``typed`` typed into it."""
+    leader, follower = pty.openpty()
+    try:
+        with subprocess.Popen(
+            [*VISITMAIL, *args],
+            env=env,
+            cwd=cwd,
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process:
+            os.write(leader, typed.encode())
+            stdout, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+async def test_org_create_asks_for_the_name_on_a_terminal(fresh_url: str, tmp_path: Path) -> None:
+    env = cli_env(tmp_path, fresh_url)
+    assert run_cli(["migrate"], env, tmp_path).returncode == 0
+    argv = ["org", "create", "Fair Team", "--admin-email", "tty@example.com"]
+    # a refused name is asked again; the second answer is taken
+    done = await asyncio.to_thread(on_a_terminal, argv, env, tmp_path, "Tina\x85\nTina Terminal\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("The admin's name") == 2
+    assert "control characters" in done.stdout
+    assert re.search(r"admin name:\s+Tina Terminal$", done.stdout, re.M)
+    assert "warning" not in done.stderr
+    assert await admin_name(fresh_url, tmp_path, "tty@example.com") == "Tina Terminal"

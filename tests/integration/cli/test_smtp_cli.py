@@ -49,7 +49,17 @@ class Site:
 
     async def create(self) -> None:
         created = await cli(
-            ["org", "create", "Fair Team", "--admin-email", "boss@example.com"], self.env, self.tmp
+            [
+                "org",
+                "create",
+                "Fair Team",
+                "--admin-email",
+                "boss@example.com",
+                "--admin-name",
+                "Bo",
+            ],
+            self.env,
+            self.tmp,
         )
         assert created.returncode == 0, created.stderr
         found = re.search(r"organization id:\s+([0-9a-f-]{36})", created.stdout)

@@ -72,6 +72,7 @@ async def test_many_concurrent_writers_all_commit_one_after_the_other(
                 org.principal,
                 email=unique_email(f"w{n}"),
                 role=Role.REPORTER,
+                display_name=f"Writer {n}",
             )
 
     await asyncio.gather(*(one_writer(n) for n in range(40)))

@@ -82,7 +82,7 @@ async def test_an_exported_report_reaches_exactly_the_berlin_team_with_the_pdf(
     (fired,) = done["notifications"]
     assert fired["kind"] == "email" and fired["rule"] == "Regional teams"
     assert fired["recipients"] == ["berlin@acme.example"]
-    assert fired["duplicate"] is False and fired["outbox_id"]
+    assert fired["duplicate"] is False and fired["message_id"]
 
     await deliver(runtime, org)
 
@@ -117,7 +117,7 @@ async def test_an_exported_report_reaches_exactly_the_berlin_team_with_the_pdf(
     again = await export(client, org, report["id"])
     (fired_again,) = again["notifications"]
     assert fired_again["duplicate"] is True
-    assert fired_again["outbox_id"] == fired["outbox_id"]
+    assert fired_again["message_id"] == fired["message_id"]
     await deliver(runtime, org)
     assert len(server.recorder.messages) == 1
 
@@ -250,14 +250,14 @@ async def test_header_injection_through_a_lead_field_is_refused_for_that_action(
     done = await export(client, org, report["id"])
     assert done["status"] == "exported"  # the export itself succeeds
     first, second, third = done["notifications"]
-    assert first["kind"] == "email" and first["outbox_id"]
-    assert second["kind"] == "failed" and second["outbox_id"] is None
+    assert first["kind"] == "email" and first["message_id"]
+    assert second["kind"] == "failed" and second["message_id"] is None
     assert "rules[0].switch.cases[0].actions[1].email.subject" in second["error"]
     assert "line break" in second["error"]
-    assert third["kind"] == "email" and third["outbox_id"]
+    assert third["kind"] == "email" and third["message_id"]
 
     listed = (await client.get("/api/v1/messages", headers=org.headers)).json()["items"]
-    assert {m["id"] for m in listed} == {first["outbox_id"], third["outbox_id"]}
+    assert {m["id"] for m in listed} == {first["message_id"], third["message_id"]}
     await deliver(runtime, org)
     received = server.recorder.messages
     assert sorted(a for m in received for a in m.rcpt_tos) == [
@@ -300,7 +300,7 @@ async def test_a_webhook_action_is_queued_with_its_payload(
     import uuid
 
     async with runtime.uow() as uow:
-        row = await uow.session.get(OutboxMessageRow, uuid.UUID(fired["outbox_id"]))
+        row = await uow.session.get(OutboxMessageRow, uuid.UUID(fired["message_id"]))
         assert row is not None
         assert row.kind == "webhook"
         assert row.meta == {
@@ -391,7 +391,7 @@ async def test_an_export_webhook_arrives_signed_and_is_retried_when_the_receiver
     timestamp = got.headers["x-visitmail-timestamp"]
     expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + got.body, hashlib.sha256)
     assert got.headers["x-visitmail-signature"] == "sha256=" + expected.hexdigest()
-    detail = await client.get(f"/api/v1/messages/{fired['outbox_id']}", headers=org.headers)
+    detail = await client.get(f"/api/v1/messages/{fired['message_id']}", headers=org.headers)
     assert detail.json()["status"] == "sent"
     outcomes = [(a["outcome"], (a["text"] or "")[:8]) for a in detail.json()["attempts"]]
     assert outcomes == [("deferred", "HTTP 500"), ("accepted", "HTTP 200")]

@@ -381,7 +381,7 @@ async def test_send_to_delivers_a_test_mail(
     assert message["From"] == f"Alice Example <{SENDER}>"
     assert message["To"] == "bob@example.com"
     assert message["Subject"] == "visitmail connection test"
-    assert message["Message-ID"] == send.details["message_id"]
+    assert message["Message-ID"] == send.details["message_id_header"]
     assert message["Date"]
     assert "connection test" in message.get_content()
 

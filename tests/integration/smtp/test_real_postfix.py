@@ -99,7 +99,7 @@ async def test_alice_sending_as_herself_passes_every_step(
     assert sent.reply_code == 250
     assert "queued as" in (sent.reply_text or "")
     # Postfix really took the message: its cleanup daemon logged the Message-ID.
-    message_id = str(sent.details["message_id"])
+    message_id = str(sent.details["message_id_header"])
     postfix.wait_for_log(f"message-id={message_id}")
 
 

@@ -84,7 +84,7 @@ async def export_to_inbox(
     report = await capture(client, org, event["id"], lead=lead(company=company))
     reply = await client.post(f"/api/v1/reports/{report['id']}/export", headers=org.headers)
     assert reply.status_code == 200, reply.text
-    assert reply.json()["notifications"][0]["outbox_id"]
+    assert reply.json()["notifications"][0]["message_id"]
 
 
 def names_by_subject(inbox: DevInbox) -> dict[str, str]:

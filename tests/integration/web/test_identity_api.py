@@ -39,11 +39,14 @@ async def test_user_lifecycle_create_read_update_disable(
 ) -> None:
     email = unique_email("ann")
     created = await client.post(
-        "/api/v1/users", headers=org.headers, json={"email": email, "role": "reporter"}
+        "/api/v1/users",
+        headers=org.headers,
+        json={"email": email, "role": "reporter", "display_name": " Ann Example "},
     )
     assert created.status_code == 201, created.text
     user = created.json()
     assert user["role"] == "reporter"
+    assert user["display_name"] == "Ann Example"
     assert len(user["initial_password"]) >= 20
     listed = await client.get("/api/v1/users", headers=org.headers)
     assert email in [u["email"] for u in listed.json()]
@@ -65,7 +68,9 @@ async def test_duplicate_email_is_a_conflict_naming_the_field(
     client: httpx.AsyncClient, org: OrgFixture
 ) -> None:
     reply = await client.post(
-        "/api/v1/users", headers=org.headers, json={"email": org.admin.email, "role": "user"}
+        "/api/v1/users",
+        headers=org.headers,
+        json={"email": org.admin.email, "role": "user", "display_name": "Twin"},
     )
     assert reply.status_code == 409
     assert reply.json()["error"]["field"] == "email"
@@ -122,7 +127,9 @@ async def test_only_admins_manage_users(
     assert listed.status_code == 403
     assert listed.json()["error"]["code"] == "forbidden"
     created = await client.post(
-        "/api/v1/users", headers=bearer(token), json={"email": unique_email(), "role": "admin"}
+        "/api/v1/users",
+        headers=bearer(token),
+        json={"email": unique_email(), "role": "admin", "display_name": "Eve"},
     )
     assert created.status_code == 403
     # everyone may read themselves and issue their own tokens
@@ -171,15 +178,28 @@ async def test_other_organizations_objects_answer_404(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"role": "user"}, "email"),
-        ({"email": "x@example.com"}, "role"),
-        ({"email": "x@example.com", "role": "emperor"}, "role"),
-        ({"email": 42, "role": "user"}, "email"),
-        ({"email": "not-an-address", "role": "user"}, "email"),
-        ({"email": "a@example.com\r\nBcc: b@example.com", "role": "user"}, "email"),
-        ({"email": "x@example.com", "role": "user", "is_root": True}, "is_root"),
-        ({"email": "x@example.com", "role": "user", "password": "short"}, "password"),
+        ({"role": "user", "display_name": "X"}, "email"),
+        ({"email": "x@example.com", "display_name": "X"}, "role"),
+        ({"email": "x@example.com", "role": "emperor", "display_name": "X"}, "role"),
+        ({"email": 42, "role": "user", "display_name": "X"}, "email"),
+        ({"email": "not-an-address", "role": "user", "display_name": "X"}, "email"),
+        (
+            {"email": "a@example.com\r\nBcc: b@example.com", "role": "user", "display_name": "X"},
+            "email",
+        ),
+        (
+            {"email": "x@example.com", "role": "user", "display_name": "X", "is_root": True},
+            "is_root",
+        ),
+        (
+            {"email": "x@example.com", "role": "user", "display_name": "X", "password": "short"},
+            "password",
+        ),
+        # a name is required: it signs the user's follow-ups (issue 10, item 13)
+        ({"email": "x@example.com", "role": "user"}, "display_name"),
         ({"email": "x@example.com", "role": "user", "display_name": ""}, "display_name"),
+        ({"email": "x@example.com", "role": "user", "display_name": "   "}, "display_name"),
+        ({"email": "x@example.com", "role": "user", "display_name": "Ann\u2028X"}, "display_name"),
     ],
 )
 async def test_bad_user_input_answers_422_naming_the_field(

@@ -167,7 +167,7 @@ async def test_before_the_first_save_the_mapping_is_empty(
     reply = await client.get(MAPPING_URL, headers=org.headers)
     assert reply.status_code == 200
     body = reply.json()
-    assert body["number"] == 0 and body["id"] is None
+    assert body["revision"] == 0 and body["id"] is None
     assert body["document"] == {"version": 1, "rules": []}
     assert (await client.get(f"{MAPPING_URL}/revisions", headers=org.headers)).json() == []
 
@@ -177,7 +177,7 @@ async def test_a_saved_mapping_is_active_and_stored_as_sent(
 ) -> None:
     document = regional_mapping()
     saved = await put_mapping(client, org, document)
-    assert saved["number"] == 1 and saved["active"] is True and saved["created"] is True
+    assert saved["revision"] == 1 and saved["active"] is True and saved["created"] is True
     assert saved["rules"] == 1
     assert saved["document"] == document
 
@@ -243,7 +243,7 @@ async def test_sandbox_escapes_are_refused_at_save_with_the_path(
     reply = await client.put(MAPPING_URL, headers=org.headers, json=document)
     found = problems(reply)
     assert list(found) == ["rules[0].switch.cases[0].actions[0].email.body"], found
-    assert (await client.get(MAPPING_URL, headers=org.headers)).json()["number"] == 0
+    assert (await client.get(MAPPING_URL, headers=org.headers)).json()["revision"] == 0
 
 
 async def test_a_sandbox_escape_in_an_expression_is_refused(
@@ -317,10 +317,10 @@ async def test_revisions_are_listed_and_an_older_one_is_reactivated(
     changed = regional_mapping()
     changed["rules"][0]["name"] = "Regional teams, v2"
     second = await put_mapping(client, org, changed)
-    assert second["number"] == 2
+    assert second["revision"] == 2
 
     listed = (await client.get(f"{MAPPING_URL}/revisions", headers=org.headers)).json()
-    assert [(r["number"], r["active"]) for r in listed] == [(2, True), (1, False)]
+    assert [(r["revision"], r["active"]) for r in listed] == [(2, True), (1, False)]
     assert "document" not in listed[0]
 
     one = await client.get(f"{MAPPING_URL}/revisions/{first['id']}", headers=org.headers)
@@ -330,16 +330,16 @@ async def test_revisions_are_listed_and_an_older_one_is_reactivated(
         f"{MAPPING_URL}/revisions/{first['id']}/activate", headers=org.headers
     )
     assert rolled.status_code == 200, rolled.text
-    assert rolled.json()["number"] == 1 and rolled.json()["active"] is True
+    assert rolled.json()["revision"] == 1 and rolled.json()["active"] is True
     active = (await client.get(MAPPING_URL, headers=org.headers)).json()
     assert active["id"] == first["id"]
     assert active["document"]["rules"][0]["name"] == "Regional teams"
     listed = (await client.get(f"{MAPPING_URL}/revisions", headers=org.headers)).json()
-    assert [(r["number"], r["active"]) for r in listed] == [(2, False), (1, True)]
+    assert [(r["revision"], r["active"]) for r in listed] == [(2, False), (1, True)]
 
     # saving again continues the numbering
     third = await put_mapping(client, org, regional_mapping(*[]) | {"rules": []})
-    assert third["number"] == 3
+    assert third["revision"] == 3
 
 
 async def test_expected_revision_refuses_a_lost_update(
@@ -360,7 +360,7 @@ async def test_expected_revision_refuses_a_lost_update(
         params={"expected_revision": 1},
         json={"version": 1, "rules": []},
     )
-    assert ok.status_code == 200 and ok.json()["number"] == 2
+    assert ok.status_code == 200 and ok.json()["revision"] == 2
 
 
 async def test_another_organizations_revision_is_not_found(
@@ -374,7 +374,7 @@ async def test_another_organizations_revision_is_not_found(
         await client.post(f"{MAPPING_URL}/revisions/{uuid.uuid4()}/activate", headers=org.headers),
     ):
         assert reply.status_code == 404, reply.text
-    assert (await client.get(MAPPING_URL, headers=org.headers)).json()["number"] == 0
+    assert (await client.get(MAPPING_URL, headers=org.headers)).json()["revision"] == 0
 
 
 async def test_only_admins_see_or_change_the_mapping(
@@ -495,7 +495,7 @@ async def test_dry_run_with_a_draft_document_and_the_checked_trigger(
     assert hook["kind"] == "webhook"
     assert hook["webhook"]["payload"]["type"] == "report.checked"
     assert hook["webhook"]["payload"]["report"]["lead"]["company"] == "Müller GmbH"
-    assert (await client.get(MAPPING_URL, headers=org.headers)).json()["number"] == 0
+    assert (await client.get(MAPPING_URL, headers=org.headers)).json()["revision"] == 0
 
     invalid = copy.deepcopy(draft)
     invalid["rules"][0]["on"] = "never"

@@ -102,7 +102,7 @@ async def test_a_json_syntax_error_is_shown_with_its_line(
     assert reply.status_code == 422
     assert "not valid JSON" in reply.text and 'data-line="4"' in reply.text
     assert editor_text(reply.text) == text
-    assert (await active(client, org))["number"] == 0
+    assert (await active(client, org))["revision"] == 0
 
 
 async def test_saving_a_valid_mapping_creates_a_revision_and_needs_csrf(
@@ -114,7 +114,7 @@ async def test_saving_a_valid_mapping_creates_a_revision_and_needs_csrf(
 
     refused = await client.post("/mapping", data={"document": text})
     assert refused.status_code == 403
-    assert (await active(client, org))["number"] == 0
+    assert (await active(client, org))["revision"] == 0
 
     saved = await client.post(
         "/mapping", data={"document": text, "csrf_token": token, "expected_revision": "0"}
@@ -123,7 +123,7 @@ async def test_saving_a_valid_mapping_creates_a_revision_and_needs_csrf(
     shown = await client.get(saved.headers["location"])
     assert "Saved as revision 1" in shown.text
     after = await active(client, org)
-    assert after["number"] == 1 and after["document"] == regional_mapping()
+    assert after["revision"] == 1 and after["document"] == regional_mapping()
 
     same = await client.post("/mapping", data={"document": text, "csrf_token": token})
     assert same.headers["location"] == "/mapping?unchanged=1"
@@ -157,13 +157,13 @@ async def test_activate_an_older_revision_and_see_the_diff(
     token = csrf_in(view.text)
     forged = await client.post(f"/mapping/revisions/{first['id']}/activate")
     assert forged.status_code == 403
-    assert (await active(client, org))["number"] == 2
+    assert (await active(client, org))["revision"] == 2
 
     done = await client.post(
         f"/mapping/revisions/{first['id']}/activate", data={"csrf_token": token}
     )
     assert done.status_code == 303 and done.headers["location"] == "/mapping?activated=1"
-    assert (await active(client, org))["number"] == 1
+    assert (await active(client, org))["revision"] == 1
     assert "Revision 1 is active now" in (await client.get(done.headers["location"])).text
 
     missing = await client.post(
@@ -216,7 +216,7 @@ async def test_dry_run_of_the_unsaved_text_against_the_sample_lead(
     assert "the unsaved text" in run.text
     assert "New lead: Beispiel GmbH (10115 Berlin)" in run.text
     assert editor_text(run.text) == text  # the unsaved text stays in the editor
-    assert (await active(client, org))["number"] == 0
+    assert (await active(client, org))["revision"] == 0
 
     broken = await client.post(
         "/mapping/dry-run",

@@ -111,7 +111,7 @@ async def test_list_with_filters_pages_and_counts(
     assert item["sent_at"] is not None
     assert item["possible_duplicate"] is False
     assert item["last_error"] is None
-    assert item["message_id"].startswith("<")
+    assert item["message_id_header"].startswith("<")
     assert {k for k in item if k not in ("not_before", "expires_at", "priority", "updated_at")} >= {
         "id",
         "kind",
@@ -156,7 +156,7 @@ async def test_detail_after_a_real_delivery_has_recipients_and_attempts(
 
     body = await detail(client, org, pk)
     assert body["status"] == "sent"
-    assert body["message_id"] == message_id
+    assert body["message_id_header"] == message_id
     assert body["attempt_count"] == 1  # one conversation; the ledger has a row per recipient
     recipients = body["recipients"]
     assert [(r["address"], r["status"], r["code"]) for r in recipients] == [

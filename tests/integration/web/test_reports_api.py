@@ -431,7 +431,7 @@ async def test_the_trigger_hook_runs_with_the_new_status(
         {
             "rule": "berlin",
             "kind": "email",
-            "outbox_id": None,
+            "message_id": None,
             "recipients": ["a@x.de"],
             "duplicate": False,
             "error": None,

@@ -116,7 +116,12 @@ async def test_reporter_gets_403(
     email = unique_email("reporter")
     async with runtime.uow() as uow:
         made = await identity.create_user(
-            uow, runtime.hasher, org.principal, email=email, role=Role.REPORTER
+            uow,
+            runtime.hasher,
+            org.principal,
+            email=email,
+            role=Role.REPORTER,
+            display_name="Rita Reporter",
         )
     assert made.initial_password
     assert (await log_in(client, email, made.initial_password)).status_code == 303

@@ -271,8 +271,8 @@ async def test_a_refused_address_shows_the_reply_and_a_lift_makes_it_sendable(
             "code": 550,
             "enhanced_status": "5.1.1",
             "text": refusal.removeprefix("550 "),
-            "outbox_id": refused["id"],
-            "message_id": refused["message_id"],
+            "message_id": refused["id"],
+            "message_id_header": refused["message_id_header"],
         }
 
         refusing = False  # the lead's mailbox exists again
@@ -295,7 +295,7 @@ async def test_a_refused_address_shows_the_reply_and_a_lift_makes_it_sendable(
             "suppressed"
         )
         [again] = (await listing(client, org.headers))["items"]
-        assert again["reason"] == "rejected" and again["reply"]["outbox_id"] != refused["id"]
+        assert again["reason"] == "rejected" and again["reply"]["message_id"] != refused["id"]
     finally:
         await server.close()
 

@@ -4,6 +4,7 @@ the idempotency key, and the signed unsubscribe token."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -16,8 +17,10 @@ from visitmail.domain.follow_up import (
     idempotency_key,
     render_follow_up,
     sign_unsubscribe,
+    signed_by,
     verify_unsubscribe,
 )
+from visitmail.domain.identity import has_own_name
 from visitmail.domain.reports import Consent, Gender, Lead, Report, ReportStatus
 from visitmail.domain.sandbox import SandboxError, TemplateInvalid
 
@@ -162,3 +165,28 @@ def test_unsubscribe_tokens_verify_and_resist_tampering() -> None:
     for forged in (f"{other}.{mac}", f"{payload}.{mac[:-2]}AA", payload, "", "a.b.c", "!!.??"):
         assert verify_unsubscribe([new], forged) is None
     assert "/" not in token and "+" not in token and "=" not in token
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "own"),
+    [
+        ("Rita Reporter", "rita@acme.example", True),
+        ("rita", "rita@acme.example", False),  # the placeholder stored when none was given
+        ("Rita", "rita@acme.example", True),  # typed by someone: kept
+        ("  ", "rita@acme.example", False),
+        ("", "", False),  # the reporter's user is gone
+    ],
+)
+def test_a_name_of_ones_own_is_anything_but_the_placeholder(
+    name: str, email: str, own: bool
+) -> None:
+    assert has_own_name(name, email) is own
+
+
+def test_an_unnamed_reporter_signs_with_the_organizations_name() -> None:
+    unnamed = replace(report(), reporter={"name": "rita", "email": "rita@acme.example"})
+    signed = signed_by(unnamed, "Acme Fairs GmbH")
+    assert signed.reporter == {"name": "Acme Fairs GmbH", "email": "rita@acme.example"}
+    assert render_follow_up(spec(), signed, "de").text.endswith("danke! Acme Fairs GmbH")
+    named = report()
+    assert signed_by(named, "Acme Fairs GmbH") is named

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.fakes import FakeMailbox
 from tests.support.outbox_fakes import FakeOutboxDatabase
-from visitmail.domain.diagnosis import DiagnosisReport, Step, StepName, StepStatus
+from visitmail.domain.diagnosis import SENT_MESSAGE_ID, DiagnosisReport, Step, StepName, StepStatus
 from visitmail.domain.errors import NotFound, PermissionDenied
 from visitmail.domain.identity import Principal, User
 from visitmail.domain.outbox import MessageKind
@@ -97,8 +97,8 @@ async def test_a_connection_test_message_belongs_to_the_organization_that_ran_it
     name = box.deliver(raw("visitmail connection test", "<t@x>"), "s@x", ["a@y"], T0)
     report = DiagnosisReport(
         steps=[
-            Step(StepName.CONNECT, StepStatus.PASSED, details={"message_id": "<ignored@x>"}),
-            Step(StepName.SEND, StepStatus.PASSED, details={"message_id": "<t@x>"}),
+            Step(StepName.CONNECT, StepStatus.PASSED, details={SENT_MESSAGE_ID: "<ignored@x>"}),
+            Step(StepName.SEND, StepStatus.PASSED, details={SENT_MESSAGE_ID: "<t@x>"}),
         ]
     )
     dev_inbox.note_test_message(box, actor(ACME), report)

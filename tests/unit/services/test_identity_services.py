@@ -69,7 +69,12 @@ async def test_a_failed_service_call_commits_nothing() -> None:
     async with db.uow() as uow:
         with pytest.raises(Conflict):
             await identity.create_user(
-                uow, HASHER, admin, email="admin@acme.example", role=Role.USER
+                uow,
+                HASHER,
+                admin,
+                email="admin@acme.example",
+                role=Role.USER,
+                display_name="Ada Admin",
             )
     assert len(db.state.users) == before
 
@@ -84,12 +89,13 @@ async def test_non_admin_cannot_create_users() -> None:
             Principal(user=created.admin, via="token"),
             email="curator@acme.example",
             role=Role.EVENT_CURATOR,
+            display_name="Cora Curator",
         )
     curator = Principal(user=made.user, via="token")
     async with db.uow() as uow:
         with pytest.raises(PermissionDenied):
             await identity.create_user(
-                uow, HASHER, curator, email="x@acme.example", role=Role.ADMIN
+                uow, HASHER, curator, email="x@acme.example", role=Role.ADMIN, display_name="X"
             )
 
 

@@ -39,7 +39,12 @@ async def _org(db: FakeDatabase) -> Principal:
 async def _member(db: FakeDatabase, admin: Principal, role: Role) -> Principal:
     async with db.uow() as uow:
         made = await identity.create_user(
-            uow, HASHER, admin, email=f"{role.value}@acme.example", role=role
+            uow,
+            HASHER,
+            admin,
+            email=f"{role.value}@acme.example",
+            role=role,
+            display_name=role.value.replace("_", " ").title(),
         )
     return Principal(user=made.user, via="token")
 

@@ -24,6 +24,7 @@ from visitmail.adapters.smtp import connect, tls
 from visitmail.adapters.smtp.errors import proxy_label, target_of, timeout_failure, translate
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.diagnosis import (
+    SENT_MESSAGE_ID,
     STEP_ORDER,
     AutodetectCandidate,
     AutodetectReport,
@@ -407,7 +408,7 @@ class _Run:
             StepName.SEND,
             f"A test message was accepted for {self.send_to}.",
             reply=reply,
-            details={"message_id": message_id},
+            details={SENT_MESSAGE_ID: message_id},
         )
 
     async def _add_fingerprint(self, failure: SmtpCertificateRejected) -> None:

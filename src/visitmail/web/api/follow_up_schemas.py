@@ -103,7 +103,8 @@ class FollowUpOut(BaseModel):
     report_id: UUID
     status: FollowUpStatus
     message_id: UUID | None = Field(
-        default=None, description="the outbox message (`GET /api/v1/messages/{id}`)"
+        default=None,
+        description="the queued outbox message (`GET /api/v1/messages/{message_id}`)",
     )
     template_id: UUID | None = None
     language: str | None = None

@@ -111,7 +111,10 @@ class RevisionOut(BaseModel):
     """One revision, without its document (``GET …/revisions/{id}`` has it)."""
 
     id: UUID | None = Field(description="null: nothing saved yet (the empty mapping)")
-    number: int = Field(description="1, 2, 3, … per organization; 0: nothing saved yet")
+    revision: int = Field(
+        description="the revision's number: 1, 2, 3, … per organization; 0: nothing saved yet "
+        "(what `expected_revision` and the dry run's `revision` refer to)"
+    )
     active: bool
     rules: int = Field(description="how many rules the document has")
     created_at: datetime | None
@@ -123,7 +126,7 @@ class RevisionOut(BaseModel):
         rules = stored.document.get("rules")
         return {
             "id": stored.id,
-            "number": stored.number,
+            "revision": stored.number,
             "active": stored.active,
             "rules": len(rules) if isinstance(rules, list) else 0,
             "created_at": stored.created_at,
@@ -148,7 +151,7 @@ class MappingOut(RevisionOut):
         if stored is None:
             return cls(
                 id=None,
-                number=0,
+                revision=0,
                 active=True,
                 rules=0,
                 created_at=None,
@@ -278,7 +281,10 @@ class PlannedOut(BaseModel):
 
 class DryRunOut(BaseModel):
     trigger: Trigger
-    revision: int | None = Field(description="the active revision used; null: a draft or none")
+    revision: int | None = Field(
+        description="the number of the active revision used (its `revision`); null: a draft "
+        "or none saved"
+    )
     draft: bool = Field(description="a draft `document` from the request was used")
     report_id: UUID = Field(description="the stored report's id (random for an inline one)")
     inline: bool

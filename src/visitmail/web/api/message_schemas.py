@@ -60,7 +60,10 @@ class _MessageFields(BaseModel):
     id: UUID
     kind: MessageKind
     status: MessageStatus
-    message_id: str = Field(description="the RFC 5322 Message-ID, the same on every retry")
+    message_id_header: str = Field(
+        description="the RFC 5322 Message-ID header (a webhook's X-Visitmail-Id), the same on "
+        "every retry; `id` is the outbox message's own id, called `message_id` elsewhere"
+    )
     idempotency_key: str = Field(description="the key it was enqueued with, for correlation")
     mail_from: str = Field(description="the envelope sender")
     subject: str
@@ -86,7 +89,7 @@ def _fields(m: MessageView) -> dict[str, object]:
         "id": m.id,
         "kind": m.kind,
         "status": m.status,
-        "message_id": m.message_id,
+        "message_id_header": m.message_id,
         "idempotency_key": m.idempotency_key,
         "mail_from": m.mail_from,
         "subject": m.subject,

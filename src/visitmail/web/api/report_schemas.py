@@ -175,7 +175,9 @@ class ReportOut(BaseModel):
 class NotificationOut(BaseModel):
     rule: str
     kind: str = Field(description="email | webhook")
-    outbox_id: UUID | None = Field(description="the queued message (GET /api/v1/messages/{id})")
+    message_id: UUID | None = Field(
+        description="the queued outbox message (`GET /api/v1/messages/{message_id}`)"
+    )
     recipients: list[str]
     duplicate: bool = Field(description="already notified for this report; nothing queued")
     error: str | None = Field(
@@ -187,7 +189,7 @@ class NotificationOut(BaseModel):
         return cls(
             rule=fired.rule,
             kind=fired.kind,
-            outbox_id=fired.outbox_id,
+            message_id=fired.outbox_id,
             recipients=list(fired.recipients),
             duplicate=fired.duplicate,
             error=fired.error,

@@ -54,7 +54,11 @@ class UserOut(BaseModel):
 class UserCreate(Strict):
     email: str = Field(max_length=320)
     role: Role
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: str = Field(
+        max_length=200,
+        description="the user's name (required): it signs the follow-ups they send and "
+        "names them as the reporter",
+    )
     password: str | None = Field(
         default=None, max_length=1024, description="omit to have one generated and returned once"
     )

@@ -30,10 +30,10 @@ class RefusalOut(BaseModel):
     code: int = Field(description="the SMTP reply code, e.g. 550")
     enhanced_status: str | None = Field(description="RFC 3463, e.g. 5.1.1; null if none")
     text: str = Field(description="the server's reply text")
-    outbox_id: UUID | None = Field(
-        description="the follow-up's outbox message (`/api/v1/messages/{id}`), if known"
+    message_id: UUID | None = Field(
+        description="the follow-up's outbox message (`GET /api/v1/messages/{message_id}`), if known"
     )
-    message_id: str | None = Field(description="its RFC 5322 Message-ID, if known")
+    message_id_header: str | None = Field(description="its RFC 5322 Message-ID header, if known")
 
     @classmethod
     def of(cls, r: Refusal) -> RefusalOut:
@@ -41,8 +41,8 @@ class RefusalOut(BaseModel):
             code=r.code,
             enhanced_status=r.enhanced,
             text=r.text,
-            outbox_id=r.outbox_id,
-            message_id=r.message_id,
+            message_id=r.outbox_id,
+            message_id_header=r.message_id,
         )
 
 

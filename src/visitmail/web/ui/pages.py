@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from visitmail.domain.errors import RateLimited, VisitmailError
+from visitmail.domain.identity import has_own_name
 from visitmail.domain.roles import Role
 from visitmail.services import identity, login
 from visitmail.web.deps import RuntimeDep
@@ -146,6 +147,10 @@ async def _users_page(
 ) -> HTMLResponse:
     async with runtime.uow() as uow:
         users = await identity.list_users(uow, session.principal)
+    context.setdefault(
+        "unnamed", {u.id for u in users if not has_own_name(u.display_name, u.email)}
+    )
+    context.setdefault("member_error", None)
     context.setdefault("error", None)
     context.setdefault("error_field", None)
     context.setdefault("created", None)
@@ -206,7 +211,7 @@ async def users_create(
                 session.principal,
                 email=email,
                 role=chosen,
-                display_name=display_name or None,
+                display_name=display_name,
             )
     except VisitmailError as exc:
         status = 403 if exc.code == "forbidden" else 422
@@ -229,8 +234,10 @@ async def users_update(
     user_id: UUID,
     role: Annotated[str, Form(max_length=32)] = "",
     disabled: Annotated[str, Form(max_length=8)] = "",
+    display_name: Annotated[str, Form(max_length=200)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    """Change a member's role, status and name; an empty name field keeps the name."""
     session = await current_session(request, runtime)
     if session is None:
         return to_login()
@@ -245,6 +252,7 @@ async def users_update(
                 user_id,
                 role=chosen,
                 disabled={"yes": True, "no": False}.get(disabled),
+                display_name=display_name or None,
             )
     except ValueError:
         return await _users_page(
@@ -257,6 +265,9 @@ async def users_update(
         )
     except VisitmailError as exc:
         status = {"forbidden": 403, "not_found": 404}.get(exc.code, 422)
+        if exc.field == "display_name":  # shown at the member's row, with what was typed
+            problem = {"user_id": user_id, "message": exc.message, "value": display_name}
+            return await _users_page(request, runtime, session, status=status, member_error=problem)
         return await _users_page(
             request, runtime, session, status=status, error=exc.message, error_field=exc.field
         )
