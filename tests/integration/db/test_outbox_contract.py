@@ -233,13 +233,13 @@ async def test_lease_renewal_skips_a_message_being_settled_instead_of_waiting(
     )
     claimed = {c.id: c for c in await _claim(runtime.uow, "w1", org_id, NOW)}
     async with runtime.uow() as settlement:
-        assert await settlement.outbox.settle("w1", [_sent(claimed[settling], "x@example.org")], NOW)
+        assert await settlement.outbox.settle(
+            "w1", [_sent(claimed[settling], "x@example.org")], NOW
+        )
         async with runtime.uow() as renewal:  # the lease keeper, while the flush is open
             # Before the fix this waited on the settlement's row lock (here: failed).
             await renewal.session.execute(text("SET LOCAL lock_timeout = '2s'"))
-            renewed = await renewal.outbox.extend_leases(
-                "w1", [settling, other], NOW + 2 * LEASE
-            )
+            renewed = await renewal.outbox.extend_leases("w1", [settling, other], NOW + 2 * LEASE)
             await renewal.commit()
         await settlement.commit()
     assert renewed == {other}
