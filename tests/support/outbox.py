@@ -21,6 +21,7 @@ from visitmail.domain.retry_policy import RetryPolicy
 from visitmail.domain.smtp_settings import Limits, Security, SmtpSettings, Timeouts
 from visitmail.runtime import Runtime
 from visitmail.services import outbox, smtp_config
+from visitmail.services.clock import Clock, utcnow
 from visitmail.services.delivery import DeliveryPolicy
 from visitmail.services.outbox_ports import NewMessage, NewRecipient
 from visitmail.services.ports import SmtpSecretField
@@ -91,8 +92,9 @@ async def enqueue(
     *,
     key: str | None = None,
     subject: str = "Hello",
+    clock: Clock = utcnow,
 ) -> tuple[uuid.UUID, str]:
-    """Enqueue one message; returns (outbox id, Message-ID)."""
+    """Enqueue one message (at ``clock()``); returns (outbox id, Message-ID)."""
     message_id = make_msgid(domain="example.com")
     message = NewMessage(
         organization_id=org.organization.id,
@@ -105,7 +107,7 @@ async def enqueue(
         recipients=[NewRecipient(a) for a in to],
     )
     async with runtime.uow() as uow:
-        result = await outbox.enqueue(uow, message)
+        result = await outbox.enqueue(uow, message, clock=clock)
         await uow.commit()
     return result.id, message_id
 
