@@ -256,26 +256,27 @@ async def run_on_clock(
 async def enqueue_many(
     runtime: Runtime, org: OrgFixture, count: int, *, prefix: str, chunk: int = 500
 ) -> list[str]:
-    """Enqueue ``count`` small one-recipient messages through the outbox's enqueue path,
-    ``chunk`` per transaction; returns their Message-IDs in order."""
+    """Enqueue ``count`` small one-recipient messages through the outbox's batch enqueue
+    (``outbox.enqueue_many``), ``chunk`` per transaction; returns their Message-IDs."""
     tag = uuid.uuid4().hex[:8]
     message_ids = [f"<{prefix}-{i}-{tag}@example.com>" for i in range(count)]
     for start in range(0, count, chunk):
-        async with runtime.uow() as uow:
-            for i in range(start, min(start + chunk, count)):
-                mid, to = message_ids[i], f"lead{i}@example.org"
-                await outbox.enqueue(
-                    uow,
-                    NewMessage(
-                        organization_id=org.organization.id,
-                        kind=MessageKind.NOTIFICATION,
-                        idempotency_key=f"{prefix}-{i}",
-                        message_id=mid,
-                        mail_from="sales@example.com",
-                        subject=f"{prefix} {i}",
-                        mime=build_mime(mid, [to], f"{prefix} {i}"),
-                        recipients=[NewRecipient(to)],
-                    ),
+        batch = []
+        for i in range(start, min(start + chunk, count)):
+            mid, to = message_ids[i], f"lead{i}@example.org"
+            batch.append(
+                NewMessage(
+                    organization_id=org.organization.id,
+                    kind=MessageKind.NOTIFICATION,
+                    idempotency_key=f"{prefix}-{i}",
+                    message_id=mid,
+                    mail_from="sales@example.com",
+                    subject=f"{prefix} {i}",
+                    mime=build_mime(mid, [to], f"{prefix} {i}"),
+                    recipients=[NewRecipient(to)],
                 )
+            )
+        async with runtime.uow() as uow:
+            await outbox.enqueue_many(uow, batch)
             await uow.commit()
     return message_ids

@@ -5,6 +5,7 @@ carries on by itself. The whole-process version, a real PostgreSQL restart under
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,8 +14,16 @@ from typing import Any
 import pytest
 
 from tests.support.orgs import OrgFixture
-from tests.support.outbox import LOOPBACK, configure_server, enqueue, make_worker, run_until
+from tests.support.outbox import (
+    FAST_RETRY,
+    LOOPBACK,
+    configure_server,
+    enqueue,
+    make_worker,
+    run_until,
+)
 from tests.support.smtp_servers import SmtpServer, start_smtp_server
+from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.smtp.sender import SmtpSender
 from visitmail.delivery import channels
 from visitmail.delivery.worker import utcnow
@@ -22,6 +31,7 @@ from visitmail.domain.outbox import MessageStatus
 from visitmail.domain.smtp_settings import Limits
 from visitmail.runtime import Runtime
 from visitmail.services import outbox, smtp_config
+from visitmail.services.delivery import DeliveryPolicy
 
 
 @pytest.fixture
@@ -132,3 +142,44 @@ async def test_without_settings_at_hand_a_database_error_defers_without_blaming_
     assert [(r.address, r.reply.code) for r in outcome.results] == [("nocopy@example.org", 451)]
     assert "database unavailable" in outcome.results[0].reply.text
     assert server.recorder.messages == []
+
+
+async def test_outcomes_that_could_not_be_written_are_written_later_not_sent_again(
+    runtime: Runtime, org: OrgFixture, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the first write of outcomes (a restart). Before the fix the
+    settler dropped them: the messages, already accepted by the server, stayed leased
+    until expiry and went out a second time (flagged). Now the write is tried again."""
+    await configure_server(runtime, org, server.port)
+    ids = [(await enqueue(runtime, org, [f"w{i}@example.org"]))[0] for i in range(20)]
+    real = SqlOutbox.settle
+    refused = [0]
+
+    async def settle_fails_first(self: SqlOutbox, *args: Any, **kwargs: Any) -> int:
+        if not refused[0]:
+            refused[0] += 1
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlOutbox, "settle", settle_fails_first)
+    # a lease short enough that a dropped outcome would be retried within the test
+    policy = DeliveryPolicy(retry=FAST_RETRY, lease=timedelta(seconds=1), pause_after=3)
+
+    async def all_sent() -> bool:
+        async with runtime.uow() as uow:
+            counts = await uow.outbox.counts(org.organization.id)
+        return counts[MessageStatus.SENT] == len(ids)
+
+    worker = make_worker(runtime, org, policy=policy)
+    await run_until(worker, all_sent, limit=20)
+    await asyncio.sleep(1.5)  # past the lease: a dropped outcome would be resent by now
+    assert not len(worker.leases)
+
+    assert refused[0] == 1
+    received = collections.Counter(m.rcpt_tos[0] for m in server.recorder.messages)
+    assert received == collections.Counter(f"w{i}@example.org" for i in range(20))
+    async with runtime.uow() as uow:
+        views = [await outbox.get_message(uow, org.principal, pk) for pk in ids]
+    assert {v.status for v in views} == {MessageStatus.SENT}
+    assert not any(v.possible_duplicate for v in views)
+    assert {v.attempts for v in views} == {1}

@@ -104,6 +104,7 @@ async def _flags(runtime: Runtime) -> dict[str, bool]:
 async def test_worker_delivers_everything_through_a_postgresql_restart(
     tmp_path: Path, cluster: PgCluster, sink: Sink
 ) -> None:
+    began = time.monotonic()
     runtime = build_runtime(make_settings(cluster.url, tmp_path / "var"), fast_hashing=True)
     worker: subprocess.Popen[bytes] | None = None
     log = tmp_path / "worker.log"
@@ -117,6 +118,7 @@ async def test_worker_delivers_everything_through_a_postgresql_restart(
             limits=Limits(max_connections=4, max_messages_per_connection=1000),
         )
         message_ids = await enqueue_many(runtime, org, MESSAGES, prefix="restart")
+        setup = time.monotonic() - began
 
         started = time.monotonic()
         worker = _start_worker(cluster.url, tmp_path, log)
@@ -157,7 +159,8 @@ async def test_worker_delivers_everything_through_a_postgresql_restart(
         assert counts.get(MessageStatus.SENT) == MESSAGES, counts
         felt = sum(1 for line in log.read_text().splitlines() if "failed" in line or "lost" in line)
         print(
-            f"\n{MESSAGES} messages in {elapsed:.1f} s; restart after {seen_at_restart} at the "
+            f"\nsetup (migrate, enqueue) {setup:.1f} s; "
+            f"{MESSAGES} messages in {elapsed:.1f} s; restart after {seen_at_restart} at the "
             f"sink took {restart_seconds:.1f} s; received {sum(received.values())}, "
             f"duplicates {len(twice)}, flagged {sum(flags.values())}; database errors the "
             f"worker logged and survived: {felt}"
