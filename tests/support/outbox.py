@@ -21,6 +21,7 @@ from visitmail.domain.retry_policy import RetryPolicy
 from visitmail.domain.smtp_settings import Limits, Security, SmtpSettings, Timeouts
 from visitmail.runtime import Runtime
 from visitmail.services import outbox, smtp_config
+from visitmail.services.clock import Clock, utcnow
 from visitmail.services.delivery import DeliveryPolicy
 from visitmail.services.outbox_ports import NewMessage, NewRecipient
 from visitmail.services.ports import SmtpSecretField
@@ -91,8 +92,9 @@ async def enqueue(
     *,
     key: str | None = None,
     subject: str = "Hello",
+    clock: Clock = utcnow,
 ) -> tuple[uuid.UUID, str]:
-    """Enqueue one message; returns (outbox id, Message-ID)."""
+    """Enqueue one message (at ``clock()``); returns (outbox id, Message-ID)."""
     message_id = make_msgid(domain="example.com")
     message = NewMessage(
         organization_id=org.organization.id,
@@ -105,7 +107,7 @@ async def enqueue(
         recipients=[NewRecipient(a) for a in to],
     )
     async with runtime.uow() as uow:
-        result = await outbox.enqueue(uow, message)
+        result = await outbox.enqueue(uow, message, clock=clock)
         await uow.commit()
     return result.id, message_id
 
@@ -249,3 +251,32 @@ async def run_on_clock(
     finally:
         stop.set()
         await task
+
+
+async def enqueue_many(
+    runtime: Runtime, org: OrgFixture, count: int, *, prefix: str, chunk: int = 500
+) -> list[str]:
+    """Enqueue ``count`` small one-recipient messages through the outbox's batch enqueue
+    (``outbox.enqueue_many``), ``chunk`` per transaction; returns their Message-IDs."""
+    tag = uuid.uuid4().hex[:8]
+    message_ids = [f"<{prefix}-{i}-{tag}@example.com>" for i in range(count)]
+    for start in range(0, count, chunk):
+        batch = []
+        for i in range(start, min(start + chunk, count)):
+            mid, to = message_ids[i], f"lead{i}@example.org"
+            batch.append(
+                NewMessage(
+                    organization_id=org.organization.id,
+                    kind=MessageKind.NOTIFICATION,
+                    idempotency_key=f"{prefix}-{i}",
+                    message_id=mid,
+                    mail_from="sales@example.com",
+                    subject=f"{prefix} {i}",
+                    mime=build_mime(mid, [to], f"{prefix} {i}"),
+                    recipients=[NewRecipient(to)],
+                )
+            )
+        async with runtime.uow() as uow:
+            await outbox.enqueue_many(uow, batch)
+            await uow.commit()
+    return message_ids

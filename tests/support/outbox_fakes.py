@@ -244,11 +244,16 @@ class FakeOutbox:
                 )
                 m.lease_owner = m.lease_expires_at = None
 
-    async def extend_leases(self, worker: str, ids: Sequence[uuid.UUID], until: datetime) -> None:
+    async def extend_leases(
+        self, worker: str, ids: Sequence[uuid.UUID], until: datetime
+    ) -> set[uuid.UUID]:
+        renewed = set()
         for i in ids:
             m = self.s.messages.get(i)
             if m and m.lease_owner == worker:
                 m.lease_expires_at = until
+                renewed.add(i)
+        return renewed
 
     async def list(
         self,

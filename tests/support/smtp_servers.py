@@ -251,8 +251,9 @@ async def start_smtp_server(
     reject_sender: str | None = None,
     hostname: str = "mx.example.com",
     script: Script | None = None,
+    port: int = 0,
 ) -> SmtpServer:
-    """Start a server on 127.0.0.1 and an ephemeral port in the running loop.
+    """Start a server on 127.0.0.1 and ``port`` (0: an ephemeral one) in the running loop.
 
     ``security``: ``tls`` (implicit), ``starttls`` (offered, not required) or ``none`` (no
     STARTTLS offered). ``cert`` is required for ``tls`` / ``starttls``. ``credentials``:
@@ -293,7 +294,7 @@ async def start_smtp_server(
         )
 
     server = await loop.create_server(
-        factory, HOST, 0, ssl=tls_context if security == "tls" else None
+        factory, HOST, port, ssl=tls_context if security == "tls" else None
     )
     port = int(server.sockets[0].getsockname()[1])
     return SmtpServer(host=HOST, port=port, security=security, recorder=recorder, _server=server)

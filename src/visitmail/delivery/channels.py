@@ -81,7 +81,11 @@ class SmtpChannel:
 
     async def settings(self, organization_id: uuid.UUID) -> Loaded | str:
         """The organization's settings and secrets, re-read at most every
-        ``SETTINGS_TTL`` seconds; a string says why there are none usable."""
+        ``SETTINGS_TTL`` seconds; a string says why there are none usable.
+
+        When the database cannot be read (a restart, a failover), the copy at hand is
+        used, however old: settings change rarely and the next read picks a change up.
+        Without a copy, the database's error is raised (the caller waits and retries)."""
         cached = self._cache.get(organization_id)
         if cached and time.monotonic() - cached[0] < SETTINGS_TTL:
             return cached[1], cached[2]
@@ -92,13 +96,31 @@ class SmtpChannel:
                 )
         except VisitmailError as exc:
             return exc.message
+        except Exception as exc:
+            if cached is None:
+                raise
+            log.warning(
+                "settings read failed; using the copy at hand",
+                organization=str(organization_id),
+                error=type(exc).__name__,
+            )
+            return cached[1], cached[2]
         self._cache[organization_id] = (time.monotonic(), settings, secrets)
         return settings, secrets
 
     async def deliver(
         self, message: ClaimedMessage, *, following: ClaimedMessage | None = None
     ) -> AttemptOutcome:
-        loaded = await self.settings(message.organization_id)
+        try:
+            loaded = await self.settings(message.organization_id)
+        except Exception as exc:
+            # The database, not the SMTP server, is away: a temporary reply for each
+            # recipient (retried with backoff), never a failure counted against the server.
+            log.warning("settings unreadable", message=str(message.id), error=type(exc).__name__)
+            text = "the SMTP settings could not be read (database unavailable); retrying"
+            return AttemptOutcome(
+                results=[RecipientResult(a, SmtpReply(451, text)) for a in message.open_recipients]
+            )
         if isinstance(loaded, str):
             return AttemptOutcome(server_failure=FailureStage.CONNECT, failure_text=loaded)
         settings, secrets = loaded

@@ -75,11 +75,13 @@ class LeaseKeeper:
         until = self.clock() + self.lease
         try:
             async with self.runtime.uow() as uow:
-                await uow.outbox.extend_leases(self.worker, held, until)
+                renewed = await uow.outbox.extend_leases(self.worker, held, until)
                 await uow.commit()
         except Exception as exc:
             log.warning("lease renewal failed", worker=self.worker, error=type(exc).__name__)
             return
-        for message_id in held:
+        # Only what the database extended: a message skipped (its settlement was being
+        # written) keeps the expiry it had, which is still a full two thirds of a lease.
+        for message_id in renewed:
             if message_id in self._until:
                 self._until[message_id] = until

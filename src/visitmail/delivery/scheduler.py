@@ -232,7 +232,11 @@ class Scheduler:
             return None
         if lane.queue[0].kind is MessageKind.WEBHOOK:
             return self._pop(lane, None)
-        loaded = await self.smtp.settings(lane.organization_id)
+        try:
+            loaded = await self.smtp.settings(lane.organization_id)
+        except Exception as exc:
+            await self._database_away("settings", exc)
+            return None
         if isinstance(loaded, str):
             self._no_settings(lane, loaded)
             return None
@@ -240,7 +244,11 @@ class Scheduler:
         if lane.senders < limits.max_connections:
             self._staff(lane)  # the real connection limit is known now
         waiting = len(lane.queue)
-        retry_at = await self.budget.take(lane.organization_id, lane.budget, limits, waiting)
+        try:
+            retry_at = await self.budget.take(lane.organization_id, lane.budget, limits, waiting)
+        except Exception as exc:
+            await self._database_away("rate budget", exc)
+            return None
         if retry_at is not None:
             self._release_email(lane, retry_at)  # the SMTP budget does not apply to webhooks
             return None
@@ -248,6 +256,16 @@ class Scheduler:
             self.budget.refund(lane.budget, limits)  # the lane changed while waiting
             return None
         return self._pop(lane, limits)
+
+    async def _database_away(self, what: str, exc: Exception) -> None:
+        """A read this sender needs failed with the database (a restart, a failover): the
+        lane keeps its messages (still leased, renewed) and the sender looks again after
+        a poll interval. Letting the exception end the sender would leave the lane's
+        messages held with nobody to send them."""
+        log.warning(
+            "database unavailable", worker=self.name, reading=what, error=type(exc).__name__
+        )
+        await asyncio.sleep(self.options.poll_interval)
 
     def _pop(
         self, lane: Lane, limits: Limits | None

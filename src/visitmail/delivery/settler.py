@@ -5,9 +5,18 @@ to the queue unchanged (:meth:`release`), and unused rate budget (:meth:`give_ba
 :meth:`flush` writes everything collected so far in ONE transaction: outcomes and attempts
 (only for messages this worker still leases), releases, the server's health (success
 clears the failure count, connection/TLS/auth failures count towards a pause), throttling
-(halves the shared rate), returned budget. Written or not, the messages leave the lease
-keeper: a failed write leaves them to lease expiry and a flagged retry, which beats losing
-them. It never raises.
+(halves the shared rate), returned budget. It never raises.
+
+A write that fails (the database restarts, fails over) is kept and tried again after
+``FLUSH_RETRY_SECONDS``, together with whatever was collected meanwhile: its messages stay
+held (the lease keeper renews them), so a message the server accepted is recorded as sent
+once the database is back instead of going out a second time after lease expiry. The
+write is safe to repeat: outcomes and releases apply only to messages this worker still
+leases. Only the last flush at shutdown (once ``closing`` is set) gives up after one
+try: its messages are left to lease expiry and a retry flagged as a possible duplicate,
+which beats losing them. (A commit that went through but whose acknowledgement was lost
+is repeated too: it then changes no message, but its attempt lines and failure counts
+are written twice.)
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from visitmail.services.outbox_ports import SettledMessage
 log = get_logger(__name__)
 
 HEALTHY_TTL = 5.0  # seconds a recorded success stands for later ones
+FLUSH_RETRY_SECONDS = 0.5  # after a failed write, the wait before the next try
 
 
 class Settler:
@@ -52,6 +62,8 @@ class Settler:
         self._unused: dict[uuid.UUID, tuple[Limits, int]] = {}
         self._known_healthy: dict[uuid.UUID, float] = {}  # org -> when recorded (monotonic)
         self._writing: set[uuid.UUID] = set()  # messages in the flush under way
+        self._retry_at = 0.0  # monotonic time before which a failed write is not retried
+        self.closing = False  # the worker stops: the next flush is the last one
 
     @property
     def pending(self) -> bool:
@@ -94,14 +106,23 @@ class Settler:
             _, before = self._unused.get(organization_id, (limits, 0))
             self._unused[organization_id] = (limits, before + unused)
 
-    async def flush(self) -> None:
+    def ready(self) -> bool:
+        """Not waiting to retry a failed write (a flush now would try to write)."""
+        return self.closing or time.monotonic() >= self._retry_at
+
+    async def flush(self) -> bool:
+        """Write what was collected; True if something was written. After a failed write,
+        nothing is tried before ``FLUSH_RETRY_SECONDS`` (unless ``closing``)."""
+        final = self.closing
+        if not self.ready():
+            return False
         results, self._results = self._results, []
         releases, self._releases = self._releases, []
         failures, self._failures = self._failures, []
         throttled, self._throttled = self._throttled, set()
         unused, self._unused = self._unused, {}
         if not (results or releases or failures or throttled or unused):
-            return
+            return False
         now = self.clock()
         policy = self.policy
         fresh: list[uuid.UUID] = []
@@ -147,11 +168,20 @@ class Settler:
                     await uow.rates.give_back(org, limits, count)
                 await uow.commit()
         except Exception as exc:
-            # Not written: the leases will expire and another attempt will follow (flagged
-            # as a possible duplicate). Sending twice, flagged, beats losing a message.
             log.error(
-                "flush failed", worker=self.worker, error=type(exc).__name__, detail=str(exc)[:300]
+                "flush failed",
+                worker=self.worker,
+                error=type(exc).__name__,
+                detail=str(exc)[:300],
+                retry=not final,
             )
+            self._writing = set()
+            if not final:  # kept, still held: written on a later flush
+                self._keep(results, releases, failures, throttled, unused)
+                self._retry_at = time.monotonic() + FLUSH_RETRY_SECONDS
+                return False
+            # Shutting down: the leases will expire and another attempt will follow
+            # (flagged as a possible duplicate). Sending twice, flagged, beats losing it.
         else:
             self._known_healthy.update(dict.fromkeys(fresh, time.monotonic()))
             for org, _ in failures:
@@ -161,3 +191,20 @@ class Settler:
         self.leases.let_go(r.message.id for r in results)
         self.leases.let_go(message_id for message_id, _ in releases)
         self._writing = set()
+        return True
+
+    def _keep(
+        self,
+        results: list[SettledMessage],
+        releases: list[tuple[uuid.UUID, datetime | None]],
+        failures: list[tuple[uuid.UUID, str]],
+        throttled: set[uuid.UUID],
+        unused: dict[uuid.UUID, tuple[Limits, int]],
+    ) -> None:
+        """Put a batch that could not be written back in front of what came since."""
+        self._results[:0] = results
+        self._releases[:0] = releases
+        self._failures[:0] = failures
+        self._throttled |= throttled
+        for org, (limits, count) in unused.items():
+            self.give_back(org, limits, count)

@@ -127,6 +127,7 @@ class DeliveryWorker:
             self.scheduler.flushed.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(listener, prober, renewer, flusher, return_exceptions=True)
+            self.settler.closing = True  # one last try, even right after a failed one
             await self._flush()  # everything settled or released is written
             await self.smtp.close()
             await self.scheduler.webhooks.close()
@@ -167,7 +168,8 @@ class DeliveryWorker:
 
     async def _flush_loop(self) -> None:
         while await self._pause(self.options.flush_interval):
-            if self.settler.pending:
+            # While a failed write waits for its retry, there is nothing to flush yet.
+            if self.settler.pending and self.settler.ready():
                 await self._flush()
                 self.scheduler.flushed.set()
 

@@ -184,7 +184,11 @@ class OutboxRepository(Protocol):
         """Give leased messages back unchanged (shutdown, rate limit), attempt not counted."""
         ...
 
-    async def extend_leases(self, worker: str, ids: Sequence[UUID], until: datetime) -> None: ...
+    async def extend_leases(self, worker: str, ids: Sequence[UUID], until: datetime) -> set[UUID]:
+        """Move the leases this worker holds among ``ids`` to ``until``; returns the ids
+        extended. Never waits for a message another transaction is writing (its settlement
+        or release is under way): that one is skipped this time and keeps its expiry."""
+        ...
 
     async def list(
         self,

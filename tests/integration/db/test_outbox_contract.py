@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.support.orgs import new_org
 from tests.support.outbox_fakes import FakeOutboxDatabase
@@ -195,6 +196,56 @@ async def test_release_gives_back_uncounted_and_priority_orders_claims(
     assert view is not None
     assert (view.status, view.attempts, view.not_before) == (MessageStatus.QUEUED, 0, later)
     assert [c.id for c in await _claim(make_uow, "w1", org_id, NOW)] == [low]
+
+
+async def test_lease_renewal_extends_only_this_workers_leases_and_names_them(
+    make_uow: UowFactory, org_id: uuid.UUID
+) -> None:
+    mine, theirs = await _enqueue(
+        make_uow,
+        message(org_id, "renew-mine", ["x@example.org"]),
+        message(org_id, "renew-theirs", ["y@example.org"]),
+    )
+    assert [c.id for c in await _claim(make_uow, "w1", org_id, NOW, n=1)] == [mine]
+    assert [c.id for c in await _claim(make_uow, "w2", org_id, NOW, n=1)] == [theirs]
+    async with make_uow() as uow:
+        renewed = await uow.outbox.extend_leases("w1", [mine, theirs], NOW + 2 * LEASE)
+        await uow.commit()
+    assert renewed == {mine}
+    # w2's lease ran out and another worker takes it over; w1's was extended
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert [c.id for c in await _claim(make_uow, "w3", org_id, later)] == [theirs]
+
+
+async def test_lease_renewal_skips_a_message_being_settled_instead_of_waiting(
+    backend: str, runtime: Runtime, org_id: uuid.UUID
+) -> None:
+    """A worker renews its leases while its own settlement of some of them is being
+    written, on another connection. Waiting for those rows made the two transactions
+    lock the same rows in different orders: PostgreSQL broke the deadlock by failing the
+    settlement, whose messages then went out a second time after lease expiry."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has no row locks: its single writer runs one transaction at once")
+    settling, other = await _enqueue(
+        runtime.uow,
+        message(org_id, "lock-settling", ["x@example.org"]),
+        message(org_id, "lock-other", ["y@example.org"]),
+    )
+    claimed = {c.id: c for c in await _claim(runtime.uow, "w1", org_id, NOW)}
+    async with runtime.uow() as settlement:
+        assert await settlement.outbox.settle(
+            "w1", [_sent(claimed[settling], "x@example.org")], NOW
+        )
+        async with runtime.uow() as renewal:  # the lease keeper, while the flush is open
+            # Before the fix this waited on the settlement's row lock (here: failed).
+            await renewal.session.execute(text("SET LOCAL lock_timeout = '2s'"))
+            renewed = await renewal.outbox.extend_leases("w1", [settling, other], NOW + 2 * LEASE)
+            await renewal.commit()
+        await settlement.commit()
+    assert renewed == {other}
+    async with runtime.uow() as uow:
+        view = await uow.outbox.get(org_id, settling)
+    assert view is not None and view.status is MessageStatus.SENT
 
 
 async def test_retry_cancel_counts_and_purge(make_uow: UowFactory, org_id: uuid.UUID) -> None:

@@ -458,15 +458,29 @@ class SqlOutbox:
             .execution_options(synchronize_session=False)
         )
 
-    async def extend_leases(self, worker: str, ids: Sequence[uuid.UUID], until: datetime) -> None:
+    async def extend_leases(
+        self, worker: str, ids: Sequence[uuid.UUID], until: datetime
+    ) -> set[uuid.UUID]:
         if not ids:
-            return
-        await self._s.execute(
-            update(M)
+            return set()
+        # SKIP LOCKED: a row another transaction holds is being settled or released by this
+        # worker's own flush (or taken over). Waiting for it made renewal and flush lock
+        # the same rows in different orders, and PostgreSQL broke the deadlock by failing
+        # the flush: its messages went out again after lease expiry.
+        mine = (
+            select(M.id)
             .where(M.id.in_(ids), M.lease_owner == worker)
+            .with_for_update(skip_locked=True, of=M)
+            .scalar_subquery()
+        )
+        renewed = await self._s.scalars(
+            update(M)
+            .where(M.id.in_(mine))
             .values(lease_expires_at=until)
+            .returning(M.id)
             .execution_options(synchronize_session=False)
         )
+        return set(renewed)
 
     # --- operator views ----------------------------------------------------------------
 
