@@ -6,7 +6,8 @@ The app runs in this process (``httpx.ASGITransport``, no sockets, no delivery w
 fresh database with one organization, an event, a follow-up template, a mapping that sends
 one email per export, and 300+ captured reports. For each path (capture, export, bulk
 follow-up of 100 reports) it prints the statements per request, grouped by their first
-words, and the CPU seconds of this process per request (``time.process_time``: the client's
+words (with ``--history N``: after seeding N finished follow-ups, as the ``history``
+scenario does), and the CPU seconds of this process per request (``time.process_time``: the client's
 share is small but included). docs/benchmarks.md quotes it beside the py-spy profiles: it
 says how many round trips to the database a request makes, which a profile cannot.
 """
@@ -40,7 +41,7 @@ def _count_statements(engine: Any, counts: Counter[str]) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", before)
 
 
-async def measure(kind: DatabaseKind, requests: int) -> list[str]:
+async def measure(kind: DatabaseKind, requests: int, history: int = 0) -> list[str]:
     from visitmail.adapters.db import migrate
     from visitmail.config import Settings
     from visitmail.runtime import build_runtime
@@ -72,8 +73,19 @@ async def measure(kind: DatabaseKind, requests: int) -> list[str]:
                     api = Api(client)
                     await api.configure_smtp("127.0.0.1", 2525, connections=4)
                     event_id = await api.create_event()
-                    await api.put_template(event_id)
+                    template_id = await api.put_template(event_id)
                     await api.put_mapping(mapping(False))
+                    if history:
+                        from bench.api_history import seed_history
+
+                        await seed_history(
+                            url,
+                            history,
+                            organization_id=str(created.organization.id),
+                            event_id=event_id,
+                            template_id=template_id,
+                            user_id=str(created.admin.id),
+                        )
                     bulk_size = 100
                     ids = await api.capture_many(event_id, requests + 3 * bulk_size, run="cost")
 
@@ -115,9 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument(
+        "--history", type=int, default=0, help="finished follow-ups seeded first (bench.history)"
+    )
     args = parser.parse_args(argv)
     kind: DatabaseKind = args.database
-    print("\n".join(asyncio.run(measure(kind, max(2, args.requests)))))
+    print("\n".join(asyncio.run(measure(kind, max(2, args.requests), args.history))))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ reports, sends and suppressions, and each read is explained after ``ANALYZE``: P
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from visitmail.adapters.db.tables import (
     SuppressionRow,
 )
 from visitmail.runtime import Runtime
+from visitmail.services.follow_ups import CHUNK
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 GROWING = {
@@ -43,6 +45,9 @@ GROWING = {
     "suppression_lifts",
 }
 HISTORY = 4_000
+ORGANIZATION_ONLY = re.compile(
+    r"SEARCH (\w+) USING (?:COVERING )?INDEX \w+ \(organization_id=\?\)$"
+)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 Captured = list[tuple[str, Any]]
@@ -207,9 +212,12 @@ async def seed_history(runtime: Runtime, org: OrgFixture, event_id: uuid.UUID) -
         ):
             await uow.session.execute(insert(cast(Table, model.__table__)), rows)
         await uow.commit()
-    async with runtime.engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
-        await conn.commit()
+    if runtime.engine.dialect.name == "postgresql":
+        # autovacuum analyzes a PostgreSQL database in production; an embedded SQLite
+        # database never gets statistics, so its plans are checked without them.
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("ANALYZE"))
+            await conn.commit()
 
 
 def seq_scans(plan: Any) -> list[str]:
@@ -243,6 +251,8 @@ async def full_scans(runtime: Runtime, captured: Captured) -> dict[str, list[str
                 rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
                 details = [str(r[-1]) for r in rows]
                 scanned = [d.split()[1] for d in details if d.startswith("SCAN ")]
+                # A SEARCH on nothing but the organization reads all of its history.
+                scanned += [m[1] for d in details if (m := ORGANIZATION_ONLY.match(d))]
             bad = [t for t in scanned if t in GROWING]
             if bad:
                 out[statement] = bad
@@ -256,9 +266,14 @@ async def test_every_read_of_a_bulk_follow_up_uses_an_index(
     event_ = await prepared_event(client, runtime, org)
     event_id = uuid.UUID(event_["id"])
     await seed_history(runtime, org, event_id)
+    # SQLite: a full chunk, because without statistics its planner's choice depends on the
+    # length of the id lists (with 100 report ids it once walked every report of the
+    # organization). PostgreSQL has statistics, and with 100 ids and only 4,000 rows a
+    # sequential scan is its right choice, so it gets a few ids.
+    postgres = runtime.engine.dialect.name == "postgresql"
     fresh = [
         (await capture(client, org.headers, event_["id"], lead=lead(f"new{i}@example.de")))["id"]
-        for i in range(6)
+        for i in range(6 if postgres else CHUNK - 3)
     ]
     refused = await capture(client, org.headers, event_["id"], lead=lead("old0@history.example"))
     listed = await capture(client, org.headers, event_["id"], lead=lead("gone7@history.example"))
@@ -266,7 +281,7 @@ async def test_every_read_of_a_bulk_follow_up_uses_an_index(
 
     with statements(runtime) as captured:
         summary = await bulk(client, org, [*fresh, refused["id"], listed["id"], english["id"]])
-    assert summary["queued"] == 7
+    assert summary["queued"] == len(fresh) + 1
     assert summary["suppressed"] == 2  # one listed, one refused before (now listed too)
 
     assert any("outbox_recipients" in s for s, _ in captured)  # the hook was asked

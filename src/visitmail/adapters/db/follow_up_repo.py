@@ -509,6 +509,11 @@ class SqlFollowUpSources:
                 ReportRow.organization_id == organization_id,
                 ReportRow.id.in_(list(report_ids)),
             )
+            # Without statistics (an embedded database never gathers them) SQLite's planner
+            # weighs a list of 100 ids above the organization's equality and walks every
+            # report of the organization through ix_reports_org_lead_email: the primary
+            # key's index is the plan, whatever the history.
+            .with_hint(ReportRow, "INDEXED BY sqlite_autoindex_reports_1", dialect_name="sqlite")
         )
         return {report.id: report_of(report, user) for report, user in rows}
 
