@@ -3,9 +3,9 @@
 Every operation of ``/api/openapi.json`` gets ``MAX_EXAMPLES`` generated requests that fit
 the schema and as many that do not (derandomized: the same requests on every run), sent as
 the admin of a fresh organization that already has an event, a report, SMTP settings, a
-second user and token, an upload, a template, a mapping revision and a webhook secret, so
-about half of the positive cases hit real ids. Destructive calls are fine: the organization
-is thrown away.
+second user and token, an upload, a template, a mapping revision, a suppressed address,
+a webhook secret and an unsubscribe link, so about half of the positive cases hit real
+ids. Destructive calls are fine: the organization is thrown away.
 
 Asserted for every response: no 5xx; the status code is documented for the operation;
 the content type and the body match the schema; a 4xx body is the project's error shape
@@ -82,6 +82,10 @@ async def seed_objects(
         json={"subject": "Danke, {{ lead.last_name }}", "text": "{{ salutation }},\ndanke."},
     )
     assert template.status_code == 200, template.text
+    suppressed = await client.post(
+        "/api/v1/suppressions", headers=h, json={"address": "bounced@example.com"}
+    )
+    assert suppressed.status_code == 201, suppressed.text
     secret = await client.put("/api/v1/webhook-secrets/crm", headers=h, json={})
     assert secret.status_code == 200, secret.text
     mapping = await client.put("/api/v1/notification-mapping", headers=h, json=regional_mapping())
@@ -97,6 +101,7 @@ async def seed_objects(
         "media_id": media.json()["id"],
         "language": "de",
         "name": "crm",
+        "address": "bounced@example.com",
         "token": unsubscribe_tokens(keyring).seal(org.organization.id, "anna@example.com"),
     }
     items = revisions.json()
