@@ -93,7 +93,8 @@ class FuzzReport:
 
 
 def error_shape_problem(response: httpx.Response) -> str | None:
-    """None when a 4xx body is ``{"error": {"code", "message", "field"}}``; else why not."""
+    """None when a 4xx body is ``{"error": {"code", "message", "field"}}`` (a 422 naming
+    the field); else why not."""
     try:
         body = response.json()
     except ValueError:
@@ -105,6 +106,8 @@ def error_shape_problem(response: httpx.Response) -> str | None:
         return f"4xx error lacks code/message strings: {response.text[:200]!r}"
     if "field" not in error or not (error["field"] is None or isinstance(error["field"], str)):
         return f"4xx error lacks a field (string or null): {response.text[:200]!r}"
+    if response.status_code == 422 and not error["field"]:
+        return f"422 does not name the field: {response.text[:200]!r}"
     return None
 
 

@@ -4,9 +4,11 @@ by hand beside it found, one regression test each, on both databases."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.web.test_reports_api import live_event, report_body
 from tests.support.orgs import OrgFixture
@@ -164,6 +166,30 @@ async def test_a_mapping_body_that_is_not_json_matches_the_documented_422(
     assert "details" not in reply.json()["error"]
     schemas = (await schema_of(client))["components"]["schemas"]
     assert "details" not in schemas["MappingInvalidDetail"].get("required", [])
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [([], "body"), ({"": None, "version": 1, "rules": []}, '[""]')],
+)
+async def test_a_mapping_problem_at_the_top_names_a_field(
+    client: httpx.AsyncClient, org: OrgFixture, document: Any, field: str
+) -> None:
+    # Found (schemathesis, 80 examples): a document that is not an object, or has the empty
+    # key at the top, got a 422 whose `field` was null: its path was "".
+    reply = await client.put("/api/v1/notification-mapping", headers=org.headers, json=document)
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "mapping_invalid"
+    assert error["field"] == field
+    assert error["details"][0]["field"] == field
+    dry = await client.post(
+        "/api/v1/notification-mapping/dry-run",
+        headers=org.headers,
+        json={"document": {"": True}, "report_id": str(uuid.uuid4())},
+    )
+    assert dry.status_code == 422, dry.text
+    assert dry.json()["error"]["field"] == '[""]'
 
 
 async def test_the_unsubscribe_page_documents_its_html_answers(
