@@ -16,6 +16,16 @@ loopback SMTP server only: the product's SSRF guard lets public addresses throug
 servers are public), so under fuzzing a generated public IP literal would be dialled. The
 app's diagnoser is the real tester with the guard narrowed to the test server's port and a
 resolver that answers every name with 127.0.0.1 (no DNS traffic).
+
+Found and fixed (regression tests in test_api_fuzz_findings.py): bodies FastAPI could not
+parse (bytes that are not UTF-8, broken multipart framing, JSON nested too deeply) got an
+undocumented 400 with ``field`` null, now a 422 naming ``body``; the body-size guard's 413
+and the text guard's 422 were documented nowhere; the mapping's 422 schema required
+``details``, which a malformed body's answer lacks; a mapping problem at the top of the
+document (not an object, the empty key) had ``field`` null; the unsubscribe page's HTML
+404 was documented as the JSON error shape. Probing by hand beside it: a surrogate spelled
+in raw UTF-8 bytes (``ED A0 80``) slipped past the surrogate guard into a stored report,
+and that report's reply and every later list answered 500. No generated request got a 5xx.
 """
 
 from __future__ import annotations
@@ -67,7 +77,13 @@ async def seed_objects(
     )
     assert smtp.status_code == 200, smtp.text
     member = await client.post(
-        "/api/v1/users", headers=h, json={"email": "fuzz-member@example.com", "role": "reporter"}
+        "/api/v1/users",
+        headers=h,
+        json={
+            "email": "fuzz-member@example.com",
+            "role": "reporter",
+            "display_name": "Fuzz Member",
+        },
     )
     assert member.status_code == 201, member.text
     token = await client.post("/api/v1/tokens", headers=h, json={"name": "fuzz"})

@@ -100,7 +100,7 @@ async def test_a_mapping_with_a_raw_surrogate_is_refused_and_the_mapping_stays(
     refused_as_text(reply)
     active = await client.get("/api/v1/notification-mapping", headers=org.headers)
     assert active.status_code == 200
-    assert active.json()["number"] == 0
+    assert active.json()["revision"] == 0
 
 
 async def test_utf16_json_is_still_read(client: httpx.AsyncClient, org: OrgFixture) -> None:
