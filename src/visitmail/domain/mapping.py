@@ -242,6 +242,8 @@ _T = TypeVar("_T")
 
 
 def _key(path: str, key: str) -> str:
+    if not key:
+        return f'{path}[""]'  # the empty key: a visible path, not the document's own ""
     return f"{path}.{key}" if path else key
 
 

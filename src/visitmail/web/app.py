@@ -26,6 +26,7 @@ from visitmail.web.api import webhooks as webhooks_api
 from visitmail.web.errors import install_error_handlers
 from visitmail.web.limits import BodySizeLimit
 from visitmail.web.metrics import router as metrics_router
+from visitmail.web.openapi_doc import document_guards
 from visitmail.web.security_headers import SecurityHeaders
 from visitmail.web.text_guard import InvalidTextGuard
 from visitmail.web.ui import dev_inbox as dev_inbox_pages
@@ -84,6 +85,7 @@ def create_app(
     app.state.dev_inbox = dev_inbox.mailbox if dev_inbox else None
     app.state.dev_inbox_port = dev_inbox.port if dev_inbox else None
     install_error_handlers(app)
+    document_guards(app, runtime.settings.max_body_bytes)
     # Added last = runs first: the size limit bounds what the text guard buffers.
     app.add_middleware(InvalidTextGuard)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
@@ -97,6 +99,7 @@ def create_app(
     app.include_router(reports_api.router)
     app.include_router(mapping_api.router)
     app.include_router(follow_ups_api.router)
+    app.include_router(follow_ups_api.public_router)
     app.include_router(suppressions_api.router)
     app.include_router(webhooks_api.router)
     app.include_router(metrics_router)

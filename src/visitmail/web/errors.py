@@ -111,6 +111,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Only the framework raises 400: a body it could not parse (malformed multipart,
+            # undecodable bytes). That is invalid input in the body, answered as such.
+            detail = exc.detail if isinstance(exc.detail, str) else "could not be parsed"
+            return JSONResponse(error_body("invalid", f"body: {detail}", "body"), 422)
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return JSONResponse(

@@ -8,11 +8,17 @@ route runs and so before anything is written: 422 ``invalid_text`` naming the do
 of the first offending value (``answers.q1``, ``rules[0].actions[1].subject``) or of the
 object whose *key* is the offender.
 
-Cost: a byte scan for a surrogate escape (``\\uD800`` to ``\\uDFFF``, either case); only a
-body that has one is parsed and walked, because well-formed pairs (emoji) are legal.
-Bodies that are not JSON, or not well-formed JSON, pass through untouched (the route
-answers those). Bodies are bounded by :class:`~visitmail.web.limits.BodySizeLimit`, which
-runs outside this guard.
+A body that does not decode strictly in its JSON encoding (UTF-8, or the UTF-16/32 that
+Python's parser detects) is refused the same way, with ``field`` ``body``: the parsers
+would otherwise answer it with a 400 outside the error contract, or — for surrogates
+spelled as raw UTF-8 bytes (``ED A0 80``), which ``json.loads`` lets through — let the
+same unstorable text in.
+
+Cost: a strict decode, and a byte scan for a surrogate escape (``\\uD800`` to
+``\\uDFFF``, either case); only a body that has one is parsed and walked, because
+well-formed pairs (emoji) are legal. Bodies that decode but are not well-formed JSON pass
+through untouched (the route answers those). Bodies are bounded by
+:class:`~visitmail.web.limits.BodySizeLimit`, which runs outside this guard.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from visitmail.web.errors import error_body
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _MESSAGE = "must be valid Unicode text (a lone surrogate such as \\ud800 cannot be stored)"
+_ENCODING_MESSAGE = "must be JSON text in UTF-8 (the body is not valid UTF-8)"
 _KEY_MESSAGE = "has a key that is not valid Unicode text (a lone surrogate cannot be stored)"
 
 
@@ -64,6 +71,14 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
+def _encoding_problem(body: bytes) -> tuple[str, str] | None:
+    try:
+        body.decode(json.detect_encoding(body))  # strict: lone surrogates fail too
+    except UnicodeDecodeError:
+        return ("body", _ENCODING_MESSAGE)
+    return None
+
+
 class InvalidTextGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -82,7 +97,9 @@ class InvalidTextGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        problem = _problem(body) if _SURROGATE_ESCAPE.search(body) else None
+        problem = _encoding_problem(body)
+        if problem is None and _SURROGATE_ESCAPE.search(body):
+            problem = _problem(body)
         if problem is not None:
             await _refuse(send, *problem)
             return

@@ -64,6 +64,9 @@ SEND_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 router = APIRouter(tags=["follow-ups"], responses=ERRORS)
+# The unsubscribe link: no authentication and no roles, so none of ERRORS' 401/403/422
+# apply; the page answers a bad link with an HTML page, not the JSON error shape.
+public_router = APIRouter(tags=["follow-ups"])
 
 
 # --- wiring -------------------------------------------------------------------------------
@@ -224,11 +227,16 @@ def _page(body: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(body=body), status_code, headers=_NO_STORE)
 
 
-@router.get(
+@public_router.get(
     "/api/v1/unsubscribe/{token}",
     summary="The unsubscribe confirmation page (no authentication; changes nothing)",
     response_class=HTMLResponse,
-    responses={404: {"description": "the link is not valid"}},
+    responses={
+        404: {
+            "description": "the link is not valid (a page saying so)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     """A page with one button that posts to the same URL. Never unsubscribes on GET: mail
@@ -244,10 +252,17 @@ async def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     )
 
 
-@router.post(
+@public_router.post(
     "/api/v1/unsubscribe/{token}",
     summary="One-click unsubscribe (RFC 8058; no authentication)",
-    responses={404: {"model": ErrorResponse, "description": "the link is not valid"}},
+    responses={
+        404: {
+            "model": ErrorResponse,
+            "description": "the link is not valid (a page saying so when the client accepts "
+            "text/html)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def unsubscribe(token: str, request: Request, runtime: RuntimeDep, uow: UowDep) -> Response:
     """Puts the address on the organization's suppression list (idempotent) and answers

@@ -83,9 +83,14 @@ _JSON_TYPES = ("application/json",)
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
-def invalid_mapping(exc: MappingInvalid) -> JSONResponse:
-    body = error_body(exc.code, exc.message, exc.field)
-    body["error"]["details"] = [ProblemOut.of(p).model_dump() for p in exc.problems]
+def invalid_mapping(exc: MappingInvalid, root: str = "body") -> JSONResponse:
+    """422 ``mapping_invalid``. A problem with the document as a whole (path ``""``, e.g.
+    it is not an object) is named by ``root``, where the document sits in the request: a
+    422 always names a field."""
+    body = error_body(exc.code, exc.message, exc.field or root)
+    body["error"]["details"] = [
+        ProblemOut(field=p.path or root, message=p.message).model_dump() for p in exc.problems
+    ]
     return JSONResponse(body, 422)
 
 
@@ -197,7 +202,7 @@ async def activate_revision(revision_id: UUID, principal: AdminDep, uow: UowDep)
     try:
         activated = await mapping.activate_revision(uow, principal, revision_id)
     except MappingInvalid as exc:
-        return invalid_mapping(exc)
+        return invalid_mapping(exc, root="document")
     return MappingOut.of_stored(activated)
 
 
@@ -226,5 +231,5 @@ async def dry_run(body: DryRunIn, principal: AdminDep, uow: ReadUowDep) -> Any:
             document=body.document,
         )
     except MappingInvalid as exc:
-        return invalid_mapping(exc)
+        return invalid_mapping(exc, root="document")
     return DryRunOut.of(run, draft=body.document is not None)

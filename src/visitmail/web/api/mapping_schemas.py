@@ -97,10 +97,13 @@ class ProblemOut(BaseModel):
 
 
 class MappingInvalidDetail(BaseModel):
-    code: str = Field(description="`mapping_invalid`")
+    code: str = Field(description="`mapping_invalid`, or `invalid` for a malformed body")
     message: str
     field: str | None = Field(description="the first problem's path")
-    details: list[ProblemOut] = Field(description="every problem, in document order")
+    details: list[ProblemOut] = Field(
+        default_factory=list,
+        description="every problem, in document order (absent when the body is not JSON)",
+    )
 
 
 class MappingInvalidResponse(BaseModel):
