@@ -139,3 +139,16 @@ async def test_suppression_list_details_come_and_go_with_0011(empty_database: st
         assert details <= await _columns(engine, "suppressions")
     finally:
         await engine.dispose()
+
+
+async def test_status_count_index_comes_and_goes_with_0012(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0012_outbox_status_counts")
+        assert "ix_outbox_org_status" in await _indexes(engine, "outbox_messages")
+        await migrate.downgrade(engine, "0011_suppression_list")
+        assert "ix_outbox_org_status" not in await _indexes(engine, "outbox_messages")
+        await migrate.upgrade(engine)
+        assert "ix_outbox_org_status" in await _indexes(engine, "outbox_messages")
+    finally:
+        await engine.dispose()

@@ -151,6 +151,8 @@ class OutboxMessageRow(Base):
         # The claim query: due messages by status and time.
         Index("ix_outbox_due", "status", "not_before"),
         Index("ix_outbox_org_created", "organization_id", "created_at"),
+        # Counts per status come from this index alone (migration 0012).
+        Index("ix_outbox_org_status", "organization_id", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
