@@ -86,34 +86,40 @@ async def _indexes(engine, table: str) -> set[str]:  # type: ignore[no-untyped-d
         return {str(name) for name in (await conn.execute(text(query), {"t": table})).scalars()}
 
 
-async def test_send_path_indexes_come_and_go_with_0009(empty_database: str) -> None:
+@pytest.mark.parametrize(
+    ("revision", "previous", "table", "indexes"),
+    [
+        (
+            "0009_send_path_indexes",
+            "0008_organization_settings",
+            "outbox_recipients",
+            {"ix_outbox_recipients_rejected"},
+        ),
+        (
+            "0010_claim_indexes",
+            "0009_send_path_indexes",
+            "outbox_messages",
+            {"ix_outbox_waiting", "ix_outbox_leased"},
+        ),
+        (
+            "0012_outbox_status_counts",
+            "0011_suppression_list",
+            "outbox_messages",
+            {"ix_outbox_org_status"},
+        ),
+    ],
+)
+async def test_index_migrations_come_and_go(
+    empty_database: str, revision: str, previous: str, table: str, indexes: set[str]
+) -> None:
     engine = create_engine(to_async_url(empty_database))
     try:
-        await migrate.upgrade(engine, "0009_send_path_indexes")
-        assert "ix_outbox_recipients_rejected" in await _indexes(engine, "outbox_recipients")
-        await migrate.downgrade(engine, "0008_organization_settings")
-        assert "ix_outbox_recipients_rejected" not in await _indexes(engine, "outbox_recipients")
+        await migrate.upgrade(engine, revision)
+        assert indexes <= await _indexes(engine, table)
+        await migrate.downgrade(engine, previous)
+        assert not indexes & await _indexes(engine, table)
         await migrate.upgrade(engine)
-        assert "ix_outbox_recipients_rejected" in await _indexes(engine, "outbox_recipients")
-    finally:
-        await engine.dispose()
-
-
-async def test_claim_indexes_come_and_go_with_0010(empty_database: str) -> None:
-    engine = create_engine(to_async_url(empty_database))
-    try:
-        await migrate.upgrade(engine, "0010_claim_indexes")
-        assert {"ix_outbox_waiting", "ix_outbox_leased"} <= await _indexes(
-            engine, "outbox_messages"
-        )
-        await migrate.downgrade(engine, "0009_send_path_indexes")
-        assert not {"ix_outbox_waiting", "ix_outbox_leased"} & await _indexes(
-            engine, "outbox_messages"
-        )
-        await migrate.upgrade(engine)
-        assert {"ix_outbox_waiting", "ix_outbox_leased"} <= await _indexes(
-            engine, "outbox_messages"
-        )
+        assert indexes <= await _indexes(engine, table)
     finally:
         await engine.dispose()
 
@@ -137,18 +143,5 @@ async def test_suppression_list_details_come_and_go_with_0011(empty_database: st
         assert "suppression_lifts" not in await _tables(engine)
         await migrate.upgrade(engine)
         assert details <= await _columns(engine, "suppressions")
-    finally:
-        await engine.dispose()
-
-
-async def test_status_count_index_comes_and_goes_with_0012(empty_database: str) -> None:
-    engine = create_engine(to_async_url(empty_database))
-    try:
-        await migrate.upgrade(engine, "0012_outbox_status_counts")
-        assert "ix_outbox_org_status" in await _indexes(engine, "outbox_messages")
-        await migrate.downgrade(engine, "0011_suppression_list")
-        assert "ix_outbox_org_status" not in await _indexes(engine, "outbox_messages")
-        await migrate.upgrade(engine)
-        assert "ix_outbox_org_status" in await _indexes(engine, "outbox_messages")
     finally:
         await engine.dispose()
