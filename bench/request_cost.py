@@ -58,9 +58,8 @@ async def measure(kind: DatabaseKind, requests: int, history: int = 0) -> list[s
             try:
                 await migrate.upgrade(runtime.engine)
                 _count_statements(runtime.engine, counts)
-                reader = getattr(runtime, "reader_engine", None)
-                if reader is not None:
-                    _count_statements(reader, counts)
+                if runtime.read_engine is not None:  # SQLite: reads have their own engine
+                    _count_statements(runtime.read_engine, counts)
                 async with runtime.uow() as uow:
                     created = await identity.create_organization(
                         uow, runtime.hasher, name="Cost", admin_email="admin@cost.example"
