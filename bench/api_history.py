@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.api_harness import SENDER, lead
 from visitmail.adapters.db.tables import Base
 from visitmail.config import to_async_url
+from visitmail.domain.ids import new_id
 
 BATCH = 1000
 SPREAD = timedelta(days=20)
@@ -71,7 +72,8 @@ def _rows(
     """The report, message, recipient, attempt and follow-up-send rows of history item i."""
     the_lead = lead(i, run="history")
     address = the_lead["email"]
-    report_id, message_pk = uuid.uuid4(), uuid.uuid4()
+    # Ids as visitmail makes them (time-ordered, visitmail.domain.ids), of the row's time.
+    report_id, message_pk = new_id(at=at - timedelta(hours=2)), new_id(at=at)
     message_id = f"<{uuid.uuid4().hex}@bench.example>"
     mime = _MIME.format(
         n=i,
@@ -156,7 +158,7 @@ def _rows(
         "worker": "bench-history",
     }
     send = {
-        "id": uuid.uuid4(),
+        "id": new_id(at=at),
         "organization_id": organization_id,
         "report_id": report_id,
         "template_id": template_id,

@@ -29,6 +29,7 @@ from uuid import UUID
 from visitmail.domain.errors import Conflict, InvalidInput, NotFound
 from visitmail.domain.events import checked_answers
 from visitmail.domain.identity import Principal
+from visitmail.domain.ids import new_id
 from visitmail.domain.mail import Mailbox
 from visitmail.domain.mapping import (
     EMPTY_MAPPING,
@@ -236,7 +237,7 @@ async def _inline_report(
     )
     status = ReportStatus.CHECKED if trigger is Trigger.CHECKED else ReportStatus.EXPORTED
     return Report(
-        id=uuid.uuid4(),
+        id=new_id(),
         organization_id=actor.organization_id,
         event_id=event_id or uuid.UUID(int=0),
         lead=lead,

@@ -42,6 +42,7 @@ from visitmail.domain.follow_up import (
     FollowUpTemplateSpec,
     SuppressionReason,
 )
+from visitmail.domain.ids import new_id
 from visitmail.domain.outbox import MessageKind, RecipientStatus
 from visitmail.domain.reports import Report
 from visitmail.domain.smtp_replies import SmtpReply, rejects_the_address
@@ -150,7 +151,7 @@ class SqlFollowUpTemplates:
         row = await self._row(organization_id, event_id, language)
         if row is None:
             row = FollowUpTemplateRow(
-                id=uuid.uuid4(),
+                id=new_id(),
                 organization_id=organization_id,
                 event_id=event_id,
                 language=language,
@@ -424,7 +425,7 @@ class SqlFollowUpSends:
         now: datetime,
     ) -> FollowUpSend:
         row = FollowUpSendRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             report_id=report_id,
             template_id=template_id,
@@ -469,7 +470,7 @@ class SqlFollowUpSends:
             return
         rows = [
             {
-                "id": uuid.uuid4(),
+                "id": new_id(),
                 "organization_id": organization_id,
                 "report_id": send.report_id,
                 "template_id": send.template_id,

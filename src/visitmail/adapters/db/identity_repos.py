@@ -20,6 +20,7 @@ from visitmail.adapters.db.tables import (
     WebSessionRow,
 )
 from visitmail.domain.identity import ApiToken, Organization, User
+from visitmail.domain.ids import new_id
 from visitmail.domain.roles import Role
 
 
@@ -63,7 +64,7 @@ class SqlOrganizations:
 
     async def add(self, name: str, now: datetime) -> Organization:
         row = OrganizationRow(
-            id=uuid.uuid4(), name=name, created_at=now, require_follow_up_consent=True
+            id=new_id(), name=name, created_at=now, require_follow_up_consent=True
         )
         self._s.add(row)
         await self._s.flush()
@@ -110,7 +111,7 @@ class SqlUsers:
         now: datetime,
     ) -> User:
         row = UserRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             email=email,
             display_name=display_name,
@@ -207,7 +208,7 @@ class SqlTokens:
         now: datetime,
     ) -> ApiToken:
         row = ApiTokenRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             user_id=user_id,
             name=name,
@@ -287,7 +288,7 @@ class SqlSessions:
     ) -> None:
         self._s.add(
             WebSessionRow(
-                id=uuid.uuid4(),
+                id=new_id(),
                 organization_id=organization_id,
                 user_id=user_id,
                 secret_hash=secret_hash,

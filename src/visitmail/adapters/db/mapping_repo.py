@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visitmail.adapters.db.tables import MappingRevisionRow, OrganizationRow
+from visitmail.domain.ids import new_id
 from visitmail.services.notification_ports import StoredMapping
 
 R = MappingRevisionRow
@@ -98,7 +99,7 @@ class SqlMappings:
         )
         await self._deactivate_all(organization_id)
         row = R(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             number=int(highest or 0) + 1,
             document=dict(document),

@@ -40,6 +40,7 @@ from visitmail.adapters.db.tables import (
     OutboxRecipientRow,
     SmtpHealthRow,
 )
+from visitmail.domain.ids import new_id
 from visitmail.domain.outbox import MessageKind, MessageStatus, RecipientStatus
 from visitmail.services.outbox_ports import (
     AttemptView,
@@ -81,7 +82,7 @@ class SqlOutbox:
         found = await self._existing(message.organization_id, message.idempotency_key)
         if found is not None:
             return Enqueued(found, created=False)
-        message_pk = uuid.uuid4()
+        message_pk = new_id()
         row = M(
             id=message_pk,
             organization_id=message.organization_id,
@@ -146,7 +147,7 @@ class SqlOutbox:
             first.setdefault((m.organization_id, m.idempotency_key), m)
         if not first:
             return []
-        rows = [_message_values(uuid.uuid4(), m, now) for m in first.values()]
+        rows = [_message_values(new_id(), m, now) for m in first.values()]
         returning = (M.id, M.organization_id, M.idempotency_key)
         inserted = await self._s.execute(
             _dialect_insert(self._s, M.__table__).on_conflict_do_nothing().returning(*returning),

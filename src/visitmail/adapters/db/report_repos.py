@@ -22,6 +22,7 @@ from visitmail.domain.events import (
     Question,
     QuestionType,
 )
+from visitmail.domain.ids import new_id
 from visitmail.domain.reports import LEAD_FIELDS, Consent, Gender, Lead, Report, ReportStatus
 from visitmail.services.report_ports import ReportContent
 
@@ -81,7 +82,7 @@ class SqlEvents:
         now: datetime,
     ) -> Event:
         row = EventRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             name=spec.name,
             languages=list(spec.languages),
@@ -176,7 +177,7 @@ class SqlMedia:
         now: datetime,
     ) -> MediaItem:
         row = EventMediaRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             event_id=event_id,
             filename=filename,
@@ -344,7 +345,7 @@ class SqlReports:
         now: datetime,
     ) -> Report:
         row = ReportRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             event_id=event_id,
             status=ReportStatus.DRAFT.value,
