@@ -147,7 +147,7 @@ async def test_keys_rotate_adds_a_key_and_reseals_every_secret(site: Site) -> No
 async def test_keys_rotate_with_nothing_stored_is_fine(site: Site) -> None:
     reply = await cli(["keys", "rotate"], site.env, site.tmp)
     assert reply.returncode == 0, reply.stderr
-    assert "secret holders (SMTP settings + webhook secrets): 0" in reply.stdout
+    assert "secret holders (SMTP settings + webhook secrets + DKIM keys): 0" in reply.stdout
 
 
 async def test_keys_from_the_environment_are_not_edited(site: Site) -> None:
