@@ -22,6 +22,7 @@ from sqlalchemy import select
 from tests.integration.web.test_follow_ups_api import follow_up, lead, setup
 from tests.integration.web.test_mapping_api import capture as capture_report
 from tests.integration.web.test_mapping_api import live_event, put_mapping, regional_mapping
+from tests.integration.web.test_smtp_pages import admin_page
 from tests.support.orgs import OrgFixture, new_member
 from tests.support.outbox import configure_server, make_worker
 from tests.support.smtp_servers import ReceivedMessage, SmtpServer, start_smtp_server
@@ -36,6 +37,7 @@ from visitmail.runtime import Runtime
 from visitmail.services import dkim as dkim_service
 
 DKIM = "/api/v1/smtp-settings/dkim"
+PAGE = "/settings/smtp"
 Lookup = Callable[..., bytes | None]
 
 
@@ -294,9 +296,11 @@ async def stored_private_key(runtime: Runtime, org: OrgFixture, key_id: str) -> 
 
 
 def fragments(private: str) -> list[str]:
-    """The private key and pieces of it a leak would show (a PEM line, the base64)."""
+    """The private key and pieces of it a leak would show: PEM lines and base64 from the
+    private exponent and primes (the first lines of a PKCS#1 key encode the modulus,
+    which is public: the same base64 is in the published record)."""
     lines = [line for line in private.splitlines() if line and "-----" not in line]
-    return [private.strip(), *lines[1:3], "".join(lines)[:40]]
+    return [private.strip(), *lines[8:10], "".join(lines)[-60:]]
 
 
 @pytest.mark.parametrize("algorithm", ["rsa", "ed25519"])
@@ -327,15 +331,9 @@ async def test_the_private_key_is_in_no_reply_page_or_log(
     ]
     await send_follow_up_and_notification(client, runtime, org, server)
     replies.append(await client.get("/api/v1/messages", headers=org.headers))
-    login = await client.post(
-        "/login",
-        data={"email": org.admin.email, "password": org.admin_password},
-        follow_redirects=True,
-    )
-    assert login.status_code == 200, login.text
-    page = await client.get("/settings/smtp")
-    assert page.status_code == 200 and key["dns_record"]["strings"][0] in page.text
-    replies += [login, page]
+    page, _csrf = await admin_page(client, org)
+    assert key["dns_record"]["strings"][0] in page.text
+    replies.append(page)
     captured = capsys.readouterr()
     for piece in fragments(private):
         for reply in replies:
@@ -381,3 +379,59 @@ async def test_master_key_rotation_reseals_dkim_keys_and_signing_still_verifies(
     signed = signer.sign(build_message(spec).mime)
     assert dkim.verify(signed, dnsfunc=published(key["dns_record"]))
     assert private not in signed.decode()
+
+
+# --- the mail server page ------------------------------------------------------------------
+
+
+async def test_the_page_generates_a_key_shows_the_record_and_switches_signing_on(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    await configure_server(runtime, org, 2525)
+    page, csrf = await admin_page(client, org)
+    assert 'id="dkim-h"' in page.text and 'action="/settings/smtp/dkim"' in page.text
+
+    refused = await client.post(f"{PAGE}/dkim", data={"algorithm": "ed25519"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    assert (await client.get(DKIM, headers=org.headers)).json()["keys"] == []
+
+    bad = await client.post(
+        f"{PAGE}/dkim", data={"csrf_token": csrf, "algorithm": "ed25519", "selector": "no.dots"}
+    )
+    assert bad.status_code == 422
+    assert 'id="f-dkim-selector-error"' in bad.text and "one DNS label" in bad.text
+    assert 'value="no.dots"' in bad.text  # the entered value is kept
+    misaligned = await client.post(
+        f"{PAGE}/dkim", data={"csrf_token": csrf, "algorithm": "rsa", "domain": "other.example"}
+    )
+    assert misaligned.status_code == 422 and 'id="f-dkim-domain-error"' in misaligned.text
+
+    made = await client.post(
+        f"{PAGE}/dkim", data={"csrf_token": csrf, "algorithm": "rsa", "selector": ""}
+    )
+    assert made.status_code == 303 and made.headers["location"].endswith("?dkim=generated#dkim")
+    shown = await client.get(made.headers["location"])
+    status = (await client.get(DKIM, headers=org.headers)).json()
+    record = status["dns_record"]
+    assert record["name"] in shown.text
+    assert record["value"] in shown.text
+    assert all(f'"{part}"' in shown.text for part in record["strings"])  # the split form
+    assert "Key generated" in shown.text and "not signing" in shown.text
+
+    switched = await client.post(
+        f"{PAGE}/dkim/state",
+        data={"csrf_token": csrf, "active_key_id": status["active_key_id"], "enabled": "on"},
+    )
+    assert switched.status_code == 303
+    after = (await client.get(DKIM, headers=org.headers)).json()
+    assert after["enabled"] is True and after["signing"] is True
+    signing_page = await client.get(switched.headers["location"])
+    assert ">signing</span>" in signing_page.text
+
+    off = await client.post(f"{PAGE}/dkim/state", data={"csrf_token": csrf})
+    assert off.status_code == 303
+    assert (await client.get(DKIM, headers=org.headers)).json()["enabled"] is False
+    garbage = await client.post(
+        f"{PAGE}/dkim/state", data={"csrf_token": csrf, "active_key_id": "not-a-key"}
+    )
+    assert garbage.status_code == 422 and "f-dkim-active-key-id-error" in garbage.text
