@@ -12,7 +12,7 @@ import pytest
 
 from visitmail.adapters.dkim.keys import DkimpyKeys, DkimSignError
 from visitmail.adapters.render.mime import build_message
-from visitmail.domain.dkim import DkimAlgorithm, DkimKey
+from visitmail.domain.dkim import SIGNED_HEADERS, DkimAlgorithm, DkimKey
 from visitmail.domain.mail import Mailbox, MailSpec
 
 
@@ -87,3 +87,34 @@ def test_a_damaged_key_is_a_domain_error_without_key_material() -> None:
         DkimpyKeys().signer(key, "bm90LWEta2V5").sign(mime())
     assert "vm202612" in caught.value.message
     assert "bm90LWEta2V5" not in caught.value.message
+
+
+def test_the_openssl_rsa_path_makes_exactly_dkimpys_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """visitmail replaces only dkimpy's RSA arithmetic: at the same moment (``t=``) the
+    header is byte for byte the one ``dkim.sign`` makes with its own RSA."""
+    monkeypatch.setattr(dkim.time, "time", lambda: 1_796_190_000.0)
+    made = DkimpyKeys().generate(DkimAlgorithm.RSA)
+    key = key_of(DkimAlgorithm.RSA, made.public_key)
+    message = mime()
+    ours = DkimpyKeys().signer(key, made.private).sign(message)
+    theirs = dkim.sign(
+        message,
+        b"vm202612",
+        b"example.com",
+        made.private.encode(),
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=[h.encode() for h in SIGNED_HEADERS],
+        linesep=b"\r\n",
+    )
+    assert b"t=1796190000" in theirs
+    assert ours == theirs + message
+
+
+def test_a_key_that_is_not_rsa_pem_is_refused_when_the_signer_is_made() -> None:
+    key = key_of(DkimAlgorithm.RSA, "AAAA")
+    ed = DkimpyKeys().generate(DkimAlgorithm.ED25519)
+    with pytest.raises(DkimSignError) as caught:
+        DkimpyKeys().signer(key, ed.private)
+    assert ed.private not in caught.value.message
