@@ -289,8 +289,9 @@ class DkimSigning:
     ) -> MessageSigner | None:
         """The organization's signer, or ``None`` when mail is sent unsigned (signing
         off, no key, or a key not aligned with ``sender_address``). One query and one
-        decryption: callers load once per chunk and sign every message of it. Raises
-        ``SecretUnreadable`` (a :class:`Conflict`) if no master key opens the key."""
+        decryption: callers load once per chunk and sign every message of it. Raises a
+        :class:`Conflict`: ``secret_unreadable`` if no master key opens the key,
+        ``dkim_key_unusable`` if what it opens is not a usable key."""
         found = await reader.dkim_keys.signing_key(organization_id)
         if found is None:
             return None
