@@ -31,7 +31,7 @@ from visitmail.domain.identity import clean_name
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
-from visitmail.services import identity, smtp_config, webhooks
+from visitmail.services import dkim, identity, smtp_config, webhooks
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -481,19 +481,25 @@ def keys_rotate(
         box = SecretBox(runtime.keyring)
         smtp = await smtp_config.rotate_keys(runtime.uow, box)
         hooks = await webhooks.rotate_keys(runtime.uow, box)
+        keys = await dkim.rotate_keys(runtime.uow, box)
         return smtp_config.RotationResult(
-            organizations=smtp.organizations + hooks.organizations,
-            reencrypted=smtp.reencrypted + hooks.reencrypted,
-            already_current=smtp.already_current + hooks.already_current,
-            unreadable=smtp.unreadable + hooks.unreadable,
+            organizations=smtp.organizations + hooks.organizations + keys.organizations,
+            reencrypted=smtp.reencrypted + hooks.reencrypted + keys.reencrypted,
+            already_current=smtp.already_current + hooks.already_current + keys.already_current,
+            unreadable=smtp.unreadable + hooks.unreadable + keys.unreadable,
             unreadable_organizations=tuple(
-                dict.fromkeys(smtp.unreadable_organizations + hooks.unreadable_organizations)
+                dict.fromkeys(
+                    smtp.unreadable_organizations
+                    + hooks.unreadable_organizations
+                    + keys.unreadable_organizations
+                )
             ),
         )
 
     result = _run(_go, settings)
     out.print(
-        f"secret holders (SMTP settings + webhook secrets): {result.organizations}; "
+        f"secret holders (SMTP settings + webhook secrets + DKIM keys): "
+        f"{result.organizations}; "
         f"re-encrypted: {result.reencrypted}; already current: {result.already_current}; "
         f"unreadable: {result.unreadable}",
         markup=False,

@@ -19,6 +19,7 @@ from email.parser import BytesHeaderParser
 
 from tests.support.fake_transaction import CopyOnCommit
 from tests.support.outbox_fakes import FakeHealth
+from visitmail.domain.dkim import DkimKey, DkimState
 from visitmail.domain.follow_up import SuppressionReason
 from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
@@ -46,6 +47,9 @@ class _State:
     lifts: dict[tuple[uuid.UUID, str], datetime] = field(default_factory=dict)
     # What the SQL adapter reads from the outbox: refused ``to`` recipients of follow-ups.
     refusals: list[tuple[uuid.UUID, str, Refusal, datetime]] = field(default_factory=list)
+    # DKIM: (organization, key id) -> (key, sealed private half); organization -> state
+    dkim_keys: dict[tuple[uuid.UUID, uuid.UUID], tuple[DkimKey, str]] = field(default_factory=dict)
+    dkim_state: dict[uuid.UUID, DkimState] = field(default_factory=dict)
 
 
 class FakeDatabase:
@@ -461,6 +465,68 @@ class FakeSuppressions(_Repo):
         return list(reversed(entries))[:limit]
 
 
+class FakeDkimKeys(_Repo):
+    async def add(
+        self, organization_id: uuid.UUID, key: DkimKey, *, sealed: str, actor_id: uuid.UUID | None
+    ) -> None:
+        if any(
+            org == organization_id and k.selector == key.selector and k.domain == key.domain
+            for (org, _), (k, _s) in self.s.dkim_keys.items()
+        ):
+            raise ValueError("unique (organization, selector, domain)")
+        self.s.dkim_keys[(organization_id, key.id)] = (key, sealed)
+
+    def _of(self, organization_id: uuid.UUID) -> list[tuple[DkimKey, str]]:
+        return [v for (org, _), v in self.s.dkim_keys.items() if org == organization_id]
+
+    async def list(self, organization_id: uuid.UUID) -> Sequence[DkimKey]:
+        keys = [k for k, _ in self._of(organization_id)]
+        keys.sort(key=lambda k: k.selector)
+        keys.sort(key=lambda k: k.created_at, reverse=True)
+        return keys
+
+    async def get(self, organization_id: uuid.UUID, key_id: uuid.UUID) -> DkimKey | None:
+        found = self.s.dkim_keys.get((organization_id, key_id))
+        return found[0] if found else None
+
+    async def delete(self, organization_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+        if self.s.dkim_keys.pop((organization_id, key_id), None) is None:
+            return False
+        state = self.s.dkim_state.get(organization_id)
+        if state is not None and state.active_key_id == key_id:  # ON DELETE SET NULL
+            self.s.dkim_state[organization_id] = DkimState(state.enabled, None)
+        return True
+
+    async def state(self, organization_id: uuid.UUID, *, for_update: bool = False) -> DkimState:
+        return self.s.dkim_state.get(organization_id, DkimState(False, None))
+
+    async def set_state(
+        self, organization_id: uuid.UUID, state: DkimState, *, now: datetime
+    ) -> None:
+        self.s.dkim_state[organization_id] = state
+
+    async def signing_key(self, organization_id: uuid.UUID) -> tuple[DkimKey, str] | None:
+        state = self.s.dkim_state.get(organization_id)
+        if state is None or not state.enabled or state.active_key_id is None:
+            return None
+        return self.s.dkim_keys.get((organization_id, state.active_key_id))
+
+    async def organizations_with_keys(self) -> Sequence[uuid.UUID]:
+        return sorted({org for org, _ in self.s.dkim_keys})
+
+    async def sealed_all(self, organization_id: uuid.UUID) -> Sequence[tuple[DkimKey, str]]:
+        return sorted(self._of(organization_id), key=lambda v: (v[0].created_at, v[0].id))
+
+    async def replace_sealed(
+        self, organization_id: uuid.UUID, key_id: uuid.UUID, *, old: str, new: str
+    ) -> bool:
+        found = self.s.dkim_keys.get((organization_id, key_id))
+        if found is None or found[1] != old:
+            return False
+        self.s.dkim_keys[(organization_id, key_id)] = (found[0], new)
+        return True
+
+
 class FakeUnitOfWork(CopyOnCommit[_State]):
     """Works on a deep copy of the committed state; ``commit`` publishes it."""
 
@@ -475,6 +541,7 @@ class FakeUnitOfWork(CopyOnCommit[_State]):
         self.smtp_settings = FakeSmtpSettings(self)
         self.health = FakeHealth(self)  # type: ignore[arg-type]  (it reads work.health only)
         self.suppressions = FakeSuppressions(self)
+        self.dkim_keys = FakeDkimKeys(self)
 
 
 class FakeMailbox:

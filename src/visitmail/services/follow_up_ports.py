@@ -25,6 +25,7 @@ from visitmail.domain.follow_up import (
 )
 from visitmail.domain.mail import BuiltMessage, MailSpec
 from visitmail.domain.reports import Report
+from visitmail.services.dkim_ports import DkimKeyRepository
 from visitmail.services.outbox_ports import OutboxUnitOfWork
 from visitmail.services.ports import AuditEntry, OrganizationRepository, SmtpSettingsRepository
 from visitmail.services.report_ports import ReportsUnitOfWork
@@ -268,3 +269,4 @@ class FollowUpUnitOfWork(ReportsUnitOfWork, OutboxUnitOfWork, Protocol):
     suppressions: SuppressionRepository
     follow_up_sends: FollowUpSendRepository
     follow_up_sources: FollowUpSources
+    dkim_keys: DkimKeyRepository

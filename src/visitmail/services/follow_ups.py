@@ -30,8 +30,10 @@ The rules of one follow-up, in order (:func:`send_follow_up`):
    :func:`~visitmail.domain.follow_up.signed_by`), build the MIME once (From: the
    organization's sender; Reply-To: the reporter when the template says so, else the
    organization's reply-to; BCC to the reporter optionally; the template's media files
-   attached; ``List-Unsubscribe`` + ``List-Unsubscribe-Post``), and enqueue in the same
-   transaction as the send record.
+   attached; ``List-Unsubscribe`` + ``List-Unsubscribe-Post``), sign it with the
+   organization's DKIM key when signing is on (``services/dkim.py``: the key is read and
+   decrypted once per chunk, each message signed in the rendering thread), and enqueue in
+   the same transaction as the send record.
 
 The single request maps ``no_template`` and ``no_consent`` to :class:`Conflict` (codes
 ``no_template`` / ``no_consent``); bulk reports them per report and never raises for one.
@@ -69,6 +71,8 @@ from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import SmtpSettings
 from visitmail.services import outbox
 from visitmail.services.clock import Clock, utcnow
+from visitmail.services.dkim import DkimSigning
+from visitmail.services.dkim_ports import MessageSigner
 from visitmail.services.events import sees_drafts
 from visitmail.services.follow_up_ports import (
     FollowUpSend,
@@ -109,11 +113,12 @@ class BulkResult:
 
 @dataclass(frozen=True, slots=True)
 class Senders:
-    """What building a follow-up needs from outside: the MIME renderer and the signer of
-    unsubscribe links."""
+    """What building a follow-up needs from outside: the MIME renderer, the signer of
+    unsubscribe links and, when given, DKIM signing (``None``: mail is never signed)."""
 
     render: MailRenderer
     unsubscribe: UnsubscribeLinks
+    dkim: DkimSigning | None = None
 
 
 # --- templates ----------------------------------------------------------------------------
@@ -329,15 +334,24 @@ async def _queue_chunk(
     stored = await uow.smtp_settings.get(org) if to_send else None
     media_ids = {m for plan in to_send for m in plan.template.spec.attachments}
     media = await uow.follow_up_sources.media(org, media_ids) if stored else {}
+    signer: MessageSigner | None = None
+    unsignable: VisitmailError | None = None
+    if stored is not None and senders.dkim is not None:
+        try:  # once per chunk: one query, one decryption
+            signer = await senders.dkim.load(uow, org, stored.settings.sender_email)
+        except VisitmailError as exc:
+            unsignable = exc  # a key no master key opens: send nothing unsigned by surprise
     await uow.commit()  # (1) done: no transaction stays open while rendering
 
     now = clock()
     built: list[NewMessage | VisitmailError] = []
     if to_send and stored is None:
         built = [_not_configured() for _ in to_send]
+    elif to_send and unsignable is not None:
+        built = [unsignable for _ in to_send]
     elif to_send and stored is not None:
         built = await asyncio.to_thread(
-            _build_all, to_send, stored.settings, media, senders, org, now
+            _build_all, to_send, stored.settings, media, senders, org, now, signer
         )
 
     late = {suppression_address(p.address) for p in to_send}
@@ -502,13 +516,14 @@ def _build_all(
     senders: Senders,
     org: UUID,
     now: datetime,
+    signer: MessageSigner | None = None,
 ) -> list[NewMessage | VisitmailError]:
     """Rule 5 for each report (pure CPU, run in a worker thread): the checked outbox
     message, or the error that stops this report."""
     out: list[NewMessage | VisitmailError] = []
     for plan in plans:
         try:
-            out.append(_build(plan, settings, media, senders, org, now))
+            out.append(_build(plan, settings, media, senders, org, now, signer))
         except VisitmailError as exc:
             out.append(exc)
     return out
@@ -521,6 +536,7 @@ def _build(
     senders: Senders,
     org: UUID,
     now: datetime,
+    signer: MessageSigner | None = None,
 ) -> NewMessage:
     report, template, address = plan.report, plan.template, plan.address
     rendered = render_follow_up(template.spec, report, template.language)
@@ -573,7 +589,7 @@ def _build(
             message_id=built.message_id,
             mail_from=built.envelope_from,
             subject=built.subject,
-            mime=built.mime,
+            mime=signer.sign(built.mime) if signer is not None else built.mime,
             recipients=[
                 NewRecipient(a, r) for a, r in zip(built.envelope_recipients, roles, strict=True)
             ],

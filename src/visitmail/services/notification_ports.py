@@ -15,6 +15,7 @@ from uuid import UUID
 
 from visitmail.domain.mail import BuiltMessage, MailSpec
 from visitmail.domain.reports import Report
+from visitmail.services.dkim_ports import DkimKeyRepository
 from visitmail.services.outbox_ports import OutboxUnitOfWork
 from visitmail.services.ports import SmtpSettingsRepository
 from visitmail.services.report_ports import ReportsUnitOfWork
@@ -99,10 +100,12 @@ class ReportPdf(Protocol):
 
 class MappingUnitOfWork(ReportsUnitOfWork, Protocol):
     """What the mapping's use cases need: its revisions, events and reports (dry runs),
-    the SMTP settings (the sender a dry run shows), the audit log."""
+    the SMTP settings (the sender a dry run shows), the audit log, the DKIM key (signing
+    what is queued)."""
 
     mappings: MappingRepository
     smtp_settings: SmtpSettingsRepository
+    dkim_keys: DkimKeyRepository
 
 
 class NotificationsUnitOfWork(MappingUnitOfWork, OutboxUnitOfWork, Protocol):

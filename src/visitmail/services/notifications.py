@@ -10,7 +10,9 @@ committed together with the status change. For each action the mapping plans
   sender (its SMTP settings' ``sender_email`` / ``sender_name``), To/Cc/Bcc as planned,
   Reply-To the action's ``reply_to`` or else the reporter, ``X-Visitmail-Report``,
   ``Auto-Submitted: auto-generated``, and the report as a PDF when ``attach_pdf``. The MIME
-  is built once, here, so every retry sends the same bytes;
+  is built once, here, so every retry sends the same bytes; when the organization signs
+  with DKIM (``services/dkim.py``) it is signed here too, the key read and decrypted once
+  per export and each signature computed off the event loop;
 * a webhook becomes one outbox message of kind ``webhook``: its "MIME" is the JSON payload
   (UTF-8), its one recipient the URL, its ``meta`` the URL, the secret's name and the
   content type (the worker signs and POSTs it);
@@ -37,6 +39,7 @@ changed in between).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import unicodedata
@@ -46,7 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from visitmail.domain.errors import InvalidInput
+from visitmail.domain.errors import Conflict, InvalidInput
 from visitmail.domain.events import Event, QuestionType
 from visitmail.domain.mail import Attachment, Mailbox, MailSpec
 from visitmail.domain.mapping import (
@@ -69,6 +72,8 @@ from visitmail.domain.reports import Report
 from visitmail.domain.salutation import primary_language
 from visitmail.services import outbox
 from visitmail.services.clock import Clock, utcnow
+from visitmail.services.dkim import DkimSigning
+from visitmail.services.dkim_ports import MessageSigner
 from visitmail.services.notification_ports import (
     MailRenderer,
     NotificationsUnitOfWork,
@@ -210,11 +215,25 @@ class MappingTriggers:
     mapping. One instance serves every request: it caches parsed mappings by revision id
     (revisions never change)."""
 
-    def __init__(self, renderer: MailRenderer, pdf: ReportPdf, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        renderer: MailRenderer,
+        pdf: ReportPdf,
+        *,
+        clock: Clock = utcnow,
+        dkim: DkimSigning | None = None,
+    ) -> None:
         self._renderer = renderer
         self._pdf = pdf
         self._clock = clock
+        self._dkim = dkim
         self._parsed: OrderedDict[UUID, NotificationMapping] = OrderedDict()
+
+    def with_dkim(self, dkim: DkimSigning | None) -> MappingTriggers:
+        """This hook signing with ``dkim`` (sharing the parsed-mapping cache)."""
+        other = MappingTriggers(self._renderer, self._pdf, clock=self._clock, dkim=dkim)
+        other._parsed = self._parsed
+        return other
 
     async def _mapping(
         self, uow: NotificationsUnitOfWork, organization_id: UUID
@@ -271,6 +290,14 @@ class MappingTriggers:
         if stored_settings is not None:
             settings = stored_settings.settings
             sender = Mailbox(settings.sender_email, settings.sender_name or "")
+        signer: MessageSigner | None = None
+        unsignable: Conflict | None = None
+        emails = any(isinstance(p, PlannedEmail) for p in planned)
+        if sender is not None and self._dkim is not None and emails:
+            try:  # once per export, not per email
+                signer = await self._dkim.load(uow, report.organization_id, sender.address)
+            except Conflict as exc:
+                unsignable = exc
         out: list[_Planned] = []
         for plan in planned:
             if isinstance(plan, PlanFailed):
@@ -291,8 +318,16 @@ class MappingTriggers:
                         ],
                     )
                 )
+            elif unsignable is not None:
+                out.append(
+                    _failed(
+                        plan.rule_name,
+                        plan.path,
+                        [Problem(plan.path, f"the email cannot be DKIM-signed: {unsignable}")],
+                    )
+                )
             else:
-                out.append(await self._email(report, event, plan, sender))
+                out.append(await self._email(report, event, plan, sender, signer))
         return out
 
     async def _enqueue(
@@ -328,6 +363,7 @@ class MappingTriggers:
         event: Event | None,
         plan: PlannedEmail,
         sender: Mailbox,
+        signer: MessageSigner | None = None,
     ) -> _Planned:
         shown = (*plan.to, *plan.cc)
         try:
@@ -357,6 +393,9 @@ class MappingTriggers:
                 ],
             )
             built = self._renderer.build(spec)
+            mime = built.mime
+            if signer is not None:  # RSA costs milliseconds: not on the event loop
+                mime = await asyncio.to_thread(signer.sign, mime)
             roles = built.recipient_roles or ("to",) * len(built.envelope_recipients)
             message = NewMessage(
                 organization_id=report.organization_id,
@@ -365,7 +404,7 @@ class MappingTriggers:
                 message_id=built.message_id,
                 mail_from=built.envelope_from,
                 subject=built.subject,
-                mime=built.mime,
+                mime=mime,
                 recipients=[
                     NewRecipient(a, r)
                     for a, r in zip(built.envelope_recipients, roles, strict=True)
@@ -375,6 +414,8 @@ class MappingTriggers:
         except InvalidInput as exc:
             where = f"{plan.path}.email.{exc.field}" if exc.field else f"{plan.path}.email"
             return _failed(plan.rule_name, plan.path, [Problem(where, exc.message)])
+        except Conflict as exc:  # the key cannot sign
+            return _failed(plan.rule_name, plan.path, [Problem(f"{plan.path}.email", exc.message)])
         except PdfUnavailable as exc:
             return _failed(
                 plan.rule_name,

@@ -13,6 +13,7 @@ from visitmail import __version__
 from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
 from visitmail.web import api_docs
+from visitmail.web.api import dkim as dkim_api
 from visitmail.web.api import events as events_api
 from visitmail.web.api import follow_ups as follow_ups_api
 from visitmail.web.api import health
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(api_docs.router)
     app.include_router(identity_api.router)
     app.include_router(smtp_api.router)
+    app.include_router(dkim_api.router)
     app.include_router(messages_api.router)
     app.include_router(events_api.router)
     app.include_router(reports_api.router)

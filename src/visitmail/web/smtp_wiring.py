@@ -12,12 +12,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from visitmail.adapters.crypto.keyring import KeyRing
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.config import Settings
 from visitmail.domain.diagnosis import DiagnosisReport
 from visitmail.domain.identity import Principal
 from visitmail.runtime import Runtime
 from visitmail.services import dev_inbox
+from visitmail.services.dkim import DkimSigning
 from visitmail.services.smtp_ports import SmtpDiagnoser
 from visitmail.web.deps import RuntimeDep
 
@@ -53,6 +55,13 @@ def note_for_dev_inbox(request: Request, principal: Principal, report: Diagnosis
 
 def get_secret_box(runtime: RuntimeDep) -> SecretBox:
     return SecretBox(runtime.keyring)
+
+
+def dkim_signing(keyring: KeyRing) -> DkimSigning:
+    """DKIM signing for the send paths: the secret box over ``keyring`` and dkimpy."""
+    from visitmail.adapters.dkim.keys import DkimpyKeys
+
+    return DkimSigning(SecretBox(keyring), DkimpyKeys())
 
 
 DiagnoserDep = Annotated[SmtpDiagnoser, Depends(get_diagnoser)]

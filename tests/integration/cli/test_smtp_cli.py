@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import dkim
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -17,10 +18,15 @@ from tests.support.databases import sqlite_url
 from tests.support.processes import cli_env, free_port, run_cli
 from visitmail.adapters.crypto.keyring import load_file
 from visitmail.adapters.crypto.secret_box import SecretBox
+from visitmail.adapters.dkim.keys import DkimpyKeys
+from visitmail.adapters.render.mime import build_message
 from visitmail.config import Settings
+from visitmail.domain.dkim import DkimAlgorithm
 from visitmail.domain.identity import Principal
+from visitmail.domain.mail import Mailbox, MailSpec
 from visitmail.domain.smtp_settings import Security, SmtpSettings
 from visitmail.runtime import Runtime, build_runtime
+from visitmail.services import dkim as dkim_service
 from visitmail.services import smtp_config
 from visitmail.services.ports import SmtpSecretField
 
@@ -144,10 +150,57 @@ async def test_keys_rotate_adds_a_key_and_reseals_every_secret(site: Site) -> No
         assert PASSWORD not in output
 
 
+async def test_keys_rotate_reseals_dkim_keys_and_mail_still_verifies(site: Site) -> None:
+    await site.save(SETTINGS)
+    runtime = site.runtime()
+    try:
+        async with runtime.uow() as uow:
+            found = await uow.users.find_for_login(site.admin_email)
+            assert found
+            admin = Principal(user=found[0], via="token")
+            key = await dkim_service.generate_key(
+                uow, SecretBox(runtime.keyring), DkimpyKeys(), admin, algorithm=DkimAlgorithm.RSA
+            )
+        async with runtime.uow() as uow:
+            await dkim_service.update_state(uow, admin, enabled=True)
+        async with runtime.uow() as uow:
+            ((_key, before),) = await uow.dkim_keys.sealed_all(site.org_id)
+    finally:
+        await runtime.close()
+
+    rotated = await cli(["keys", "rotate"], site.env, site.tmp)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-encrypted: 2" in rotated.stdout  # the SMTP password and the DKIM key
+    ring = load_file(site.key_file)
+    runtime = site.runtime()
+    try:
+        async with runtime.uow() as uow:
+            ((_key, after),) = await uow.dkim_keys.sealed_all(site.org_id)
+            signing = dkim_service.DkimSigning(SecretBox(runtime.keyring), DkimpyKeys())
+            signer = await signing.load(uow, site.org_id, "sales@example.com")
+    finally:
+        await runtime.close()
+    assert after != before and after.startswith(f"v1:{ring.newest.key_id}:")
+    assert signer is not None
+    mime = build_message(
+        MailSpec(
+            sender=Mailbox("sales@example.com"),
+            to=(Mailbox("lead@example.org"),),
+            subject="after keys rotate",
+            text="signed\n",
+        )
+    ).mime
+    record = key.record_value.encode()
+    assert dkim.verify(
+        signer.sign(mime),
+        dnsfunc=lambda name, timeout=5: record if name == f"{key.record_name}.".encode() else None,
+    )
+
+
 async def test_keys_rotate_with_nothing_stored_is_fine(site: Site) -> None:
     reply = await cli(["keys", "rotate"], site.env, site.tmp)
     assert reply.returncode == 0, reply.stderr
-    assert "secret holders (SMTP settings + webhook secrets): 0" in reply.stdout
+    assert "secret holders (SMTP settings + webhook secrets + DKIM keys): 0" in reply.stdout
 
 
 async def test_keys_from_the_environment_are_not_edited(site: Site) -> None:

@@ -28,6 +28,8 @@ EXPECTED = {
     "suppression_lifts",
     "follow_up_sends",
     "mapping_revisions",
+    "dkim_keys",
+    "dkim_signing",
 }
 
 
@@ -143,5 +145,20 @@ async def test_suppression_list_details_come_and_go_with_0011(empty_database: st
         assert "suppression_lifts" not in await _tables(engine)
         await migrate.upgrade(engine)
         assert details <= await _columns(engine, "suppressions")
+    finally:
+        await engine.dispose()
+
+
+async def test_dkim_tables_come_and_go_with_0014(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0014_dkim_keys")
+        assert {"dkim_keys", "dkim_signing"} <= await _tables(engine)
+        assert "private_key_enc" in await _columns(engine, "dkim_keys")
+        assert "ix_dkim_keys_organization_id" in await _indexes(engine, "dkim_keys")
+        await migrate.downgrade(engine, "0012_outbox_status_counts")
+        assert not {"dkim_keys", "dkim_signing"} & await _tables(engine)
+        await migrate.upgrade(engine)
+        assert {"dkim_keys", "dkim_signing"} <= await _tables(engine)
     finally:
         await engine.dispose()

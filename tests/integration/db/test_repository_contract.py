@@ -13,6 +13,7 @@ import pytest
 from tests.support.fakes import FakeDatabase
 from tests.support.orgs import unique_email
 from visitmail.adapters.db.tables import OutboxMessageRow, OutboxRecipientRow
+from visitmail.domain.dkim import DkimAlgorithm, DkimKey, DkimState
 from visitmail.domain.follow_up import SuppressionReason
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
@@ -341,3 +342,54 @@ async def test_suppression_history_is_the_lists_audit_newest_first(make_uow: Uow
         assert [e.action for e in await uow.suppressions.history(org, limit=1)] == [
             "suppression.lift"
         ]
+
+
+async def test_dkim_keys_state_and_sealed_halves(make_uow: UowFactory) -> None:
+    org, admin = await _org_with_admin(make_uow)
+    other, _ = await _org_with_admin(make_uow)
+
+    def key(selector: str, minutes: int) -> DkimKey:
+        return DkimKey(
+            uuid.uuid4(),
+            selector,
+            "example.com",
+            DkimAlgorithm.ED25519,
+            "cHVi",
+            NOW + timedelta(minutes=minutes),
+        )
+
+    old, new = key("old", 0), key("new", 5)
+    async with make_uow() as uow:
+        assert await uow.dkim_keys.state(org) == DkimState(False, None)
+        await uow.dkim_keys.add(org, old, sealed="v1:k:old", actor_id=admin)
+        await uow.dkim_keys.add(org, new, sealed="v1:k:new", actor_id=None)
+        await uow.dkim_keys.set_state(org, DkimState(False, old.id), now=NOW)
+        await uow.commit()
+    async with make_uow() as uow:
+        assert [k.selector for k in await uow.dkim_keys.list(org)] == ["new", "old"]
+        assert await uow.dkim_keys.get(org, old.id) == old
+        assert await uow.dkim_keys.get(other, old.id) is None  # scoped
+        assert await uow.dkim_keys.list(other) == []
+        assert await uow.dkim_keys.signing_key(org) is None  # off
+        await uow.dkim_keys.set_state(org, DkimState(True, old.id), now=NOW)
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.dkim_keys.state(org) == DkimState(True, old.id)
+        assert await uow.dkim_keys.signing_key(org) == (old, "v1:k:old")
+        assert await uow.dkim_keys.signing_key(other) is None
+        assert org in await uow.dkim_keys.organizations_with_keys()
+        assert [t for _, t in await uow.dkim_keys.sealed_all(org)] == ["v1:k:old", "v1:k:new"]
+        assert not await uow.dkim_keys.replace_sealed(org, old.id, old="stale", new="x")
+        assert not await uow.dkim_keys.replace_sealed(other, old.id, old="v1:k:old", new="x")
+        assert await uow.dkim_keys.replace_sealed(org, old.id, old="v1:k:old", new="v1:k2:old")
+        assert not await uow.dkim_keys.delete(other, new.id)
+        assert await uow.dkim_keys.delete(org, new.id)
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.dkim_keys.signing_key(org) == (old, "v1:k2:old")
+        assert [k.id for k in await uow.dkim_keys.list(org)] == [old.id]
+        assert await uow.dkim_keys.delete(org, old.id)  # the active key: the state lets go
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.dkim_keys.state(org) == DkimState(True, None)
+        assert await uow.dkim_keys.signing_key(org) is None

@@ -140,6 +140,49 @@ class SmtpSettingsRow(Base):
     updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
+# --- DKIM signing (issue 11) ----------------------------------------------------------------
+
+
+class DkimKeyRow(Base):
+    """One DKIM key of an organization: its selector, signing domain, algorithm, public key
+    (base64, as published), and the private half as a secret-box token sealed for the field
+    ``dkim.private_key:<id>``; never stored in plain text."""
+
+    __tablename__ = "dkim_keys"
+    __table_args__ = (
+        UniqueConstraint(
+            "organization_id", "selector", "domain", name="uq_dkim_keys_org_selector_domain"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    selector: Mapped[str] = mapped_column(String(63))
+    domain: Mapped[str] = mapped_column(String(253))
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_key: Mapped[str] = mapped_column(Text)
+    private_key_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class DkimSigningRow(Base):
+    """Per organization: whether mail is signed, and with which key."""
+
+    __tablename__ = "dkim_signing"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    active_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("dkim_keys.id", ondelete="SET NULL"), nullable=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # --- the outbox (issue 4) -----------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from visitmail.adapters.db.dkim_repo import SqlDkimKeys
 from visitmail.adapters.db.follow_up_repo import (
     SqlFollowUpSends,
     SqlFollowUpSources,
@@ -37,6 +38,7 @@ from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
 from visitmail.adapters.db.smtp_repo import SqlSmtpSettings
 from visitmail.adapters.db.webhook_repo import SqlWebhookSecrets
+from visitmail.services.dkim_ports import DkimKeyRepository
 from visitmail.services.follow_up_ports import (
     FollowUpSendRepository,
     FollowUpSources,
@@ -84,6 +86,7 @@ class SqlUnitOfWork:
     follow_up_sources: FollowUpSources
     mappings: MappingRepository
     webhook_secrets: WebhookSecretRepository
+    dkim_keys: DkimKeyRepository
     session: AsyncSession
 
     def __init__(
@@ -123,6 +126,7 @@ class SqlUnitOfWork:
         self.follow_up_sources = SqlFollowUpSources(self.session)
         self.mappings = SqlMappings(self.session)
         self.webhook_secrets = SqlWebhookSecrets(self.session)
+        self.dkim_keys = SqlDkimKeys(self.session)
         return self
 
     async def __aexit__(

@@ -48,6 +48,7 @@ from visitmail.web.api.follow_up_schemas import (
 from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.deps import PrincipalDep, ReadUowDep, RuntimeDep, UowDep
 from visitmail.web.errors import error_body
+from visitmail.web.smtp_wiring import dkim_signing
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -95,7 +96,9 @@ class SealedLinks:
 
 def get_senders(request: Request, runtime: RuntimeDep) -> follow_ups.Senders:
     links = SealedLinks(public_base_url(request), unsubscribe_tokens(runtime.keyring))
-    return follow_ups.Senders(render=build_message, unsubscribe=links)
+    return follow_ups.Senders(
+        render=build_message, unsubscribe=links, dkim=dkim_signing(runtime.keyring)
+    )
 
 
 SendersDep = Annotated[follow_ups.Senders, Depends(get_senders)]

@@ -20,7 +20,8 @@ from visitmail.services.report_ports import ReportTriggers
 from visitmail.web.api.mapping import notification_triggers
 from visitmail.web.api.report_schemas import ReportIn, ReportOut, ReportUpdate, TriggeredOut
 from visitmail.web.api.schemas import MAX_INPUT_INT, ErrorResponse
-from visitmail.web.deps import PrincipalDep, ReadUowDep, UowDep
+from visitmail.web.deps import PrincipalDep, ReadUowDep, RuntimeDep, UowDep
+from visitmail.web.smtp_wiring import dkim_signing
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -35,11 +36,12 @@ CONFLICT: dict[int | str, dict[str, object]] = {
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=ERRORS)
 
 
-def report_triggers() -> ReportTriggers[SqlUnitOfWork]:
+def report_triggers(runtime: RuntimeDep) -> ReportTriggers[SqlUnitOfWork]:
     """The hook export and check fire: the organization's notification mapping
-    (``services/notifications.py``), queuing its emails and webhooks in the same
-    transaction. Tests may override this dependency."""
-    return notification_triggers()
+    (``services/notifications.py``), queuing its emails (DKIM-signed when the
+    organization signs) and webhooks in the same transaction. Tests may override this
+    dependency."""
+    return notification_triggers().with_dkim(dkim_signing(runtime.keyring))
 
 
 TriggersDep = Annotated[ReportTriggers[SqlUnitOfWork], Depends(report_triggers)]

@@ -2,7 +2,10 @@
 auto-detect, the settings' audit log and the server's health.
 
 Thin shell: parse the form, call one service from ``services.smtp_config``, render the
-result or the error next to its field. The form's field names are the service's dotted
+result or the error next to its field. The DKIM section (``services.dkim``) has two forms of
+its own: generate a key (``POST /settings/smtp/dkim``) and choose the signing key / turn
+signing on or off (``POST /settings/smtp/dkim/state``); the private key is never on the
+page. The form's field names are the service's dotted
 field names (``proxy.host``), so an :class:`InvalidInput` lands next to the right input.
 
 Secrets (``password``, ``proxy.password``, ``tls.client_key_pem``) are write-only: the page
@@ -18,6 +21,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import (
@@ -29,8 +33,10 @@ from fastapi.responses import (
 )
 from starlette.datastructures import FormData
 
+from visitmail.adapters.dkim.keys import DkimpyKeys
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.diagnosis import DiagnosisReport, Step
+from visitmail.domain.dkim import check_algorithm, default_selector, txt_strings, zone_line
 from visitmail.domain.errors import InvalidInput, VisitmailError
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, preset_host
@@ -45,7 +51,8 @@ from visitmail.domain.smtp_settings import (
     Timeouts,
     TlsOptions,
 )
-from visitmail.services import identity, smtp_config
+from visitmail.services import dkim, identity, smtp_config
+from visitmail.services.clock import utcnow
 from visitmail.services.ports import SmtpSecretField
 from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
 from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut, StepOut
@@ -300,6 +307,9 @@ async def _page(
     form: dict[str, str] | None = None,
     error: VisitmailError | None = None,
     saved: bool = False,
+    dkim_error: VisitmailError | None = None,
+    dkim_form: dict[str, str] | None = None,
+    dkim_notice: str | None = None,
 ) -> HTMLResponse:
     principal = session.principal
     view: SmtpSettingsView | None = None
@@ -310,6 +320,7 @@ async def _page(
         except VisitmailError as exc:
             if exc.code != "not_configured":
                 load_error = exc.message
+        dkim_status = await dkim.get_status(uow, principal) if view is not None else None
         audit = await smtp_config.list_audit(uow, principal, limit=50)
         users = await identity.list_users(uow, principal)
         health = await uow.health.get(principal.organization_id)
@@ -341,6 +352,14 @@ async def _page(
             for e in audit
         ],
         health=health,
+        dkim=dkim_status,
+        dkim_error=dkim_error.message if dkim_error else None,
+        dkim_error_field=dkim_error.field if dkim_error else None,
+        dkim_form=dkim_form or {},
+        dkim_notice=dkim_notice,
+        dkim_default_selector=default_selector(utcnow()),
+        dkim_strings=lambda key: txt_strings(key.record_value),
+        dkim_zone_line=lambda key: zone_line(key.record_name, txt_strings(key.record_value)),
         presets=_presets_json(),
         security_choices=SECURITY_CHOICES,
         proxy_choices=PROXY_CHOICES,
@@ -355,7 +374,14 @@ async def smtp_page(request: Request, runtime: RuntimeDep) -> Response:
         return to_login()
     if not session.principal.role.at_least(Role.ADMIN):
         return _forbidden(request, session)
-    return await _page(request, runtime, session, saved=request.query_params.get("saved") == "1")
+    notice = DKIM_NOTICES.get(request.query_params.get("dkim", ""))
+    return await _page(
+        request,
+        runtime,
+        session,
+        saved=request.query_params.get("saved") == "1",
+        dkim_notice=notice,
+    )
 
 
 @router.post(PAGE)
@@ -505,3 +531,74 @@ async def smtp_autodetect(
     except VisitmailError as exc:
         return _error_json(exc)
     return JSONResponse(SmtpAutodetectOut.of(report).model_dump(mode="json"))
+
+
+# --- DKIM -----------------------------------------------------------------------------------
+
+DKIM_NOTICES = {
+    "generated": "Key generated. Publish its record in DNS; then select it and turn signing on.",
+    "saved": "DKIM choice saved.",
+}
+
+
+async def _dkim_form(
+    request: Request, runtime: RuntimeDep
+) -> tuple[UiSession, dict[str, str]] | Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    if not session.principal.role.at_least(Role.ADMIN):
+        return _forbidden(request, session)
+    form = form_values(await request.form())
+    if not tokens_match(session.csrf_token, form.get("csrf_token")):
+        return _csrf_failed(request, session)
+    return session, form
+
+
+@router.post(f"{PAGE}/dkim")
+async def dkim_generate(request: Request, runtime: RuntimeDep, box: SecretBoxDep) -> Response:
+    """Generate a DKIM key from the form (algorithm, selector, domain; empty = default)."""
+    guarded = await _dkim_form(request, runtime)
+    if isinstance(guarded, Response):
+        return guarded
+    session, form = guarded
+    kept = {k: form.get(k, "")[:300] for k in ("algorithm", "selector", "domain")}
+    try:
+        algorithm = check_algorithm(form.get("algorithm", "rsa") or "rsa")
+        async with runtime.uow() as uow:
+            await dkim.generate_key(
+                uow,
+                box,
+                DkimpyKeys(),
+                session.principal,
+                algorithm=algorithm,
+                selector=_text(form, "selector"),
+                domain=_text(form, "domain"),
+            )
+    except VisitmailError as exc:
+        return await _page(
+            request, runtime, session, status=status_for(exc), dkim_error=exc, dkim_form=kept
+        )
+    return RedirectResponse(f"{PAGE}?dkim=generated#dkim", status_code=303)
+
+
+@router.post(f"{PAGE}/dkim/state")
+async def dkim_state(request: Request, runtime: RuntimeDep) -> Response:
+    """Turn signing on or off (the checkbox) and select the key that signs (the radio)."""
+    guarded = await _dkim_form(request, runtime)
+    if isinstance(guarded, Response):
+        return guarded
+    session, form = guarded
+    try:
+        raw_id = form.get("active_key_id", "").strip()
+        try:
+            key_id = UUID(raw_id) if raw_id else None
+        except ValueError:
+            raise InvalidInput("choose one of the listed keys", field="active_key_id") from None
+        async with runtime.uow() as uow:
+            await dkim.update_state(
+                uow, session.principal, enabled=form.get("enabled") == "on", active_key_id=key_id
+            )
+    except VisitmailError as exc:
+        return await _page(request, runtime, session, status=status_for(exc), dkim_error=exc)
+    return RedirectResponse(f"{PAGE}?dkim=saved#dkim", status_code=303)
