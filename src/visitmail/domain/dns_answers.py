@@ -98,9 +98,9 @@ def normalize_domain(value: str, *, field: str = "domain") -> str:
     return ascii_name
 
 
-def normalize_selectors(values: list[str] | tuple[str, ...], *, field: str = "selector") -> tuple[
-    str, ...
-]:
+def normalize_selectors(
+    values: list[str] | tuple[str, ...], *, field: str = "selector"
+) -> tuple[str, ...]:
     """DKIM selectors (``s1``, ``selector1``, ``2024a.eu``): labels of letters, digits and
     hyphens, at most :data:`MAX_SELECTORS`, duplicates dropped, order kept."""
     if len(values) > MAX_SELECTORS:

@@ -180,35 +180,46 @@ def assess_spf(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool |
     if facts.provider is not None and facts.provider.spf_includes:
         details["provider_include"] = facts.provider.spf_includes[0]
     problems: list[str] = []
+    summaries: list[str] = []  # one short line per problem, the first is the summary
     verdict = Verdict.OK
     if spf.permerror:
         verdict = Verdict.ERROR
         if spf.lookups > MAX_LOOKUPS:
+            summaries.append(f"{spf.lookups} DNS lookups (at most {MAX_LOOKUPS})")
             problems.append(
                 f"The record needs {spf.lookups} DNS lookups through its includes; at most "
                 f"{MAX_LOOKUPS} are allowed, so receivers fail SPF with a permanent error. "
                 "Remove includes of services you no longer use, or replace an include by the "
                 "ip4:/ip6: ranges it lists."
             )
-        problems.extend(spf.problems)
+        if spf.problems:
+            summaries.append("SPF permanent error")
+            problems.extend(p[:1].upper() + p[1:] + "." for p in spf.problems)
     all_q = spf.all_qualifier
     if all_q == "+":
         verdict = Verdict.ERROR
+        summaries.append("'+all' authorizes every server")
         problems.append(
             "'+all' lets every server on the internet send as this domain: SPF protects "
             "nothing. End the record with -all (or ~all)."
         )
     elif all_q == "?":
         verdict = max(verdict, Verdict.WARNING, key=_RANK.__getitem__)
-        problems.append("'?all' is neutral: it does not tell receivers to distrust others. Use -all or ~all.")
+        summaries.append("'?all' is neutral")
+        problems.append(
+            "'?all' is neutral: it does not tell receivers to distrust others. Use -all or ~all."
+        )
     elif all_q is None and not spf.permerror:
         verdict = max(verdict, Verdict.WARNING, key=_RANK.__getitem__)
+        summaries.append("no 'all' term")
         problems.append("The record has no 'all' term: end it with -all (or ~all).")
 
     records: tuple[RecordChange, ...] = ()
     if authorized is False:
-        verdict = Verdict.ERROR if facts.provider is not None else max(
-            verdict, Verdict.WARNING, key=_RANK.__getitem__
+        verdict = (
+            Verdict.ERROR
+            if facts.provider is not None
+            else max(verdict, Verdict.WARNING, key=_RANK.__getitem__)
         )
         fixed = merged_spf(found, add)
         if all_q in ("+", "?"):
@@ -220,12 +231,15 @@ def assess_spf(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool |
             else ""
         )
         if facts.provider is not None:
+            summaries.insert(0, f"SPF does not authorize {whom}")
             problems.insert(
                 0,
-                f"The SPF record does not authorize {whom} ({add[0] if add else 'no include'} "
-                "is missing), so receivers see mail sent through it fail SPF." + extra,
+                f"The SPF record does not authorize {whom} ({add[0]} is missing), so mail "
+                "sent through it fails SPF. Change the record as shown: one record, with the "
+                "include added; never publish a second v=spf1 record." + extra,
             )
         else:
+            summaries.insert(0, "the SMTP server is not in the SPF record")
             problems.insert(
                 0,
                 f"The SMTP server's addresses are not in the SPF record. If {facts.smtp_host} "
@@ -236,21 +250,21 @@ def assess_spf(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool |
     elif authorized is None and verdict is Verdict.OK:
         verdict = Verdict.UNKNOWN
         why = "; ".join(dict.fromkeys(spf.undecidable)) or "the SMTP host has no address"
+        summaries.insert(0, f"cannot tell whether SPF authorizes {whom}")
         problems.insert(
             0,
             f"Whether the record authorizes {whom} cannot be told from DNS alone ({why}). "
-            "The connection test's message headers (Authentication-Results) tell for sure.",
+            "The Authentication-Results header of a test message tells for sure.",
         )
     elif all_q in ("+", "?") or (all_q is None and not spf.permerror):
         records = change(_with_all(found[0]))
     if verdict is Verdict.OK:
         summary = f"SPF authorizes {whom}"
         explanation = (
-            f"One SPF record, {spf.lookups} of {MAX_LOOKUPS} DNS lookups, and it authorizes "
-            f"{whom}."
+            f"One SPF record, {spf.lookups} of {MAX_LOOKUPS} DNS lookups, and it authorizes {whom}."
         )
     else:
-        summary = problems[0].split(". ")[0].split(":")[0] if problems else "SPF needs attention"
+        summary = summaries[0] if summaries else "SPF needs attention"
         explanation = " ".join(problems)
     return Check(
         "spf", verdict, summary, explanation, found=found, records=records, details=details
@@ -346,9 +360,7 @@ def assess_dkim(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool 
     defaults = provider.dkim_selectors if provider is not None else ()
     selectors = tuple(dict.fromkeys([*explicit, *defaults]))
     if not selectors:
-        where = (
-            f" {provider.note}" if provider is not None and provider.note else ""
-        )
+        where = f" {provider.note}" if provider is not None and provider.note else ""
         return Check(
             "dkim",
             Verdict.UNKNOWN,
@@ -668,8 +680,10 @@ def _bulk(
     def met(check: Check) -> bool | None:
         if check.verdict is Verdict.UNKNOWN:
             return None
-        return check.verdict is not Verdict.ERROR if check.name == "dmarc" else (
-            check.verdict is Verdict.OK
+        return (
+            check.verdict is not Verdict.ERROR
+            if check.name == "dmarc"
+            else (check.verdict is Verdict.OK)
         )
 
     dmarc_published = (

@@ -185,7 +185,9 @@ _HOSTS = {
 }
 
 
-def provider_for(preset: str | None, host: str | None, sender_domain: str) -> SendingProvider | None:
+def provider_for(
+    preset: str | None, host: str | None, sender_domain: str
+) -> SendingProvider | None:
     """The provider the mail goes through: the chosen preset, else recognized by the SMTP
     host (an admin who typed ``smtp.office365.com`` without the preset). ``smtp.gmail.com``
     for a gmail.com sender is the personal Gmail profile."""

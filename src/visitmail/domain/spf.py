@@ -83,8 +83,8 @@ def parse_spf(text: str) -> SpfRecord:
     problems: list[str] = []
     for token in text.split()[1:]:
         if "=" in token and ":" not in token.split("=", 1)[0]:
-            name, value = token.split("=", 1)
-            terms.append(SpfTerm(token, "", name.lower(), value))
+            key, argument = token.split("=", 1)
+            terms.append(SpfTerm(token, "", key.lower(), argument))
             continue
         qualifier = "+"
         body = token
@@ -315,12 +315,12 @@ def merged_spf(existing: Sequence[str], add: Sequence[str], *, default_all: str 
             is_tail = lowered.lstrip(_QUALIFIERS) == "all" or lowered.startswith(
                 ("redirect=", "exp=")
             )
-            target = tail if is_tail else body
-            if lowered not in (t.lower() for t in (*body, *tail)):
-                if is_tail and lowered.lstrip(_QUALIFIERS) == "all":
-                    if any(t.lower().lstrip(_QUALIFIERS) == "all" for t in tail):
-                        continue
-                target.append(token)
+            seen = [t.lower() for t in (*body, *tail)]
+            second_all = lowered.lstrip(_QUALIFIERS) == "all" and any(
+                t.lstrip(_QUALIFIERS) == "all" for t in seen
+            )
+            if lowered not in seen and not second_all:  # the first record's all wins
+                (tail if is_tail else body).append(token)
     if any(t.lower().lstrip(_QUALIFIERS) == "all" for t in tail):
         tail = [t for t in tail if not t.lower().startswith("redirect=")]
     for token in add:

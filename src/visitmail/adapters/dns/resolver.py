@@ -55,9 +55,9 @@ class DnspythonResolver:
         resolver.cache = None  # a fixed record must show at once on the next check
         self._resolver = resolver
 
-    async def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> tuple[
-        Lookup, dns.resolver.Answer | None
-    ]:
+    async def _query(
+        self, name: str, rdtype: dns.rdatatype.RdataType
+    ) -> tuple[Lookup, dns.resolver.Answer | None]:
         if not self._resolver.nameservers:
             return Lookup(LookupStatus.ERROR, error="no DNS server is configured"), None
         try:
@@ -87,7 +87,7 @@ class DnspythonResolver:
             return lookup
         values = []
         for rdata in list(answer)[:MAX_RECORDS]:
-            joined = b"".join(rdata.strings)[:MAX_RECORD_LENGTH]  # type: ignore[attr-defined]
+            joined = b"".join(rdata.strings)[:MAX_RECORD_LENGTH]
             values.append(joined.decode("utf-8", "replace"))
         return Lookup.found(*values, canonical_name=self._canonical(name, answer))
 
@@ -95,14 +95,14 @@ class DnspythonResolver:
         lookup, answer = await self._query(name, dns.rdatatype.CNAME)
         if answer is None:
             return lookup
-        targets = [r.target.to_text(omit_final_dot=True).lower() for r in answer]  # type: ignore[attr-defined]
+        targets = [r.target.to_text(omit_final_dot=True).lower() for r in answer]
         return Lookup.found(*targets[:MAX_RECORDS])
 
     async def addresses(self, name: str) -> Lookup:
         (v4, a), (v6, aaaa) = await asyncio.gather(
             self._query(name, dns.rdatatype.A), self._query(name, dns.rdatatype.AAAA)
         )
-        values = [r.address for ans in (a, aaaa) if ans is not None for r in ans]  # type: ignore[attr-defined]
+        values = [r.address for ans in (a, aaaa) if ans is not None for r in ans]
         if values:
             return Lookup.found(*values[:MAX_RECORDS])
         if LookupStatus.ERROR in (v4.status, v6.status):
@@ -115,6 +115,6 @@ class DnspythonResolver:
         lookup, answer = await self._query(name, dns.rdatatype.MX)
         if answer is None:
             return lookup
-        ranked = sorted(answer, key=lambda r: r.preference)  # type: ignore[attr-defined]
-        exchanges = [r.exchange.to_text(omit_final_dot=True).lower() for r in ranked]  # type: ignore[attr-defined]
+        ranked = sorted(answer, key=lambda r: r.preference)
+        exchanges = [r.exchange.to_text(omit_final_dot=True).lower() for r in ranked]
         return Lookup.found(*exchanges[:MAX_RECORDS])
