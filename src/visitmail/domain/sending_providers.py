@@ -89,6 +89,7 @@ PROVIDERS: tuple[SendingProvider, ...] = (
         name="SendGrid",
         spf_includes=("sendgrid.net",),
         dkim_selectors=("s1", "s2"),
+        dkim_all_required=True,
         dkim_record=DkimRecordHint(
             "CNAME",
             "{selector}.domainkey.u<account id>.wl.sendgrid.net",
