@@ -295,6 +295,12 @@ def _authorized(facts: DomainFacts, spf: SpfFacts) -> bool | None:
 # --- DKIM ----------------------------------------------------------------------------------
 
 
+def _selectors(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return f"selector {names[0]}"
+    return f"selectors {', '.join(names[:-1])} and {names[-1]}"
+
+
 def dkim_name(selector: str, domain: str) -> str:
     return f"{selector}._domainkey.{domain}"
 
@@ -387,14 +393,13 @@ def assess_dkim(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool 
     notes: list[str] = []
     if revoked:
         notes.append(
-            f"The key of selector {', '.join(revoked)} is revoked (empty p=): signatures "
-            "with it fail."
+            f"The key of {_selectors(revoked)} is revoked (empty p=): signatures with it fail."
         )
     if invalid:
-        notes.append(f"Selector {', '.join(invalid)} has a record that is not a DKIM key.")
+        notes.append(f"The record of {_selectors(invalid)} is not a DKIM key.")
     if cname_only:
         notes.append(
-            f"Selector {', '.join(cname_only)} is a CNAME whose target has no key yet"
+            f"The CNAME of {_selectors(cname_only)} points to no key yet"
             + (
                 ": enable DKIM signing for the domain in the Microsoft Defender portal."
                 if provider is not None and provider.id == "microsoft-365"
@@ -402,7 +407,7 @@ def assess_dkim(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool 
             )
         )
     if good and not missing_required:
-        text = f"DKIM key published for selector {', '.join(good)}"
+        text = f"DKIM key published for {_selectors(good)}"
         return Check(
             "dkim",
             Verdict.WARNING if revoked or invalid else Verdict.OK,
@@ -416,9 +421,9 @@ def assess_dkim(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool 
         return Check(
             "dkim",
             Verdict.WARNING,
-            f"DKIM selector {', '.join(missing_required)} missing",
-            f"Selector {', '.join(good)} is published but {', '.join(missing_required)} is "
-            "not; the provider switches between them when it rotates keys, and mail then "
+            f"DKIM {_selectors(missing_required)} missing",
+            f"The key of {_selectors(good)} is published but not {_selectors(missing_required)}"
+            "; the provider switches between them when it rotates keys, and mail then "
             "fails DKIM. " + " ".join(notes),
             found=found,
             records=_dkim_changes(facts, missing_required, bool(explicit)),
@@ -436,7 +441,7 @@ def assess_dkim(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool 
     who = provider.name if provider is not None else "your mail server"
     verdict = Verdict.ERROR if certain or revoked or cname_only else Verdict.WARNING
     head = (
-        f"No DKIM key is published for selector {', '.join(selectors)}."
+        f"No DKIM key is published for {_selectors(selectors)}."
         if not (revoked or cname_only or invalid)
         else "No usable DKIM key is published."
     )
