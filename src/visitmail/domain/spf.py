@@ -151,7 +151,7 @@ class SpfFacts:
 
     def covers(self, addresses: Sequence[str]) -> bool | None:
         """``True`` if a pass covers one of ``addresses``; ``None`` when it cannot be told
-        (ptr, exists, macros, a failed lookup); else ``False``."""
+        (ptr, exists, macros, a failed lookup, no address given); else ``False``."""
         for text in addresses:
             try:
                 address = ipaddress.ip_address(text)
