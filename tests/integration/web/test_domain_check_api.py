@@ -244,3 +244,38 @@ async def test_the_mail_server_page_shows_the_domain_section(
     bad = await client.get("/settings/smtp", params={"domain_check": "1", "domain": "bad domain"})
     assert bad.status_code == 200
     assert "is not a valid domain name" in bad.text
+
+
+async def test_the_pages_connection_test_answers_the_domain_block(
+    client: httpx.AsyncClient,
+    org: OrgFixture,
+    dns_server: DnsTestServer,
+    diagnoser: FakeDiagnoser,
+) -> None:
+    from tests.integration.web.test_smtp_pages import admin_page, form_body
+
+    dns_server.serve(m365_zone())
+    _page, csrf = await admin_page(client, org)
+    reply = await client.post(
+        "/settings/smtp/test",
+        data=form_body(
+            csrf,
+            preset="microsoft-365",
+            host="smtp.office365.com",
+            sender_email=f"sales@{D}",
+            username=f"sales@{D}",
+        ),
+    )
+    assert reply.status_code == 200, reply.text
+    result = reply.json()
+    assert result["ok"] is True
+    assert result["domain"]["verdict"] == "ok"
+    assert result["domain"]["provider"] == "microsoft-365"
+    streamed = await client.post(
+        "/settings/smtp/test",
+        data=form_body(csrf, sender_email=f"sales@{D}", username=f"sales@{D}"),
+        headers={"accept": "application/x-ndjson"},
+    )
+    last = streamed.text.strip().splitlines()[-1]
+    assert '"report"' in last
+    assert f'"domain": "{D}"' in last
