@@ -422,7 +422,7 @@ def smtp_test(
     except ValueError:
         raise _usage("error (org): is not an organization id (a UUID)") from None
     settings = _settings()
-    from visitmail.services.sender_domain import normalize_selectors
+    from visitmail.domain.dns_answers import normalize_selectors
     from visitmail.web.smtp_wiring import build_diagnoser, build_domain_check
 
     try:

@@ -24,8 +24,6 @@ from visitmail.domain.dns_answers import (
     normalize_domain,
     normalize_selectors,
 )
-
-__all__ = ["DnsResolver", "check_domain", "check_for_organization", "normalize_selectors"]
 from visitmail.domain.errors import NotFound
 from visitmail.domain.identity import Principal
 from visitmail.domain.roles import Role

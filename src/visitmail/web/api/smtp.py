@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from visitmail.domain.dns_answers import normalize_selectors
 from visitmail.services import sender_domain, smtp_config
 from visitmail.web.api.domain_check_schemas import DomainCheckOut
 from visitmail.web.api.schemas import ErrorResponse
@@ -88,9 +89,7 @@ async def run_connection_test(
     body: SmtpTestIn | None = None,
 ) -> SmtpTestOut:
     inline = body.settings if body else None
-    selectors = sender_domain.normalize_selectors(
-        body.dkim_selectors if body else [], field="dkim_selectors"
-    )
+    selectors = normalize_selectors(body.dkim_selectors if body else [], field="dkim_selectors")
     report = await smtp_config.diagnose_settings(
         uow,
         box,
