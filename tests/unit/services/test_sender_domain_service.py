@@ -1,0 +1,50 @@
+"""The sender-domain use case over the in-memory resolver: which names it asks, and its
+bounds (queries, depth), so a hostile zone cannot make one check run away."""
+
+from __future__ import annotations
+
+from tests.support.dns_server import Record
+from tests.support.fake_dns import FakeDnsResolver
+from visitmail.domain.sender_domain import Verdict
+from visitmail.domain.smtp_settings import Security, SmtpSettings
+from visitmail.services.sender_domain import MAX_QUERIES, check_domain
+
+D = "bounded.example"
+
+
+async def test_an_endless_include_chain_stops_at_the_bounds() -> None:
+    chain: list[Record] = [(D, "TXT", "v=spf1 include:n0.example -all")]
+    chain += [
+        (f"n{i}.example", "TXT", f"v=spf1 a include:n{i + 1}.example -all") for i in range(200)
+    ]
+    resolver = FakeDnsResolver(chain)
+    report = await check_domain(resolver, D)
+    assert len(resolver.asked) <= MAX_QUERIES * 2  # addresses() asks A and AAAA
+    assert ("n50.example", "TXT") not in resolver.asked  # the walk stops at depth 10
+    spf = report.check("spf")
+    assert spf.verdict is Verdict.ERROR  # far over 10 lookups already
+    assert int(spf.details["lookups"]) > 10
+
+
+async def test_names_asked_for_a_microsoft_365_sender() -> None:
+    resolver = FakeDnsResolver([])
+    settings = SmtpSettings(
+        host="smtp.office365.com",
+        port=587,
+        security=Security.STARTTLS,
+        sender_email=f"a@mail.{D}",
+        preset="microsoft-365",
+    )
+    report = await check_domain(
+        resolver, f"mail.{D}", settings=settings, organizational_domain=lambda _d: D
+    )
+    asked = {name for name, _type in resolver.asked}
+    assert {
+        f"mail.{D}",
+        f"_dmarc.mail.{D}",
+        f"_dmarc.{D}",  # the organizational domain's policy
+        f"selector1._domainkey.mail.{D}",
+        f"selector2._domainkey.mail.{D}",
+        "smtp.office365.com",
+    } <= asked
+    assert report.check("spf").summary == "no SPF record"
