@@ -128,7 +128,7 @@ def _spf_add_terms(facts: DomainFacts) -> tuple[list[str], str]:
 
 
 def assess_spf(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool | None]:
-    """The SPF check and whether SPF authorizes the sender (None: cannot tell)."""
+    """The SPF check and whether SPF passes for the sender (None: cannot tell)."""
     domain = facts.domain
     spf = evaluate_spf(domain, snapshot)
     details: dict[str, str | int | list[str]] = {
@@ -194,7 +194,9 @@ def assess_spf(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool |
             )
         if spf.problems:
             summaries.append("SPF permanent error")
-            problems.extend(p[:1].upper() + p[1:] + "." for p in spf.problems)
+            problems.extend(
+                f"Permanent error: {p.removesuffix(' (permerror)')}." for p in spf.problems
+            )
     all_q = spf.all_qualifier
     if all_q == "+":
         verdict = Verdict.ERROR
@@ -268,7 +270,7 @@ def assess_spf(facts: DomainFacts, snapshot: DnsSnapshot) -> tuple[Check, bool |
         explanation = " ".join(problems)
     return Check(
         "spf", verdict, summary, explanation, found=found, records=records, details=details
-    ), authorized
+    ), (False if spf.permerror else authorized)  # a permerror fails SPF for every sender
 
 
 def _with_all(record: str) -> str:

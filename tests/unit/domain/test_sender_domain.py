@@ -122,3 +122,20 @@ def test_selectors_are_normalized_and_bounded() -> None:
         normalize_selectors(["-bad"])
     with pytest.raises(InvalidInput):
         normalize_selectors(["x"] * 11)
+
+
+def test_an_spf_permerror_fails_spf_alignment_even_with_the_include() -> None:
+    z = snapshot(
+        {
+            D: "v=spf1 include:spf.protection.outlook.com include:gone.example -all",
+            "spf.protection.outlook.com": "v=spf1 ip4:40.92.0.0/15 -all",
+            f"_dmarc.{D}": "v=DMARC1; p=reject",
+        }
+    )
+    report = assess(facts("microsoft-365"), z)
+    spf = report.check("spf")
+    assert spf.verdict is Verdict.ERROR
+    assert "gone.example (included) publishes no SPF record" in spf.explanation
+    dmarc = report.check("dmarc")  # no DKIM either: nothing aligns
+    assert dmarc.verdict is Verdict.ERROR
+    assert dmarc.summary == "p=reject: mail will be rejected"
