@@ -14,6 +14,7 @@ settings are saved.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -141,7 +142,7 @@ async def check_domain(
                     ("txt", dkim_name(selector, clean)),
                     ("cname", dkim_name(selector, clean)),
                 ]
-            if host:
+            if host and not _is_ip(host):
                 first.append(("addresses", host))
             await gather.many(first)
             await gather.spf_tree(clean)
@@ -153,11 +154,26 @@ async def check_domain(
         provider=provider,
         provider_name=provider_name(provider, settings.preset if settings else None),
         smtp_host=host,
-        smtp_host_addresses=gather.snapshot.get_addresses(host) if host else None,
+        smtp_host_addresses=_host_addresses(host, gather.snapshot),
         selectors=chosen,
         per_day=settings.limits.per_day if settings else None,
     )
     return assess(facts, gather.snapshot)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_addresses(host: str | None, snapshot: DnsSnapshot) -> Lookup | None:
+    """The SMTP host's addresses: an address literal is its own answer."""
+    if not host:
+        return None
+    return Lookup.found(host) if _is_ip(host) else snapshot.get_addresses(host)
 
 
 def sender_domain(settings: SmtpSettings) -> str:

@@ -48,3 +48,19 @@ async def test_names_asked_for_a_microsoft_365_sender() -> None:
         "smtp.office365.com",
     } <= asked
     assert report.check("spf").summary == "no SPF record"
+
+
+async def test_an_smtp_host_given_as_an_address_is_judged_by_that_address() -> None:
+    resolver = FakeDnsResolver([(D, "TXT", "v=spf1 ip4:192.0.2.0/24 -all")])
+    settings = SmtpSettings(
+        host="192.0.2.25", port=25, security=Security.NONE, sender_email=f"a@{D}"
+    )
+    report = await check_domain(resolver, D, settings=settings)
+    assert ("192.0.2.25", "A") not in resolver.asked  # an address is not looked up
+    assert report.check("spf").verdict is Verdict.OK
+    other = SmtpSettings(
+        host="198.51.100.7", port=25, security=Security.NONE, sender_email=f"a@{D}"
+    )
+    spf = (await check_domain(resolver, D, settings=other)).check("spf")
+    assert spf.verdict is Verdict.WARNING
+    assert spf.records[0].value == "v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.7 -all"
