@@ -119,10 +119,12 @@ async def check_domain(
     settings: SmtpSettings | None = None,
     selectors: Sequence[str] = (),
     organizational_domain: OrganizationalDomain = last_two_labels,
+    budget_seconds: float = CHECK_TIMEOUT,
 ) -> DomainReport:
     """Check ``domain`` for mail sent with ``settings`` (provider from the preset or the
     host; ``None``: no provider known). ``selectors``: DKIM selectors to look up besides
-    the provider's own (a key visitmail signs with, one the admin names)."""
+    the provider's own (a key visitmail signs with, one the admin names). What is not
+    answered within ``budget_seconds`` is judged ``unknown``."""
     clean = normalize_domain(domain)
     chosen = normalize_selectors(list(selectors))
     provider = provider_for(
@@ -133,7 +135,7 @@ async def check_domain(
     host = settings.host if settings is not None else None
     dkim_selectors = [*chosen, *(provider.dkim_selectors if provider else ())]
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT):
+        async with asyncio.timeout(min(budget_seconds, CHECK_TIMEOUT)):
             first: list[tuple[str, str]] = [("txt", clean), ("txt", f"_dmarc.{clean}")]
             if org != clean:
                 first.append(("txt", f"_dmarc.{org}"))

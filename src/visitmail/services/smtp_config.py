@@ -476,6 +476,8 @@ async def _with_domain_check(
             settings=settings,
             selectors=check.selectors,
             organizational_domain=check.organizational_domain,
+            # within the test's own bound: the domain check never makes the test slower
+            budget_seconds=settings.timeouts.overall,
         )
     )
     try:

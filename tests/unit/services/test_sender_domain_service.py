@@ -3,8 +3,11 @@ bounds (queries, depth), so a hostile zone cannot make one check run away."""
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.support.dns_server import Record
 from tests.support.fake_dns import FakeDnsResolver
+from visitmail.domain.dns_answers import Lookup
 from visitmail.domain.sender_domain import Verdict
 from visitmail.domain.smtp_settings import Security, SmtpSettings
 from visitmail.services.sender_domain import MAX_QUERIES, check_domain
@@ -64,3 +67,20 @@ async def test_an_smtp_host_given_as_an_address_is_judged_by_that_address() -> N
     spf = (await check_domain(resolver, D, settings=other)).check("spf")
     assert spf.verdict is Verdict.WARNING
     assert spf.records[0].value == "v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.7 -all"
+
+
+class _Hanging(FakeDnsResolver):
+    """Answers DMARC lookups never: the check's time budget must end them."""
+
+    async def txt(self, name: str) -> Lookup:
+        if name.startswith("_dmarc."):
+            await asyncio.Event().wait()
+        return await super().txt(name)
+
+
+async def test_lookups_past_the_budget_are_unknown_not_missing() -> None:
+    resolver = _Hanging([(D, "TXT", "v=spf1 ip4:192.0.2.0/24 -all")])
+    report = await asyncio.wait_for(check_domain(resolver, D, budget_seconds=0.05), timeout=10)
+    dmarc = report.check("dmarc")
+    assert dmarc.verdict is Verdict.UNKNOWN
+    assert dmarc.summary == "DMARC record could not be read"
