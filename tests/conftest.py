@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.support.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from tests.support.dns_server import DnsTestServer
 from tests.support.orgs import OrgFixture, new_org
 from visitmail.adapters.db import migrate
 from visitmail.config import Settings
@@ -56,10 +57,27 @@ def make_settings(database_url: str, var_dir: Path, **overrides: object) -> Sett
 
 
 @pytest.fixture(scope="session")
+def dns_server() -> Iterator[DnsTestServer]:
+    """A DNS server on loopback that the app's sender-domain check asks; a test sets its
+    zone with ``dns_server.serve([...])`` (empty: every name is NXDOMAIN)."""
+    server = DnsTestServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 async def runtime(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer
 ) -> AsyncIterator[Runtime]:
-    settings = make_settings(database_url, tmp_path_factory.mktemp("var"), max_body_bytes=64_000)
+    settings = make_settings(
+        database_url,
+        tmp_path_factory.mktemp("var"),
+        max_body_bytes=64_000,
+        dns_nameservers=[dns_server.address],
+        dns_timeout_seconds=2,
+    )
     rt = build_runtime(settings, fast_hashing=True)
     await migrate.upgrade(rt.engine)
     try:

@@ -28,10 +28,12 @@ from visitmail.config import ConfigError, Settings, load_settings
 from visitmail.domain.diagnosis import DiagnosisReport
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
 from visitmail.domain.identity import clean_name
+from visitmail.domain.sender_domain import DomainReport
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
 from visitmail.services import dkim, identity, smtp_config, webhooks
+from visitmail.services.secret_rotation import RotationResult
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -357,9 +359,31 @@ def _report_json(report: DiagnosisReport) -> str:
             "ok": report.ok,
             "steps": [dataclasses.asdict(step) for step in report.steps],
             "warnings": report.warnings,
+            "domain": _domain_json(report.domain) if report.domain else None,
         },
         indent=2,
     )
+
+
+def _domain_json(domain: DomainReport) -> dict[str, object]:
+    """The same shape as the API's ``domain`` block."""
+    body = dataclasses.asdict(domain)
+    body["verdict"] = domain.verdict.value
+    return body
+
+
+def _domain_table(domain: DomainReport) -> Table:
+    title = f"Sender domain {domain.domain}" + (
+        f" (through {domain.provider_name})" if domain.provider_name else ""
+    )
+    table = Table(title=title, show_lines=True)
+    for column in ("check", "verdict", "explanation", "record to publish"):
+        table.add_column(column)
+    for check in domain.checks:
+        records = "\n".join(f"{r.name} {r.type} {r.value}" for r in check.records)
+        cells = (check.name.upper(), check.verdict.value, check.explanation, records)
+        table.add_row(*(Text(c) for c in cells))
+    return table
 
 
 def _report_table(report: DiagnosisReport) -> Table:
@@ -382,26 +406,43 @@ def smtp_test(
         str | None, typer.Option("--send-to", help="also send a test message here")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    dkim_selector: Annotated[
+        list[str] | None,
+        typer.Option("--dkim-selector", help="a DKIM selector to check too (repeatable)"),
+    ] = None,
 ) -> None:
-    """Run the step-by-step connection test on an organization's saved SMTP settings.
+    """Run the step-by-step connection test on an organization's saved SMTP settings, and
+    check the sender domain's SPF, DKIM and DMARC alongside (informative only).
 
     Exit 0 only if no step failed, 1 if one did, 2 for an unknown organization, settings
-    that were never saved, or a bad --send-to.
+    that were never saved, or a bad --send-to or --dkim-selector. The domain check never
+    changes the exit code.
     """
     try:
         organization_id = uuid.UUID(org)
     except ValueError:
         raise _usage("error (org): is not an organization id (a UUID)") from None
     settings = _settings()
-    from visitmail.web.smtp_wiring import build_diagnoser
+    from visitmail.domain.dns_answers import normalize_selectors
+    from visitmail.web.smtp_wiring import build_diagnoser, build_domain_check
 
+    try:
+        selectors = normalize_selectors(dkim_selector or [], field="dkim-selector")
+    except InvalidInput as exc:
+        raise _usage(f"error ({exc.field}): {exc.message}") from None
     diagnoser = build_diagnoser(settings)
+    domain_check = build_domain_check(settings, selectors)
 
     async def _go(runtime: Runtime) -> DiagnosisReport | VisitmailError:
         try:
             async with runtime.uow() as uow:
                 return await smtp_config.diagnose_organization(
-                    uow, SecretBox(runtime.keyring), diagnoser, organization_id, send_to=send_to
+                    uow,
+                    SecretBox(runtime.keyring),
+                    diagnoser,
+                    organization_id,
+                    send_to=send_to,
+                    domain_check=domain_check,
                 )
         except (NotFound, InvalidInput) as exc:  # usage errors, not a failed test
             return exc
@@ -414,6 +455,8 @@ def smtp_test(
         print(_report_json(result))
     else:
         out.print(_report_table(result))
+        if result.domain is not None:
+            out.print(_domain_table(result.domain))
         for warning in result.warnings:
             out.print(f"warning: {warning}", markup=False, highlight=False)
         out.print("OK" if result.ok else "FAILED", markup=False)
@@ -475,26 +518,14 @@ def keys_rotate(
             raise _usage(f"configuration error: {exc}") from None
         out.print(f"added master key {ring.newest.key_id} to {path}", markup=False)
 
-    async def _go(runtime: Runtime) -> smtp_config.RotationResult:
+    async def _go(runtime: Runtime) -> RotationResult:
         if not await _ensure_schema(runtime):
             raise VisitmailError("the database is not migrated: run `visitmail migrate` first")
         box = SecretBox(runtime.keyring)
         smtp = await smtp_config.rotate_keys(runtime.uow, box)
         hooks = await webhooks.rotate_keys(runtime.uow, box)
         keys = await dkim.rotate_keys(runtime.uow, box)
-        return smtp_config.RotationResult(
-            organizations=smtp.organizations + hooks.organizations + keys.organizations,
-            reencrypted=smtp.reencrypted + hooks.reencrypted + keys.reencrypted,
-            already_current=smtp.already_current + hooks.already_current + keys.already_current,
-            unreadable=smtp.unreadable + hooks.unreadable + keys.unreadable,
-            unreadable_organizations=tuple(
-                dict.fromkeys(
-                    smtp.unreadable_organizations
-                    + hooks.unreadable_organizations
-                    + keys.unreadable_organizations
-                )
-            ),
-        )
+        return smtp + hooks + keys
 
     result = _run(_go, settings)
     out.print(

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDR networks SMTP hosts and proxies may resolve to besides public ones",
     )
+    dns_nameservers: Annotated[list[tuple[str, int]], NoDecode] = Field(
+        default_factory=list,
+        description="DNS servers for the sender-domain check, 'ip' or 'ip:port' separated by "
+        "commas ('[::1]:53' for IPv6); empty: the system's",
+    )
+    dns_timeout_seconds: float = Field(
+        default=4.0, gt=0, le=30, description="one DNS query of the sender-domain check"
+    )
     allow_plaintext_auth: bool = Field(
         default=False, description="allow sending SMTP passwords over unencrypted connections"
     )
@@ -82,6 +90,13 @@ class Settings(BaseSettings):
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("dns_nameservers", mode="before")
+    @classmethod
+    def _parse_nameservers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [parse_nameserver(part) for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("public_url")
@@ -117,6 +132,24 @@ class Settings(BaseSettings):
     @property
     def effective_key_file(self) -> Path:
         return self.master_key_file or self.var_dir / "master.key"
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``192.0.2.53``, ``192.0.2.53:5353``, ``::1``, ``[::1]:5353`` → (address, port)."""
+    raw = text.strip()
+    host, port = raw, "53"
+    if raw.startswith("["):
+        host, _, rest = raw[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif raw.count(":") == 1:
+        host, port = raw.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an IP address (optionally with :port)") from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{raw!r} has no valid port")
+    return str(address), int(port)
 
 
 def to_async_url(url: str) -> str:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.support.dns_server import DnsTestServer
 from tests.support.processes import VISITMAIL, cli_env, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -41,7 +42,7 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) -> Iterator[Server]:
     """``visitmail serve --dev-inbox`` on SQLite with its first-start demo organization."""
     tmp = tmp_path_factory.mktemp("e2e")
     port, inbox_port = free_port(), free_port()
@@ -52,6 +53,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # The tests' own SMTP servers listen on loopback ports of their own: the operator
         # allows loopback (--dev-inbox alone opens only the dev inbox's port).
         VISITMAIL_SMTP_ALLOWED_NETWORKS="127.0.0.0/8",
+        # The connection test checks the sender domain too: on the loopback DNS server.
+        VISITMAIL_DNS_NAMESERVERS=f"127.0.0.1:{dns_server.port}",
     )
     log = (tmp / "serve.log").open("w+")
     proc = subprocess.Popen(

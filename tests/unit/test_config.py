@@ -57,3 +57,23 @@ def test_public_url_must_be_a_plain_http_url(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("VISITMAIL_PUBLIC_URL", "javascript:alert(1)")
     with pytest.raises(ConfigError, match="VISITMAIL_PUBLIC_URL"):
         load_settings()
+
+
+def test_dns_nameservers_parse_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISITMAIL_DNS_NAMESERVERS", "192.0.2.53, 127.0.0.1:5353,[::1]:53, ::1")
+    assert load_settings().dns_nameservers == [
+        ("192.0.2.53", 53),
+        ("127.0.0.1", 5353),
+        ("::1", 53),
+        ("::1", 53),
+    ]
+    monkeypatch.delenv("VISITMAIL_DNS_NAMESERVERS")
+    assert load_settings().dns_nameservers == []  # the system's resolver
+
+
+@pytest.mark.parametrize("bad", ["dns.example", "127.0.0.1:0", "127.0.0.1:99999", "[::1]:x"])
+def test_bad_dns_nameservers_name_the_variable(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("VISITMAIL_DNS_NAMESERVERS", bad)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("VISITMAIL_DNS_NAMESERVERS: ")

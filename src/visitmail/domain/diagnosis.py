@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from visitmail.domain.sender_domain import DomainReport
+
 
 class StepName(StrEnum):
     RESOLVE = "resolve"
@@ -52,6 +54,8 @@ class Step:
 class DiagnosisReport:
     steps: list[Step]
     warnings: list[str] = field(default_factory=list)
+    # The sender-domain check (SPF, DKIM, DMARC): informative, never fails the test.
+    domain: DomainReport | None = None
 
     @property
     def ok(self) -> bool:

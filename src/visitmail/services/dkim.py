@@ -53,7 +53,7 @@ from visitmail.domain.dkim import (
     default_selector,
     domain_of,
 )
-from visitmail.domain.errors import Conflict, InvalidInput, NotFound, VisitmailError
+from visitmail.domain.errors import Conflict, InvalidInput, NotFound
 from visitmail.domain.identity import Principal
 from visitmail.domain.roles import Role
 from visitmail.services.clock import Clock, utcnow
@@ -65,7 +65,12 @@ from visitmail.services.dkim_ports import (
 )
 from visitmail.services.identity import require_role
 from visitmail.services.ports import SecretSealer
-from visitmail.services.smtp_config import RotationResult
+from visitmail.services.secret_rotation import (
+    RotationResult,
+    SealedKind,
+    SealedValue,
+    rotate_sealed,
+)
 
 AUDIT_TARGET = "dkim"
 ACTION_GENERATE = "dkim.generate"
@@ -305,41 +310,23 @@ class DkimSigning:
 async def rotate_keys(
     uow_factory: Callable[[], DkimUnitOfWork], box: SecretSealer, *, clock: Clock = utcnow
 ) -> RotationResult:
-    """Re-seal every DKIM private key not under the newest master key, one organization
-    per transaction (``visitmail keys rotate``). Idempotent; keys no master key opens are
-    counted and left as they are."""
-    async with uow_factory() as uow:
-        organizations = list(await uow.dkim_keys.organizations_with_keys())
-    reencrypted = current = unreadable = 0
-    broken: list[UUID] = []
-    for org in organizations:
-        async with uow_factory() as uow:
-            rotated: list[str] = []
-            for key, token in await uow.dkim_keys.sealed_all(org):
-                if not box.needs_rotation(token):
-                    current += 1
-                    continue
-                try:
-                    plain = box.open(token, organization_id=org, field=key.sealed_field())
-                except VisitmailError:
-                    unreadable += 1
-                    if org not in broken:
-                        broken.append(org)
-                    continue
-                new = box.seal(plain, organization_id=org, field=key.sealed_field())
-                if await uow.dkim_keys.replace_sealed(org, key.id, old=token, new=new):
-                    rotated.append(str(key.id))
-                    reencrypted += 1
-                else:
-                    current += 1
-            if rotated:
-                await uow.audit.record(
-                    org,
-                    actor_id=None,
-                    action=ACTION_ROTATE,
-                    target=AUDIT_TARGET,
-                    fields=rotated,
-                    now=clock(),
-                )
-            await uow.commit()
-    return RotationResult(len(organizations), reencrypted, current, unreadable, tuple(broken))
+    """Re-seal every DKIM private key not under the newest master key (``visitmail keys
+    rotate``); see :mod:`visitmail.services.secret_rotation`."""
+
+    async def sealed(uow: DkimUnitOfWork, org: UUID) -> list[SealedValue[UUID]]:
+        return [
+            SealedValue(key.id, token, key.sealed_field(), str(key.id))
+            for key, token in await uow.dkim_keys.sealed_all(org)
+        ]
+
+    async def replace(uow: DkimUnitOfWork, org: UUID, key_id: UUID, old: str, new: str) -> bool:
+        return await uow.dkim_keys.replace_sealed(org, key_id, old=old, new=new)
+
+    kind = SealedKind(
+        organizations=lambda uow: uow.dkim_keys.organizations_with_keys(),
+        sealed=sealed,
+        replace=replace,
+        audit_action=ACTION_ROTATE,
+        audit_target=AUDIT_TARGET,
+    )
+    return await rotate_sealed(uow_factory, box, kind, clock=clock)

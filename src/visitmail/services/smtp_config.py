@@ -14,9 +14,10 @@ secret, nor its length.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -31,6 +32,7 @@ from visitmail.domain.diagnosis import (
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
 from visitmail.domain.identity import Principal
 from visitmail.domain.roles import Role
+from visitmail.domain.sender_domain import DomainReport
 from visitmail.domain.smtp_presets import PRESETS, SmtpPreset, find_preset
 from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings, validate
 from visitmail.services.clock import Clock, utcnow
@@ -41,6 +43,16 @@ from visitmail.services.ports import (
     SmtpSecretField,
     StoredSmtpSettings,
     UnitOfWork,
+)
+from visitmail.services.secret_rotation import RotationResult
+from visitmail.services.sender_domain import (
+    DnsResolver,
+    DomainCheckUnitOfWork,
+    OrganizationalDomain,
+    check_domain,
+    last_two_labels,
+    own_selectors,
+    sender_domain,
 )
 from visitmail.services.smtp_ports import SmtpDiagnoser
 
@@ -67,15 +79,6 @@ class SmtpSettingsView:
 
     def is_set(self, secret: SmtpSecretField) -> bool:
         return secret in self.secrets_set
-
-
-@dataclass(frozen=True, slots=True)
-class RotationResult:
-    organizations: int  # organizations holding at least one secret
-    reencrypted: int  # secrets now sealed under the newest key
-    already_current: int  # secrets that were already under the newest key
-    unreadable: int  # secrets no key in the ring opens (left untouched)
-    unreadable_organizations: tuple[UUID, ...] = ()
 
 
 def _not_configured() -> NotFound:
@@ -428,7 +431,10 @@ def _scrub_step(step: Step, scrub: Callable[[str], str]) -> Step:
 
 
 def _finish(
-    report: DiagnosisReport, secrets: SmtpSecrets, extra_warnings: Sequence[str]
+    report: DiagnosisReport,
+    secrets: SmtpSecrets,
+    extra_warnings: Sequence[str],
+    domain: DomainReport | None = None,
 ) -> DiagnosisReport:
     scrub = _scrubber(secrets)
     warnings: list[str] = []
@@ -436,11 +442,71 @@ def _finish(
         cleaned = scrub(warning)
         if cleaned not in warnings:
             warnings.append(cleaned)
-    return DiagnosisReport(steps=[_scrub_step(s, scrub) for s in report.steps], warnings=warnings)
+    return DiagnosisReport(
+        steps=[_scrub_step(s, scrub) for s in report.steps], warnings=warnings, domain=domain
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCheck:
+    """How the connection test also checks the sender domain (SPF, DKIM, DMARC)."""
+
+    resolver: DnsResolver
+    organizational_domain: OrganizationalDomain = last_two_labels
+    selectors: Sequence[str] = ()
+
+
+async def _with_domain_check(
+    run: Awaitable[DiagnosisReport], settings: SmtpSettings, check: DomainCheck | None
+) -> tuple[DiagnosisReport, DomainReport | None, list[str]]:
+    """The SMTP test and the domain check side by side. The domain check is informative:
+    a domain it cannot check becomes a warning, never a failed test."""
+    if check is None:
+        return await run, None, []
+    domain_task = asyncio.ensure_future(
+        check_domain(
+            check.resolver,
+            sender_domain(settings),
+            settings=settings,
+            selectors=check.selectors,
+            organizational_domain=check.organizational_domain,
+            # within the test's own bound: the domain check never makes the test slower
+            budget_seconds=settings.timeouts.overall,
+        )
+    )
+    try:
+        report = await run
+    except BaseException:
+        domain_task.cancel()
+        raise
+    try:
+        return report, await domain_task, []
+    except InvalidInput as exc:
+        domain = sender_domain(settings)
+        return (
+            report,
+            None,
+            [f"The sender domain {domain} cannot be checked in DNS: it {exc.message}."],
+        )
+
+
+async def _with_own_selector(
+    uow: DomainCheckUnitOfWork,
+    organization_id: UUID,
+    settings: SmtpSettings,
+    check: DomainCheck | None,
+) -> DomainCheck | None:
+    """``check`` with the selector of visitmail's own DKIM key added, when it signs for the
+    sender's domain (its record must be published for the check to pass)."""
+    if check is None:
+        return None
+    own = await own_selectors(uow, organization_id, sender_domain(settings))
+    extra = tuple(s for s in own if s not in check.selectors)
+    return replace(check, selectors=(*check.selectors, *extra)) if extra else check
 
 
 async def diagnose_settings(
-    uow: UnitOfWork,
+    uow: DomainCheckUnitOfWork,
     box: SecretSealer,
     diagnoser: SmtpDiagnoser,
     principal: Principal,
@@ -449,28 +515,33 @@ async def diagnose_settings(
     inline_secrets: SecretChanges | None = None,
     send_to: str | None = None,
     on_step: Callable[[Step], None] | None = None,
+    domain_check: DomainCheck | None = None,
 ) -> DiagnosisReport:
     """Run the connection test (admin only) on the stored settings, or on ``inline``
     settings before they are saved. Inline secrets win; an omitted one is taken from the
     stored settings only if it is meant for the same server (see :func:`_may_reuse`).
-    ``on_step`` sees each step (scrubbed like the report) as soon as it is known."""
+    ``on_step`` sees each step (scrubbed like the report) as soon as it is known. With
+    ``domain_check`` the sender domain is checked alongside (the report's ``domain``)."""
     require_role(principal, Role.ADMIN)
     recipient = normalize_email(send_to, field="send_to") if send_to else None
     settings, secrets, notes = await _candidate(
         uow, box, principal.organization_id, inline, inline_secrets or {}
     )
+    domain_check = await _with_own_selector(uow, principal.organization_id, settings, domain_check)
     if on_step is None:
-        report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
+        run = diagnoser.diagnose(settings, secrets, send_to=recipient)
     else:
         scrub = _scrubber(secrets)
-        report = await diagnoser.diagnose(
+        run = diagnoser.diagnose(
             settings,
             secrets,
             send_to=recipient,
             on_step=lambda step: on_step(_scrub_step(step, scrub)),
         )
+    report, domain, domain_notes = await _with_domain_check(run, settings, domain_check)
     present = frozenset(s for s in SmtpSecretField if _secret_of(secrets, s))
-    return _finish(report, secrets, [*notes, *settings_warnings(settings, present)])
+    warnings = [*notes, *settings_warnings(settings, present), *domain_notes]
+    return _finish(report, secrets, warnings, domain)
 
 
 def _secret_of(secrets: SmtpSecrets, secret: SmtpSecretField) -> str | None:
@@ -482,23 +553,28 @@ def _secret_of(secrets: SmtpSecrets, secret: SmtpSecretField) -> str | None:
 
 
 async def diagnose_organization(
-    uow: UnitOfWork,
+    uow: DomainCheckUnitOfWork,
     box: SecretSealer,
     diagnoser: SmtpDiagnoser,
     organization_id: UUID,
     *,
     send_to: str | None = None,
+    domain_check: DomainCheck | None = None,
 ) -> DiagnosisReport:
     """The operator's connection test (``visitmail smtp test``): stored settings, no role
-    check. ``NotFound`` (field ``org``) for an unknown organization."""
+    check. ``NotFound`` (field ``org``) for an unknown organization. ``domain_check``: as
+    in :func:`diagnose_settings`."""
     if await uow.organizations.get(organization_id) is None:
         raise NotFound("no such organization", field="org")
     recipient = normalize_email(send_to, field="send_to") if send_to else None
     settings, secrets = await load_for_sending(uow, box, organization_id)
+    domain_check = await _with_own_selector(uow, organization_id, settings, domain_check)
     await uow.commit()
-    report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
+    report, domain, domain_notes = await _with_domain_check(
+        diagnoser.diagnose(settings, secrets, send_to=recipient), settings, domain_check
+    )
     present = frozenset(s for s in SmtpSecretField if _secret_of(secrets, s))
-    return _finish(report, secrets, settings_warnings(settings, present))
+    return _finish(report, secrets, [*settings_warnings(settings, present), *domain_notes], domain)
 
 
 async def autodetect(

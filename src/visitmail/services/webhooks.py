@@ -18,13 +18,18 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from visitmail.domain.addresses import refuse_line_breaks
-from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
+from visitmail.domain.errors import InvalidInput, NotFound
 from visitmail.domain.identity import Principal
 from visitmail.domain.roles import Role
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.identity import require_role
 from visitmail.services.ports import SecretSealer
-from visitmail.services.smtp_config import RotationResult
+from visitmail.services.secret_rotation import (
+    RotationResult,
+    SealedKind,
+    SealedValue,
+    rotate_sealed,
+)
 from visitmail.services.webhook_ports import WebhookSecretInfo, WebhookUnitOfWork
 
 MAX_URL_LENGTH = 320  # the outbox stores the URL as the message's recipient
@@ -208,42 +213,23 @@ async def secret_for_delivery(
 async def rotate_keys(
     uow_factory: Callable[[], WebhookUnitOfWork], box: SecretSealer, *, clock: Clock = utcnow
 ) -> RotationResult:
-    """Re-seal every webhook secret not under the newest key, one organization per
-    transaction (for ``visitmail keys rotate``). Idempotent; a concurrent put wins."""
-    async with uow_factory() as uow:
-        organizations = list(await uow.webhook_secrets.organizations_with_secrets())
-    reencrypted = current = unreadable = 0
-    unreadable_orgs: list[UUID] = []
-    for org in organizations:
-        async with uow_factory() as uow:
-            rotated: list[str] = []
-            for name, token in await uow.webhook_secrets.sealed_all(org):
-                if not box.needs_rotation(token):
-                    current += 1
-                    continue
-                try:
-                    plain = box.open(token, organization_id=org, field=sealed_field(name))
-                except VisitmailError:
-                    unreadable += 1
-                    if org not in unreadable_orgs:
-                        unreadable_orgs.append(org)
-                    continue
-                new = box.seal(plain, organization_id=org, field=sealed_field(name))
-                if await uow.webhook_secrets.replace_sealed(org, name, old=token, new=new):
-                    rotated.append(name)
-                    reencrypted += 1
-                else:
-                    current += 1
-            if rotated:
-                await uow.audit.record(
-                    org,
-                    actor_id=None,
-                    action=ACTION_ROTATE,
-                    target="webhook_secrets",
-                    fields=rotated,
-                    now=clock(),
-                )
-            await uow.commit()
-    return RotationResult(
-        len(organizations), reencrypted, current, unreadable, tuple(unreadable_orgs)
+    """Re-seal every webhook secret not under the newest key (``visitmail keys rotate``);
+    see :mod:`visitmail.services.secret_rotation`."""
+
+    async def sealed(uow: WebhookUnitOfWork, org: UUID) -> list[SealedValue[str]]:
+        return [
+            SealedValue(name, token, sealed_field(name), name)
+            for name, token in await uow.webhook_secrets.sealed_all(org)
+        ]
+
+    async def replace(uow: WebhookUnitOfWork, org: UUID, name: str, old: str, new: str) -> bool:
+        return await uow.webhook_secrets.replace_sealed(org, name, old=old, new=new)
+
+    kind = SealedKind(
+        organizations=lambda uow: uow.webhook_secrets.organizations_with_secrets(),
+        sealed=sealed,
+        replace=replace,
+        audit_action=ACTION_ROTATE,
+        audit_target="webhook_secrets",
     )
+    return await rotate_sealed(uow_factory, box, kind, clock=clock)

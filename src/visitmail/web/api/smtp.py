@@ -9,11 +9,14 @@ stored value, ``null`` or ``""`` clears it; responses carry ``password_set``,
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from visitmail.services import smtp_config
+from visitmail.domain.dns_answers import normalize_selectors
+from visitmail.services import sender_domain, smtp_config
+from visitmail.web.api.domain_check_schemas import DomainCheckOut
 from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.api.smtp_schemas import (
     AuditEntryOut,
@@ -26,7 +29,12 @@ from visitmail.web.api.smtp_schemas import (
     SmtpTestOut,
 )
 from visitmail.web.deps import AdminDep, ReadUowDep, RuntimeDep, UowDep
-from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep, note_for_dev_inbox
+from visitmail.web.smtp_wiring import (
+    DiagnoserDep,
+    DomainCheckDep,
+    SecretBoxDep,
+    note_for_dev_inbox,
+)
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -68,7 +76,8 @@ async def put_settings(
     summary="Run the step-by-step connection test (admin)",
     description="Tests the saved settings, or `settings` given inline before saving them. "
     "With `send_to` a test message is sent too. Stops at the first failed step; the rest "
-    "are `skipped`. Bounded by `timeouts.overall`.",
+    "are `skipped`. Bounded by `timeouts.overall`. The sender domain's SPF, DKIM and DMARC "
+    "are checked alongside (`domain`); that check is informative and never fails the test.",
 )
 async def run_connection_test(
     request: Request,
@@ -76,9 +85,11 @@ async def run_connection_test(
     uow: UowDep,
     box: SecretBoxDep,
     diagnoser: DiagnoserDep,
+    domain_check: DomainCheckDep,
     body: SmtpTestIn | None = None,
 ) -> SmtpTestOut:
     inline = body.settings if body else None
+    selectors = normalize_selectors(body.dkim_selectors if body else [], field="dkim_selectors")
     report = await smtp_config.diagnose_settings(
         uow,
         box,
@@ -87,6 +98,7 @@ async def run_connection_test(
         inline=inline.to_domain() if inline else None,
         inline_secrets=inline.secret_changes() if inline else None,
         send_to=body.send_to if body else None,
+        domain_check=dataclasses.replace(domain_check, selectors=selectors),
     )
     note_for_dev_inbox(request, principal, report)
     return SmtpTestOut.of(report)
@@ -113,6 +125,37 @@ async def autodetect(
         inline_secrets=inline.secret_changes() if inline else None,
     )
     return SmtpAutodetectOut.of(report)
+
+
+@router.get(
+    "/domain-check",
+    summary="Check the sender domain's SPF, DKIM and DMARC (admin)",
+    description="Checks the domain of the saved sender address, or `domain`, for mail sent "
+    "through the saved server (its preset, or the provider recognized by the host): a "
+    "verdict per check (`ok`, `warning`, `error`, `unknown`), the reason in words, and the "
+    "exact records to publish. `selector` (repeatable, at most 10) adds DKIM selectors to "
+    "look up besides the provider's own. DNS trouble gives `unknown`, never an error.",
+)
+async def domain_check(
+    principal: AdminDep,
+    uow: ReadUowDep,
+    check: DomainCheckDep,
+    domain: Annotated[
+        str | None, Query(max_length=300, description="default: the sender's domain")
+    ] = None,
+    selector: Annotated[
+        list[str] | None, Query(description="a DKIM selector to look up (repeatable)")
+    ] = None,
+) -> DomainCheckOut:
+    report = await sender_domain.check_for_organization(
+        uow,
+        check.resolver,
+        principal,
+        domain=domain,
+        selectors=selector or [],
+        organizational_domain=check.organizational_domain,
+    )
+    return DomainCheckOut.of(report)
 
 
 @router.get("/presets", summary="Provider presets: host, port, security, limits (admin)")

@@ -33,6 +33,7 @@ from visitmail.domain.smtp_settings import (
 )
 from visitmail.services.ports import AuditEntry, SmtpSecretField
 from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
+from visitmail.web.api.domain_check_schemas import DomainCheckOut
 from visitmail.web.api.schemas import Strict
 
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
@@ -166,6 +167,11 @@ class SmtpTestIn(Strict):
         description="test these settings instead of the saved ones (nothing is saved); an "
         "omitted secret is taken from the saved settings only for the same host and account",
     )
+    dkim_selectors: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="DKIM selectors the domain check looks up besides the provider's own",
+    )
 
 
 class SmtpAutodetectIn(Strict):
@@ -295,14 +301,22 @@ class StepOut(BaseModel):
 
 
 class SmtpTestOut(BaseModel):
-    ok: bool = Field(description="true if no step failed")
+    ok: bool = Field(description="true if no step failed (the domain check does not count)")
     steps: list[StepOut]
     warnings: list[str]
+    domain: DomainCheckOut | None = Field(
+        default=None,
+        description="the sender-domain check (SPF, DKIM, DMARC), informative; null if the "
+        "sender domain could not be checked",
+    )
 
     @classmethod
     def of(cls, report: DiagnosisReport) -> SmtpTestOut:
         return cls(
-            ok=report.ok, steps=[StepOut.of(s) for s in report.steps], warnings=report.warnings
+            ok=report.ok,
+            steps=[StepOut.of(s) for s in report.steps],
+            warnings=report.warnings,
+            domain=DomainCheckOut.of(report.domain) if report.domain else None,
         )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -51,14 +52,21 @@ from visitmail.domain.smtp_settings import (
     Timeouts,
     TlsOptions,
 )
-from visitmail.services import dkim, identity, smtp_config
+from visitmail.services import dkim, identity, sender_domain, smtp_config
 from visitmail.services.clock import utcnow
 from visitmail.services.ports import SmtpSecretField
 from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
+from visitmail.web.api.domain_check_schemas import DomainCheckOut
 from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut, StepOut
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import error_body, status_for
-from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep, note_for_dev_inbox
+from visitmail.web.smtp_wiring import (
+    DiagnoserDep,
+    DomainCheckDep,
+    SecretBoxDep,
+    get_domain_check,
+    note_for_dev_inbox,
+)
 from visitmail.web.ui.pages import render, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
 
@@ -68,6 +76,7 @@ E = TypeVar("E", Security, AuthMethod, ProxyKind)
 PAGE = "/settings/smtp"
 SECRET_FIELDS = frozenset(s.value for s in SmtpSecretField)
 MAX_FIELD = 100_000  # PEM text; the body-size limit bounds the whole form anyway
+MAX_QUERY_TEXT = 2_000  # the domain-check form's fields; the service validates the rest
 
 SECURITY_CHOICES: tuple[tuple[str, str, str], ...] = (
     ("starttls", "STARTTLS", "STARTTLS required, usually 587"),
@@ -310,6 +319,7 @@ async def _page(
     dkim_error: VisitmailError | None = None,
     dkim_form: dict[str, str] | None = None,
     dkim_notice: str | None = None,
+    domain: DomainPanel | None = None,
 ) -> HTMLResponse:
     principal = session.principal
     view: SmtpSettingsView | None = None
@@ -364,7 +374,43 @@ async def _page(
         security_choices=SECURITY_CHOICES,
         proxy_choices=PROXY_CHOICES,
         auth_choices=AUTH_CHOICES,
+        domain=domain or DomainPanel(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DomainPanel:
+    """The "Sender domain" section: the asked domain and selectors, then the report or
+    the error that stopped the check."""
+
+    checked: bool = False
+    domain: str = ""
+    selectors: str = ""
+    report: DomainCheckOut | None = None
+    error: str | None = None
+    error_field: str | None = None
+
+
+async def _domain_panel(request: Request, runtime: RuntimeDep, session: UiSession) -> DomainPanel:
+    """Run the check the section's form asked for (``?domain_check=1``)."""
+    params = request.query_params
+    domain = params.get("domain", "")[:MAX_QUERY_TEXT].strip()
+    selectors_text = params.get("selectors", "")[:MAX_QUERY_TEXT]
+    selectors = [p for p in selectors_text.replace(",", " ").split() if p]
+    check = get_domain_check(request)
+    try:
+        async with runtime.uow(read_only=True) as uow:
+            report = await sender_domain.check_for_organization(
+                uow,
+                check.resolver,
+                session.principal,
+                domain=domain or None,
+                selectors=selectors,
+                organizational_domain=check.organizational_domain,
+            )
+    except VisitmailError as exc:
+        return DomainPanel(True, domain, selectors_text, None, exc.message, exc.field)
+    return DomainPanel(True, domain, selectors_text, DomainCheckOut.of(report))
 
 
 @router.get(PAGE)
@@ -375,12 +421,16 @@ async def smtp_page(request: Request, runtime: RuntimeDep) -> Response:
     if not session.principal.role.at_least(Role.ADMIN):
         return _forbidden(request, session)
     notice = DKIM_NOTICES.get(request.query_params.get("dkim", ""))
+    domain = None
+    if request.query_params.get("domain_check") == "1":
+        domain = await _domain_panel(request, runtime, session)
     return await _page(
         request,
         runtime,
         session,
         saved=request.query_params.get("saved") == "1",
         dkim_notice=notice,
+        domain=domain,
     )
 
 
@@ -440,7 +490,11 @@ def _error_json(exc: VisitmailError) -> JSONResponse:
 
 @router.post(f"{PAGE}/test")
 async def smtp_test(
-    request: Request, runtime: RuntimeDep, box: SecretBoxDep, diagnoser: DiagnoserDep
+    request: Request,
+    runtime: RuntimeDep,
+    box: SecretBoxDep,
+    diagnoser: DiagnoserDep,
+    domain_check: DomainCheckDep,
 ) -> Response:
     """The connection test on the values in the form (unsaved), stored secrets merged per
     the service's rules; answers :class:`SmtpTestOut` as JSON."""
@@ -468,6 +522,7 @@ async def smtp_test(
                 inline_secrets=secret_changes,
                 send_to=send_to,
                 on_step=on_step,
+                domain_check=domain_check,
             )
         note_for_dev_inbox(request, session.principal, report)
         return report

@@ -32,6 +32,28 @@
     return node;
   }
 
+  // The connection test's sender-domain block: informative, one line per check; the
+  // section "Sender domain" below the form shows the records to publish in full.
+  function renderDomain(domain) {
+    const box = el("div", { class: "domain-summary" });
+    const through = domain.provider_name ? ` (through ${domain.provider_name})` : "";
+    box.append(el("h3", {}, `Sender domain ${domain.domain}${through}: ${domain.verdict}`));
+    const list = el("ul");
+    for (const check of domain.checks) {
+      const item = el("li");
+      item.append(el("span", { class: `badge verdict-${check.verdict}` }, check.verdict), " ");
+      item.append(el("strong", {}, check.name.toUpperCase() + ": "), check.summary);
+      for (const record of check.records) {
+        item.append(el("br"), `${record.action === "replace" ? "Replace" : "Add"} ${record.type} `);
+        item.append(el("code", {}, record.name), " ", el("code", { class: "record" }, record.value));
+      }
+      list.append(item);
+    }
+    box.append(list);
+    box.append(el("p", { class: "hint" }, "This check does not fail the connection test."));
+    return box;
+  }
+
   function security() {
     const checked = form.querySelector('input[name="security"]:checked');
     return checked ? checked.value : "starttls";
@@ -275,6 +297,7 @@
         : "The test failed: see the failed step and its fix.";
       status.className = report.ok ? "result ok" : "result bad";
       for (const warning of report.warnings || []) target.append(el("p", { class: "warning" }, warning));
+      if (report.domain) target.append(renderDomain(report.domain));
     } catch (_e) {
       showError(target, { message: "The page could not reach visitmail." });
     } finally {
