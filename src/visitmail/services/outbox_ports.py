@@ -16,6 +16,7 @@ from visitmail.domain.outbox import (
     RecipientStatus,
     Settlement,
 )
+from visitmail.domain.reply_advice import ReplyAdvice, advise_stored
 from visitmail.domain.smtp_settings import Limits, SmtpSecrets, SmtpSettings
 
 
@@ -93,6 +94,11 @@ class RecipientView:
     text: str | None
     updated_at: datetime
 
+    @property
+    def advice(self) -> ReplyAdvice | None:
+        """What the server's reply means and its fix (``domain.reply_advice``)."""
+        return advise_stored(self.code, self.enhanced, self.text)
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptView:
@@ -103,6 +109,11 @@ class AttemptView:
     enhanced: str | None
     text: str | None
     duration_ms: int
+
+    @property
+    def advice(self) -> ReplyAdvice | None:
+        """What the server's reply means and its fix (``domain.reply_advice``)."""
+        return advise_stored(self.code, self.enhanced, self.text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,6 +236,7 @@ def _server_failure(failure: SmtpFailure, started: float) -> AttemptOutcome:
     return AttemptOutcome(
         server_failure=_STAGES.get(failure.stage, FailureStage.PROTOCOL),
         failure_text=text,
+        failure_reply=failure.reply,
         duration_ms=_ms(started),
     )
 
