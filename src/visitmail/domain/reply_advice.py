@@ -51,9 +51,9 @@ class ReplyTopic(StrEnum):
     SIGN_IN_BLOCKED = "sign_in_blocked"
     APP_NOT_PERMITTED = "app_not_permitted"
     CREDENTIALS_REJECTED = "credentials_rejected"
-    APP_PASSWORD_REQUIRED = "app_password_required"
+    APP_PASSWORD_REQUIRED = "app_password_required"  # noqa: S105 - a topic name
     AUTH_REQUIRED = "auth_required"
-    TOKEN_REFUSED = "token_refused"
+    TOKEN_REFUSED = "token_refused"  # noqa: S105 - a topic name
     TOO_MANY_LOGINS = "too_many_logins"
     SENDER_NOT_ALLOWED = "sender_not_allowed"
     TOO_MANY_CONNECTIONS = "too_many_connections"
@@ -322,8 +322,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         ReplyTopic.TOO_MANY_LOGINS,
         GOOGLE,
-        "Too many login attempts in a short time; Google blocks logins for a while "
-        "(temporary).",
+        "Too many login attempts in a short time; Google blocks logins for a while (temporary).",
         "Wait before the next attempt and check the password: repeated wrong passwords "
         "cause this. Fewer connections (limits.max_connections) mean fewer logins.",
         pattern=_re(r"too many login attempts"),
@@ -331,10 +330,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         ReplyTopic.AUTH_REQUIRED,
         None,
-        "The server only accepts mail from logged-in clients, and this session is not "
-        "logged in.",
-        "Set the username and password (or OAuth2); for Google, the username is the full "
-        "address.",
+        "The server only accepts mail from logged-in clients, and this session is not logged in.",
+        "Set the username and password (or OAuth2); for Google, the username is the full address.",
         codes=frozenset({530}),
     ),
     Rule(

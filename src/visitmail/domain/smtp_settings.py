@@ -88,6 +88,27 @@ class Limits:
     per_minute: int | None = None
     per_hour: int | None = None
     per_day: int | None = None
+    # Recipients (envelope RCPT TO) per rolling day window: a message to 3 recipients
+    # costs 3. Microsoft 365 and Google count recipients, not messages.
+    recipients_per_day: int | None = None
+
+    @property
+    def counts_messages(self) -> bool:
+        """A per minute / hour / day budget of messages applies."""
+        return bool(self.per_minute or self.per_hour or self.per_day)
+
+    @property
+    def budgeted(self) -> bool:
+        """Any rate budget applies (messages or recipients)."""
+        return self.counts_messages or bool(self.recipients_per_day)
+
+    def recipient_cost(self, recipients: int) -> int:
+        """Recipient units one message to ``recipients`` addresses takes: 0 without a
+        recipient limit; at least 1; at most the whole day's budget, so a message bigger
+        than the budget waits for a full day's window instead of forever."""
+        if not self.recipients_per_day:
+            return 0
+        return min(max(1, recipients), self.recipients_per_day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +268,7 @@ def validate(settings: SmtpSettings) -> SmtpSettings:
     lim = settings.limits
     for name in ("max_connections", "max_messages_per_connection"):
         _positive(getattr(lim, name), field_name=f"limits.{name}", maximum=10_000)
-    for name in ("per_minute", "per_hour", "per_day"):
+    for name in ("per_minute", "per_hour", "per_day", "recipients_per_day"):
         _positive(getattr(lim, name), field_name=f"limits.{name}", maximum=10_000_000)
 
     return SmtpSettings(

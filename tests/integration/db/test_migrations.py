@@ -145,3 +145,16 @@ async def test_suppression_list_details_come_and_go_with_0011(empty_database: st
         assert details <= await _columns(engine, "suppressions")
     finally:
         await engine.dispose()
+
+
+async def test_recipient_budget_column_comes_and_goes_with_0014(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0014_recipient_limits")
+        assert "day_recipients" in await _columns(engine, "rate_buckets")
+        await migrate.downgrade(engine, "0012_outbox_status_counts")
+        assert "day_recipients" not in await _columns(engine, "rate_buckets")
+        await migrate.upgrade(engine)
+        assert "day_recipients" in await _columns(engine, "rate_buckets")
+    finally:
+        await engine.dispose()

@@ -205,9 +205,7 @@ async def test_connection_test_explains_the_providers_reply(
     assert PASSWORD not in reply.text
 
 
-async def message_detail(
-    api: httpx.AsyncClient, org: OrgFixture, pk: uuid.UUID
-) -> dict[str, Any]:
+async def message_detail(api: httpx.AsyncClient, org: OrgFixture, pk: uuid.UUID) -> dict[str, Any]:
     reply = await api.get(f"/api/v1/messages/{pk}", headers=org.headers)
     assert reply.status_code == 200, reply.text
     body: dict[str, Any] = reply.json()

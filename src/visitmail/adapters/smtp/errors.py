@@ -19,6 +19,7 @@ import aiosmtplib
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from visitmail.domain.diagnosis import StepName
+from visitmail.domain.reply_advice import ReplyTopic, advise
 from visitmail.domain.smtp_errors import (
     SmtpAuthFailed,
     SmtpCertificateRejected,
@@ -31,7 +32,6 @@ from visitmail.domain.smtp_errors import (
     SmtpTimedOut,
     SmtpTlsFailed,
 )
-from visitmail.domain.reply_advice import ReplyTopic, advise
 from visitmail.domain.smtp_replies import SmtpReply, names_the_sender
 from visitmail.domain.smtp_settings import ProxyKind, Security, SmtpSettings
 
