@@ -29,9 +29,7 @@ def delivered_recipients(server: SmtpServer) -> int:
     return sum(len(m.rcpt_tos) for m in server.recorder.messages)
 
 
-async def enqueue_pairs(
-    runtime: Runtime, org: OrgFixture, clock: ManualClock, count: int
-) -> None:
+async def enqueue_pairs(runtime: Runtime, org: OrgFixture, clock: ManualClock, count: int) -> None:
     for i in range(count):
         await enqueue(runtime, org, [f"a{i}@example.org", f"b{i}@example.org"], clock=clock)
 
