@@ -45,6 +45,17 @@ class ProxyKind(StrEnum):
 
 DEFAULT_PORTS = {Security.TLS: 465, Security.STARTTLS: 587, Security.NONE: 25}
 
+# Mailbox providers that let an account send only as itself (or as what it was granted),
+# even on its own domain: what happens otherwise, for the sender warning.
+_SEND_AS_ONLY = {
+    "smtp.office365.com": "Microsoft 365 refuses the message (554 5.2.0 SendAsDenied) "
+    "unless the mailbox has Send As permission on that address",
+    "smtp-mail.outlook.com": "Outlook refuses the message (SendAsDenied) unless the "
+    "account may send as that address",
+    "smtp.gmail.com": "Google replaces it with the account's address unless it is a "
+    "verified alias (Gmail settings → Accounts → Send mail as)",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
@@ -139,7 +150,14 @@ class SmtpSettings:
         user_domain = self.username.rsplit("@", 1)[1].lower()
         sender_domain = self.sender_email.rsplit("@", 1)[1].lower()
         if user_domain == sender_domain:
-            return None
+            provider = _SEND_AS_ONLY.get(self.host.lower())
+            if provider is None or self.username.lower() == self.sender_email.lower():
+                return None
+            return (
+                f"The sender address {self.sender_email} is not the mailbox the account "
+                f"logs in as ({self.username}): {provider}. Use the mailbox's own address, "
+                "or grant that permission."
+            )
         return (
             f"The sender address is on {sender_domain} but the account logs in as a "
             f"{user_domain} user. Many servers (Microsoft 365, Gmail, most relays) only let an "

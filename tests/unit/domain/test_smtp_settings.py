@@ -160,6 +160,18 @@ def test_sender_domain_warning() -> None:
     assert validate(with_(username="apikey")).sender_domain_warning() is None
 
 
+def test_mailbox_providers_warn_about_another_sender_on_the_same_domain() -> None:
+    m365 = with_(host="smtp.office365.com", username="alice@example.com")
+    warning = validate(m365).sender_domain_warning()
+    assert warning is not None
+    assert "SendAsDenied" in warning and "sales@example.com" in warning
+    gmail = with_(host="smtp.gmail.com", username="alice@example.com")
+    assert "verified alias" in (validate(gmail).sender_domain_warning() or "")
+    own = with_(host="smtp.office365.com", username="Sales@example.com")
+    assert validate(own).sender_domain_warning() is None
+    assert validate(with_(username="alice@example.com")).sender_domain_warning() is None
+
+
 def test_secrets_never_print_themselves() -> None:
     secrets = SmtpSecrets(password="hunter2-secret", proxy_password="px-secret")
     for text in (repr(secrets), str(secrets), f"{secrets}"):
