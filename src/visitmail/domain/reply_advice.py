@@ -201,7 +201,7 @@ RULES: tuple[Rule, ...] = (
         "Microsoft 365 refuses a password login for this mailbox (security defaults or "
         "Basic authentication switched off).",
         _USE_OAUTH,
-        pattern=_re(r"security defaults|basic authentication is (disabled|not supported)"),
+        pattern=_re(r"security defaults|basic authentication is disabled"),
     ),
     Rule(
         ReplyTopic.SIGN_IN_BLOCKED,

@@ -19,8 +19,9 @@ import aiosmtplib
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from visitmail.domain.diagnosis import StepName
-from visitmail.domain.reply_advice import ReplyTopic, advise
+from visitmail.domain.reply_advice import ReplyTopic, advise, xoauth2_challenge
 from visitmail.domain.smtp_errors import (
+    Detail,
     SmtpAuthFailed,
     SmtpCertificateRejected,
     SmtpConnectFailed,
@@ -332,12 +333,22 @@ def _smtp_reply(exc: BaseException, stage: StepName, target: Target) -> SmtpFail
     return SmtpRejected(message, stage=stage, fix=fix, reply_code=code, reply_text=text)
 
 
-def auth_rejected(code: int, text: str) -> SmtpAuthFailed:
+def auth_rejected(code: int, text: str, *, challenge: str | None = None) -> SmtpAuthFailed:
     """The failure for a rejected AUTH (535 and friends); a reply the explainer knows
-    (:func:`visitmail.domain.reply_advice.advise`) says what it means and its fix."""
+    (:func:`visitmail.domain.reply_advice.advise`) says what it means and its fix.
+
+    ``challenge``: the text of the ``334`` an XOAUTH2 attempt got before this final reply
+    (Google's base64 JSON error): it says more than the final ``535 5.7.8``, so its
+    explanation wins, and its status and scope go into the details."""
     message = f"{code} Authentication failed: check the username and password."
     fix = "Check the username and password (re-enter the password)."
-    advice = advise(code, text)
+    details: dict[str, Detail] = {}
+    advice = advise(334, challenge) if challenge else None
+    if advice is not None and challenge is not None:
+        decoded = xoauth2_challenge(challenge) or {}
+        details = {f"oauth_{k}": decoded[k] for k in ("status", "scope") if k in decoded}
+    else:
+        advice = advise(code, text)
     if advice is not None:
         message = f"{code} Authentication failed: {advice.summary}"
         fix = advice.fix
@@ -354,6 +365,7 @@ def auth_rejected(code: int, text: str) -> SmtpAuthFailed:
         fix=fix,
         reply_code=code,
         reply_text=text,
+        details=details,
     )
 
 
