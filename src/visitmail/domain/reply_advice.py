@@ -53,6 +53,7 @@ class ReplyTopic(StrEnum):
     CREDENTIALS_REJECTED = "credentials_rejected"
     APP_PASSWORD_REQUIRED = "app_password_required"  # noqa: S105 - a topic name
     AUTH_REQUIRED = "auth_required"
+    ENCRYPTION_REQUIRED = "encryption_required"
     TOKEN_REFUSED = "token_refused"  # noqa: S105 - a topic name
     TOO_MANY_LOGINS = "too_many_logins"
     SENDER_NOT_ALLOWED = "sender_not_allowed"
@@ -177,6 +178,13 @@ _SEND_AS = (
     "sender (Exchange admin center → Recipients → the sender's mailbox → Delegation → Send "
     "as, or `Add-RecipientPermission <sender> -AccessRights SendAs -Trustee <account>`); "
     "the change can take up to an hour to apply."
+)
+#: The fix for a refused sender when nothing more specific is known (also used by the
+#: SMTP adapter for a permanent MAIL FROM refusal no rule recognizes).
+SENDER_FIX = (
+    "Use a sender address this account may send as (usually the account's own address), "
+    "or grant the account permission to send as this address (Microsoft 365: Send As; "
+    "relays: add and verify the sender address or its domain)."
 )
 _GOOGLE_SIGN_IN = (
     "Google does not accept the account's normal password for SMTP: use an app password "
@@ -309,8 +317,24 @@ RULES: tuple[Rule, ...] = (
         ReplyTopic.APP_PASSWORD_REQUIRED,
         None,
         "The server wants an app password (or OAuth) for this account.",
-        "Create an app password in the account's security settings and use it here.",
+        "The provider wants an app password (or OAuth) for this account: create an app "
+        "password in the account's security settings and use it here.",
+        pattern=_re(r"application-specific|app(lication)? password"),
+    ),
+    Rule(
+        ReplyTopic.APP_PASSWORD_REQUIRED,
+        None,
+        "The server wants an app password (or OAuth) for this account.",
+        "The provider wants an app password (or OAuth) for this account: create an app "
+        "password in the account's security settings and use it here.",
         codes=frozenset({534}),
+    ),
+    Rule(
+        ReplyTopic.ENCRYPTION_REQUIRED,
+        None,
+        "The server accepts a login only over an encrypted connection.",
+        "The server requires encryption for AUTH: choose `starttls` or `tls`.",
+        codes=frozenset({538}),
     ),
     Rule(
         ReplyTopic.CREDENTIALS_REJECTED,
@@ -361,9 +385,7 @@ RULES: tuple[Rule, ...] = (
         None,
         "The server refused the sender address: this account is not allowed to send as "
         "this sender.",
-        "Use a sender address this account may send as (usually the account's own "
-        "address), or grant the account permission to send as this address (Microsoft "
-        "365: Send As; relays: add and verify the sender address or its domain).",
+        SENDER_FIX,
         test=names_the_sender,
     ),
 )

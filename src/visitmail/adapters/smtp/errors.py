@@ -19,7 +19,7 @@ import aiosmtplib
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from visitmail.domain.diagnosis import StepName
-from visitmail.domain.reply_advice import ReplyTopic, advise, xoauth2_challenge
+from visitmail.domain.reply_advice import SENDER_FIX, ReplyTopic, advise, xoauth2_challenge
 from visitmail.domain.smtp_errors import (
     Detail,
     SmtpAuthFailed,
@@ -352,13 +352,6 @@ def auth_rejected(code: int, text: str, *, challenge: str | None = None) -> Smtp
     if advice is not None:
         message = f"{code} Authentication failed: {advice.summary}"
         fix = advice.fix
-    elif "application-specific" in text.lower():
-        fix = (
-            "The provider wants an app password (or OAuth) for this account: create an app "
-            "password in the account's security settings and use it here."
-        )
-    elif code == 538:
-        fix = "The server requires encryption for AUTH: choose `starttls` or `tls`."
     return SmtpAuthFailed(
         message,
         stage=StepName.AUTH,
@@ -394,13 +387,7 @@ def sender_rejected(code: int, text: str, *, stage: StepName = StepName.MAIL_FRO
             f"The server refused the sender address{later} ({code}): this account is not "
             "allowed to send as this sender."
         )
-        fix = (
-            advice.fix
-            if advice is not None
-            else "Use a sender address this account may send as (usually the account's own "
-            "address), or grant the account permission to send as this address (Microsoft "
-            "365: Send As; relays: add and verify the sender address or its domain)."
-        )
+        fix = advice.fix if advice is not None else SENDER_FIX
     else:
         message = f"The server temporarily refused the sender address{later} ({code})."
         fix = "Try again later; if it persists, contact the provider."
