@@ -154,6 +154,12 @@ class ServerHealth:
     def paused(self) -> bool:
         return self.paused_at is not None
 
+    @property
+    def advice(self) -> ReplyAdvice | None:
+        """What the server's reply behind the pause (or the last failure) means, and its
+        fix (``domain.reply_advice``)."""
+        return advise_stored(None, None, self.paused_reason or self.last_failure)
+
 
 class OutboxRepository(Protocol):
     async def enqueue(self, message: NewMessage, now: datetime) -> Enqueued:

@@ -212,10 +212,16 @@ async def message_detail(api: httpx.AsyncClient, org: OrgFixture, pk: uuid.UUID)
     return body
 
 
-async def deliver_once(runtime: Runtime, org: OrgFixture) -> None:
+async def deliver_once(
+    runtime: Runtime, org: OrgFixture, policy: DeliveryPolicy | None = None
+) -> None:
     """One attempt: the clock stands still, so a deferred message is not due again."""
     worker = make_worker(
-        runtime, org, policy=DeliveryPolicy(), allow_plaintext_auth=True, clock=ManualClock()
+        runtime,
+        org,
+        policy=policy or DeliveryPolicy(),
+        allow_plaintext_auth=True,
+        clock=ManualClock(),
     )
     await worker.run_until_idle()
 
@@ -275,7 +281,7 @@ async def test_outbox_explains_an_auth_refusal_of_the_whole_connection(
 ) -> None:
     await provider(runtime, org, servers, CASES["m365-smtp-auth-disabled"])
     pk, _ = await enqueue(runtime, org, [LEAD])
-    await deliver_once(runtime, org)
+    await deliver_once(runtime, org, DeliveryPolicy(pause_after=1))
 
     body = await message_detail(api, org, pk)
     assert body["status"] == "deferred"  # auth failures are retried (and count for health)
@@ -292,6 +298,12 @@ async def test_outbox_explains_an_auth_refusal_of_the_whole_connection(
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as browser:
         await log_in_as(browser, runtime, org, Role.ADMIN)
         page = await browser.get(f"/outbox/{pk}")
+        settings_page = await browser.get("/settings/smtp")
     assert page.status_code == 200
     assert "SMTP AUTH (Authenticated SMTP) is switched off" in page.text
     assert "Set-TransportConfig -SmtpClientAuthenticationDisabled $false" in page.text
+    # The queue paused on it: the mail server page says why, with the same fix.
+    assert settings_page.status_code == 200
+    assert "Sending is paused" in settings_page.text
+    assert "Set-TransportConfig -SmtpClientAuthenticationDisabled $false" in settings_page.text
+    assert PASSWORD not in settings_page.text
