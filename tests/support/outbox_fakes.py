@@ -18,6 +18,7 @@ from visitmail.services.outbox_ports import (
     Enqueued,
     MessageView,
     NewMessage,
+    RecipientGrant,
     RecipientView,
     ServerHealth,
     SettledMessage,
@@ -47,6 +48,7 @@ class _Bucket:
     hour_count: int = 0
     day_start: datetime | None = None
     day_count: int = 0
+    day_recipients: int = 0
 
 
 @dataclass
@@ -418,17 +420,24 @@ class FakeRates:
     def __init__(self, uow: FakeOutboxUnitOfWork) -> None:
         self._uow = uow
 
-    async def take(
-        self, organization_id: uuid.UUID, limits: Limits, want: int, now: datetime
-    ) -> int:
-        if not (limits.per_minute or limits.per_hour or limits.per_day):
-            return want
+    def _bucket(self, organization_id: uuid.UUID, limits: Limits, now: datetime) -> _Bucket:
         b = self._uow.work.buckets.setdefault(
             organization_id,
             _Bucket(
                 tokens=float(limits.per_minute or 0), refilled_at=now, hour_start=now, day_start=now
             ),
         )
+        assert b.day_start is not None
+        if now - b.day_start >= timedelta(days=1):
+            b.day_start, b.day_count, b.day_recipients = now, 0, 0
+        return b
+
+    async def take(
+        self, organization_id: uuid.UUID, limits: Limits, want: int, now: datetime
+    ) -> int:
+        if not limits.counts_messages:
+            return want
+        b = self._bucket(organization_id, limits, now)
         if b.slowdown_until is not None and b.slowdown_until <= now:
             b.slowdown, b.slowdown_until = 1.0, None
         grant = want
@@ -445,9 +454,6 @@ class FakeRates:
                 b.hour_start, b.hour_count = now, 0
             grant = min(grant, limits.per_hour - b.hour_count)
         if limits.per_day:
-            assert b.day_start is not None
-            if now - b.day_start >= timedelta(days=1):
-                b.day_start, b.day_count = now, 0
             grant = min(grant, limits.per_day - b.day_count)
         grant = max(0, grant)
         if limits.per_minute:
@@ -456,14 +462,30 @@ class FakeRates:
         b.day_count += grant
         return grant
 
-    async def give_back(self, organization_id: uuid.UUID, limits: Limits, unused: int) -> None:
+    async def take_recipients(
+        self, organization_id: uuid.UUID, limits: Limits, want: int, now: datetime
+    ) -> RecipientGrant:
+        if not limits.recipients_per_day:
+            return RecipientGrant(want, now)
+        b = self._bucket(organization_id, limits, now)
+        grant = max(0, min(want, limits.recipients_per_day - b.day_recipients))
+        b.day_recipients += grant
+        assert b.day_start is not None
+        return RecipientGrant(grant, b.day_start + timedelta(days=1))
+
+    async def give_back(
+        self, organization_id: uuid.UUID, limits: Limits, unused: int, *, recipients: int = 0
+    ) -> None:
         b = self._uow.work.buckets.get(organization_id)
-        if b is None or unused <= 0:
+        if b is None:
             return
-        if limits.per_minute:
-            b.tokens = min(float(limits.per_minute), b.tokens + unused)
-        b.hour_count = max(0, b.hour_count - unused)
-        b.day_count = max(0, b.day_count - unused)
+        if unused > 0 and limits.counts_messages:
+            if limits.per_minute:
+                b.tokens = min(float(limits.per_minute), b.tokens + unused)
+            b.hour_count = max(0, b.hour_count - unused)
+            b.day_count = max(0, b.day_count - unused)
+        if recipients > 0 and limits.recipients_per_day:
+            b.day_recipients = max(0, b.day_recipients - recipients)
 
     async def slow_down(self, organization_id: uuid.UUID, now: datetime) -> None:
         b = self._uow.work.buckets.get(organization_id)

@@ -103,6 +103,7 @@ class Script:
     """How a test server answers, beyond "250 OK".
 
     ``rcpt``: address → reply line (e.g. ``"550 5.1.1 no such user"``) or ``None`` for OK;
+    ``mail``: the sender → MAIL FROM's reply line, or ``None`` for OK;
     ``data``: the n-th DATA (1-based) → reply line, or ``None`` for 250;
     ``drop_after_data``: the n-th DATA → True to close the connection after the final dot
     without replying (the "unknown outcome");
@@ -111,6 +112,7 @@ class Script:
     """
 
     rcpt: Callable[[str], str | None] = lambda _address: None
+    mail: Callable[[str], str | None] = lambda _address: None  # MAIL FROM's reply, None: OK
     data: Callable[[int], str | None] = lambda _n: None
     drop_after_data: Callable[[int], bool] = lambda _n: False
     data_delay: float = 0.0  # seconds before answering each DATA (a slow server)
@@ -166,6 +168,9 @@ class _Handler:
     ) -> str:
         if self.reject_sender and address.lower() == self.reject_sender.lower():
             return "553 5.7.1 Sender address rejected: not owned by user"
+        reply = self.script.mail(address)
+        if reply:
+            return reply
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -252,6 +257,7 @@ async def start_smtp_server(
     hostname: str = "mx.example.com",
     script: Script | None = None,
     port: int = 0,
+    auth_reply: str | None = None,
 ) -> SmtpServer:
     """Start a server on 127.0.0.1 and ``port`` (0: an ephemeral one) in the running loop.
 
@@ -260,7 +266,8 @@ async def start_smtp_server(
     the one user/password AUTH accepts (PLAIN and LOGIN); wrong ones get 535 5.7.8.
     ``auth_require_tls`` defaults to True for ``starttls`` (AUTH only after STARTTLS);
     pass False to offer AUTH in plain text. ``reject_sender``: MAIL FROM this address gets
-    553 5.7.1.
+    553 5.7.1. ``auth_reply``: the reply every AUTH gets instead of 235 / 535 5.7.8 (a
+    provider's refusal, lines separated by CRLF for a multi-line reply).
     """
     if security != "none" and cert is None:
         raise ValueError("a TLS server needs a certificate")
@@ -278,6 +285,8 @@ async def start_smtp_server(
             return AuthResult(success=False, handled=False)
         login = auth_data.login.decode(errors="replace")
         recorder.auth_logins.append(login)
+        if auth_reply is not None:
+            return AuthResult(success=False, handled=False, message=auth_reply)
         ok = (login, auth_data.password.decode(errors="replace")) == credentials
         return AuthResult(success=ok, handled=False)
 

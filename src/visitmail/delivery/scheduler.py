@@ -28,6 +28,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections import Counter, deque
@@ -35,7 +36,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from visitmail.delivery.budget import LaneBudget, RateBudget
+from visitmail.delivery.budget import RESERVE_MAX, LaneBudget, RateBudget
 from visitmail.delivery.channels import Channel, SmtpChannel
 from visitmail.delivery.leases import LeaseKeeper
 from visitmail.delivery.options import WorkerOptions
@@ -209,7 +210,7 @@ class Scheduler:
                 carry = following
                 if settled is None:  # shutdown: given back, not attempted
                     if limits is not None and message.kind is not MessageKind.WEBHOOK:
-                        self.budget.refund(lane.budget, limits)
+                        self.budget.refund(lane.budget, limits, _recipients(message))
                     break
                 if settled.settlement.server_failure and message.kind is not MessageKind.WEBHOOK:
                     retry_at = settled.settlement.not_before
@@ -244,16 +245,27 @@ class Scheduler:
         if lane.senders < limits.max_connections:
             self._staff(lane)  # the real connection limit is known now
         waiting = len(lane.queue)
+        head = lane.queue[0]
+        upcoming = itertools.islice(lane.queue, RESERVE_MAX)
+        waiting_recipients = sum(_recipients(m) for m in upcoming)
         try:
-            retry_at = await self.budget.take(lane.organization_id, lane.budget, limits, waiting)
+            retry_at = await self.budget.take(
+                lane.organization_id,
+                lane.budget,
+                limits,
+                waiting,
+                _recipients(head),
+                waiting_recipients,
+            )
         except Exception as exc:
             await self._database_away("rate budget", exc)
             return None
         if retry_at is not None:
             self._release_email(lane, retry_at)  # the SMTP budget does not apply to webhooks
             return None
-        if not _email_first(lane):
-            self.budget.refund(lane.budget, limits)  # the lane changed while waiting
+        if not lane.queue or lane.queue[0] is not head:
+            # The lane changed while waiting: what was taken was sized for ``head``.
+            self.budget.refund(lane.budget, limits, _recipients(head))
             return None
         return self._pop(lane, limits)
 
@@ -275,7 +287,7 @@ class Scheduler:
             # Our lease ran out (renewal failed): another worker may own it now.
             self.leases.let_go([message.id])
             if limits is not None:
-                self.budget.refund(lane.budget, limits)
+                self.budget.refund(lane.budget, limits, _recipients(message))
             return None
         return message, limits
 
@@ -291,7 +303,7 @@ class Scheduler:
         head = lane.queue[0]
         if not head.open_recipients or not self.leases.valid(head.id):
             return None
-        if not self.budget.take_local(lane.budget, limits):
+        if not self.budget.take_local(lane.budget, limits, _recipients(head)):
             return None
         self._carried.add(head.id)
         return lane.queue.popleft()
@@ -308,7 +320,7 @@ class Scheduler:
         self.smtp.forget(message.id)
         self._carried.discard(message.id)
         if limits is not None:
-            self.budget.refund(lane.budget, limits)
+            self.budget.refund(lane.budget, limits, _recipients(message))
         if message.id not in self._given_back:
             self.settler.release(message.id, retry_at)
 
@@ -448,3 +460,9 @@ class Scheduler:
 def _email_first(lane: Lane) -> bool:
     """The lane's next message is an email."""
     return bool(lane.queue) and lane.queue[0].kind is not MessageKind.WEBHOOK
+
+
+def _recipients(message: ClaimedMessage) -> int:
+    """The recipients an attempt at ``message`` addresses (its cost under
+    ``recipients_per_day``)."""
+    return len(message.open_recipients)

@@ -59,7 +59,8 @@ class Settler:
         self._releases: list[tuple[uuid.UUID, datetime | None]] = []
         self._failures: list[tuple[uuid.UUID, str]] = []
         self._throttled: set[uuid.UUID] = set()
-        self._unused: dict[uuid.UUID, tuple[Limits, int]] = {}
+        # organization -> (limits, unused message tokens, unused recipient units)
+        self._unused: dict[uuid.UUID, tuple[Limits, int, int]] = {}
         self._known_healthy: dict[uuid.UUID, float] = {}  # org -> when recorded (monotonic)
         self._writing: set[uuid.UUID] = set()  # messages in the flush under way
         self._retry_at = 0.0  # monotonic time before which a failed write is not retried
@@ -101,10 +102,17 @@ class Settler:
         """Back to the queue unchanged (its attempt not counted), due at ``not_before``."""
         self._releases.append((message_id, not_before))
 
-    def give_back(self, organization_id: uuid.UUID, limits: Limits, unused: int) -> None:
-        if unused > 0:
-            _, before = self._unused.get(organization_id, (limits, 0))
-            self._unused[organization_id] = (limits, before + unused)
+    def give_back(
+        self, organization_id: uuid.UUID, limits: Limits, unused: int, recipients: int = 0
+    ) -> None:
+        """Unused message tokens and recipient units, returned at the next flush."""
+        if unused > 0 or recipients > 0:
+            _, before, before_r = self._unused.get(organization_id, (limits, 0, 0))
+            self._unused[organization_id] = (
+                limits,
+                before + max(0, unused),
+                before_r + max(0, recipients),
+            )
 
     def ready(self) -> bool:
         """Not waiting to retry a failed write (a flush now would try to write)."""
@@ -164,8 +172,8 @@ class Settler:
                         log.warning("queue paused", organization=str(org), reason=reason)
                 for org in throttled:
                     await uow.rates.slow_down(org, now)
-                for org, (limits, count) in unused.items():
-                    await uow.rates.give_back(org, limits, count)
+                for org, (limits, count, recipients) in unused.items():
+                    await uow.rates.give_back(org, limits, count, recipients=recipients)
                 await uow.commit()
         except Exception as exc:
             log.error(
@@ -199,12 +207,12 @@ class Settler:
         releases: list[tuple[uuid.UUID, datetime | None]],
         failures: list[tuple[uuid.UUID, str]],
         throttled: set[uuid.UUID],
-        unused: dict[uuid.UUID, tuple[Limits, int]],
+        unused: dict[uuid.UUID, tuple[Limits, int, int]],
     ) -> None:
         """Put a batch that could not be written back in front of what came since."""
         self._results[:0] = results
         self._releases[:0] = releases
         self._failures[:0] = failures
         self._throttled |= throttled
-        for org, (limits, count) in unused.items():
-            self.give_back(org, limits, count)
+        for org, (limits, count, recipients) in unused.items():
+            self.give_back(org, limits, count, recipients)

@@ -83,6 +83,7 @@ class AttemptOutcome:
     results: list[RecipientResult] = field(default_factory=list)
     server_failure: FailureStage | None = None
     failure_text: str = ""
+    failure_reply: SmtpReply | None = None  # the server's reply that ended it, if any
     unknown_recipients: list[str] = field(default_factory=list)
     duration_ms: int = 0
 

@@ -23,6 +23,7 @@ class PresetLimits:
     per_minute: int | None = None
     per_hour: int | None = None
     per_day: int | None = None
+    recipients_per_day: int | None = None  # a message to 3 recipients counts 3
     max_connections: int | None = None
 
 
@@ -97,11 +98,11 @@ PRESETS: tuple[SmtpPreset, ...] = (
         username_hint="the mailbox's full address",
         credential_hint="the mailbox password (or an app password with MFA)",
         note="SMTP AUTH must be enabled for the mailbox (it is off by default in new tenants); "
-        "the sender must be the mailbox or one it may send as. Microsoft is retiring Basic "
-        "authentication for SMTP AUTH: check your tenant's status.",
-        limits=PresetLimits(per_minute=30, per_day=10_000),
-        limits_note="Exchange Online: 30 messages per minute and 10,000 recipients per day "
-        "per mailbox",
+        "the sender must be the mailbox or one it may send as. Microsoft switches Basic "
+        "authentication for SMTP AUTH off at the end of December 2026: use OAuth2.",
+        limits=PresetLimits(per_minute=30, recipients_per_day=10_000, max_connections=3),
+        limits_note="Exchange Online, per mailbox: 3 concurrent connections, 30 messages per "
+        "minute, 10,000 recipients per day",
     ),
     SmtpPreset(
         id="google-workspace",
@@ -114,8 +115,9 @@ PRESETS: tuple[SmtpPreset, ...] = (
         credential_hint="an app password (needs 2-Step Verification)",
         note="The sender must be the account or an alias verified in Gmail's settings. For "
         "volume, Google's SMTP relay service (smtp-relay.gmail.com) is the better fit.",
-        limits=PresetLimits(per_day=2_000),
-        limits_note="Google Workspace: 2,000 messages per user per day",
+        limits=PresetLimits(per_day=2_000, recipients_per_day=10_000),
+        limits_note="Google Workspace, per user: 2,000 messages per day and 10,000 "
+        "recipients per day (fewer during a trial)",
     ),
     SmtpPreset(
         id="gmail",
@@ -127,7 +129,7 @@ PRESETS: tuple[SmtpPreset, ...] = (
         username_hint="the Gmail address",
         credential_hint="an app password (needs 2-Step Verification)",
         note="Meant for personal use; the sender must be the account or a verified alias.",
-        limits=PresetLimits(per_day=500),
+        limits=PresetLimits(recipients_per_day=500),
         limits_note="Gmail: about 500 recipients per day",
     ),
     SmtpPreset(

@@ -2,7 +2,9 @@
 
 Basic codes decide (RFC 5321 §4.2.1): 2xx accepted, 4xx transient, 5xx permanent. The
 enhanced status (RFC 3463) and the text refine a transient reply into *throttling*, which
-lowers the server's rate instead of only deferring one message.
+lowers the server's rate instead of only deferring one message. What a reply *means* and
+its fix (Microsoft 365, Google, the sender family below) is ``domain.reply_advice``; it
+never changes the decision made here.
 """
 
 from __future__ import annotations

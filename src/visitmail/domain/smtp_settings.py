@@ -45,6 +45,17 @@ class ProxyKind(StrEnum):
 
 DEFAULT_PORTS = {Security.TLS: 465, Security.STARTTLS: 587, Security.NONE: 25}
 
+# Mailbox providers that let an account send only as itself (or as what it was granted),
+# even on its own domain: what happens otherwise, for the sender warning.
+_SEND_AS_ONLY = {
+    "smtp.office365.com": "Microsoft 365 refuses the message (554 5.2.0 SendAsDenied) "
+    "unless the mailbox has Send As permission on that address",
+    "smtp-mail.outlook.com": "Outlook refuses the message (SendAsDenied) unless the "
+    "account may send as that address",
+    "smtp.gmail.com": "Google replaces it with the account's address unless it is a "
+    "verified alias (Gmail settings → Accounts → Send mail as)",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
@@ -88,6 +99,27 @@ class Limits:
     per_minute: int | None = None
     per_hour: int | None = None
     per_day: int | None = None
+    # Recipients (envelope RCPT TO) per rolling day window: a message to 3 recipients
+    # costs 3. Microsoft 365 and Google count recipients, not messages.
+    recipients_per_day: int | None = None
+
+    @property
+    def counts_messages(self) -> bool:
+        """A per minute / hour / day budget of messages applies."""
+        return bool(self.per_minute or self.per_hour or self.per_day)
+
+    @property
+    def budgeted(self) -> bool:
+        """Any rate budget applies (messages or recipients)."""
+        return self.counts_messages or bool(self.recipients_per_day)
+
+    def recipient_cost(self, recipients: int) -> int:
+        """Recipient units one message to ``recipients`` addresses takes: 0 without a
+        recipient limit; at least 1; at most the whole day's budget, so a message bigger
+        than the budget waits for a full day's window instead of forever."""
+        if not self.recipients_per_day:
+            return 0
+        return min(max(1, recipients), self.recipients_per_day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +150,14 @@ class SmtpSettings:
         user_domain = self.username.rsplit("@", 1)[1].lower()
         sender_domain = self.sender_email.rsplit("@", 1)[1].lower()
         if user_domain == sender_domain:
-            return None
+            provider = _SEND_AS_ONLY.get(self.host.lower())
+            if provider is None or self.username.lower() == self.sender_email.lower():
+                return None
+            return (
+                f"The sender address {self.sender_email} is not the mailbox the account "
+                f"logs in as ({self.username}): {provider}. Use the mailbox's own address, "
+                "or grant that permission."
+            )
         return (
             f"The sender address is on {sender_domain} but the account logs in as a "
             f"{user_domain} user. Many servers (Microsoft 365, Gmail, most relays) only let an "
@@ -247,7 +286,7 @@ def validate(settings: SmtpSettings) -> SmtpSettings:
     lim = settings.limits
     for name in ("max_connections", "max_messages_per_connection"):
         _positive(getattr(lim, name), field_name=f"limits.{name}", maximum=10_000)
-    for name in ("per_minute", "per_hour", "per_day"):
+    for name in ("per_minute", "per_hour", "per_day", "recipients_per_day"):
         _positive(getattr(lim, name), field_name=f"limits.{name}", maximum=10_000_000)
 
     return SmtpSettings(

@@ -34,12 +34,13 @@ class DeliveryPolicy:
 def attempt_records(outcome: AttemptOutcome) -> list[AttemptRecord]:
     """The ledger lines for one attempt: one per answered recipient, or one for the server."""
     if outcome.server_failure is not None:
+        reply = outcome.failure_reply
         return [
             AttemptRecord(
                 recipient=None,
                 outcome="server_failure",
-                code=None,
-                enhanced=None,
+                code=reply.code if reply else None,
+                enhanced=reply.enhanced_status if reply else None,
                 text=f"{outcome.server_failure.value}: {outcome.failure_text}"[:2000],
                 duration_ms=outcome.duration_ms,
             )

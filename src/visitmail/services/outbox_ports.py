@@ -16,6 +16,7 @@ from visitmail.domain.outbox import (
     RecipientStatus,
     Settlement,
 )
+from visitmail.domain.reply_advice import ReplyAdvice, advise_stored
 from visitmail.domain.smtp_settings import Limits, SmtpSecrets, SmtpSettings
 
 
@@ -93,6 +94,11 @@ class RecipientView:
     text: str | None
     updated_at: datetime
 
+    @property
+    def advice(self) -> ReplyAdvice | None:
+        """What the server's reply means and its fix (``domain.reply_advice``)."""
+        return advise_stored(self.code, self.enhanced, self.text)
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptView:
@@ -103,6 +109,11 @@ class AttemptView:
     enhanced: str | None
     text: str | None
     duration_ms: int
+
+    @property
+    def advice(self) -> ReplyAdvice | None:
+        """What the server's reply means and its fix (``domain.reply_advice``)."""
+        return advise_stored(self.code, self.enhanced, self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +153,12 @@ class ServerHealth:
     @property
     def paused(self) -> bool:
         return self.paused_at is not None
+
+    @property
+    def advice(self) -> ReplyAdvice | None:
+        """What the server's reply behind the pause (or the last failure) means, and its
+        fix (``domain.reply_advice``)."""
+        return advise_stored(None, None, self.paused_reason or self.last_failure)
 
 
 class OutboxRepository(Protocol):
@@ -246,6 +263,15 @@ class HealthRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RecipientGrant:
+    """Recipients granted under ``recipients_per_day``, and when the day's window restarts
+    (the budget is whole again): the time to wait for when fewer than needed came."""
+
+    granted: int
+    refill_at: datetime
+
+
 class RateLimiter(Protocol):
     async def take(self, organization_id: UUID, limits: Limits, want: int, now: datetime) -> int:
         """Grant up to ``want`` sends now under the server's limits, shared by every worker;
@@ -253,9 +279,20 @@ class RateLimiter(Protocol):
         messages they hold (one transaction per batch, not per message)."""
         ...
 
-    async def give_back(self, organization_id: UUID, limits: Limits, unused: int) -> None:
-        """Return sends granted by :meth:`take` that were not used (the messages went back
-        to the queue), so other workers may use them; never above the budget's cap."""
+    async def take_recipients(
+        self, organization_id: UUID, limits: Limits, want: int, now: datetime
+    ) -> RecipientGrant:
+        """Grant up to ``want`` recipients now under ``limits.recipients_per_day`` (a
+        message to 3 recipients needs 3), shared by every worker, in the same day window
+        as ``per_day``; everything is granted without that limit."""
+        ...
+
+    async def give_back(
+        self, organization_id: UUID, limits: Limits, unused: int, *, recipients: int = 0
+    ) -> None:
+        """Return sends granted by :meth:`take` (and ``recipients`` granted by
+        :meth:`take_recipients`) that were not used (the messages went back to the queue),
+        so other workers may use them; never above the budget's cap."""
         ...
 
     async def slow_down(self, organization_id: UUID, now: datetime) -> None:

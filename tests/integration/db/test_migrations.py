@@ -162,3 +162,16 @@ async def test_dkim_tables_come_and_go_with_0014(empty_database: str) -> None:
         assert {"dkim_keys", "dkim_signing"} <= await _tables(engine)
     finally:
         await engine.dispose()
+
+
+async def test_recipient_budget_column_comes_and_goes_with_0015(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0015_recipient_limits")
+        assert "day_recipients" in await _columns(engine, "rate_buckets")
+        await migrate.downgrade(engine, "0014_dkim_keys")
+        assert "day_recipients" not in await _columns(engine, "rate_buckets")
+        await migrate.upgrade(engine)
+        assert "day_recipients" in await _columns(engine, "rate_buckets")
+    finally:
+        await engine.dispose()

@@ -324,3 +324,27 @@ async def test_rate_budget_is_shared_and_refills(make_uow: UowFactory, org_id: u
         assert await uow.rates.take(org_id, limits, 5, NOW + timedelta(seconds=60)) == 1  # hour cap
         assert await uow.rates.take(org_id, Limits(), 7, NOW) == 7  # no limits: no budget
         await uow.commit()
+
+
+async def test_recipient_budget_is_shared_given_back_and_refills_with_the_day(
+    make_uow: UowFactory, org_id: uuid.UUID
+) -> None:
+    limits = Limits(recipients_per_day=5)
+    async with make_uow() as uow:
+        grant = await uow.rates.take_recipients(org_id, limits, 4, NOW)
+        assert (grant.granted, grant.refill_at) == (4, NOW + timedelta(days=1))
+        await uow.commit()
+    later = NOW + timedelta(hours=3)
+    async with make_uow() as uow:  # another worker, same day window
+        assert (await uow.rates.take_recipients(org_id, limits, 4, later)).granted == 1
+        assert (await uow.rates.take_recipients(org_id, limits, 1, later)).granted == 0
+        await uow.rates.give_back(org_id, limits, 0, recipients=2)  # 2 were not used
+        await uow.commit()
+    async with make_uow() as uow:
+        grant = await uow.rates.take_recipients(org_id, limits, 4, later)
+        assert grant.granted == 2
+        assert grant.refill_at == NOW + timedelta(days=1)  # the window does not move
+        assert (await uow.rates.take_recipients(org_id, limits, 9, grant.refill_at)).granted == 5
+        no_limit = await uow.rates.take_recipients(org_id, Limits(), 9, NOW)
+        assert no_limit.granted == 9
+        await uow.commit()

@@ -127,6 +127,7 @@ async def test_list_with_filters_pages_and_counts(
             "code": 250,
             "enhanced_status": "2.0.0",
             "text": item["recipients"][0]["text"],
+            "advice": None,  # an accepted reply needs no explanation
             "updated_at": item["recipients"][0]["updated_at"],
         }
     ]
@@ -176,8 +177,10 @@ async def test_detail_after_a_real_delivery_has_recipients_and_attempts(
             "code",
             "enhanced_status",
             "text",
+            "advice",
             "duration_ms",
         }
+        assert attempt["advice"] is None
         assert attempt["enhanced_status"] == "2.0.0"
         assert "accepted" in attempt["text"].lower()
         assert attempt["duration_ms"] >= 0

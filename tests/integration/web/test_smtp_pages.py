@@ -4,6 +4,7 @@ page's JSON connection test (with a fake diagnoser)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -321,3 +322,29 @@ async def test_streamed_steps_leave_before_the_test_ends() -> None:
     release.set()
     rest = [json.loads(chunk) async for chunk in stream]
     assert rest[-1]["report"]["ok"] is True
+
+
+async def test_recipients_per_day_is_saved_from_the_form_and_filled_by_the_preset(
+    client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    page, csrf = await admin_page(client, org)
+    presets = json.loads(
+        re.search(r'id="smtp-presets">(.*?)</script>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    )
+    m365 = next(p for p in presets if p["id"] == "microsoft-365")
+    assert m365["limits"] == {
+        "per_minute": 30,
+        "per_hour": None,
+        "per_day": None,
+        "recipients_per_day": 10_000,
+        "max_connections": 3,
+    }
+    saved = await client.post(PAGE, data=form_body(csrf, **{"limits.recipients_per_day": "10000"}))
+    assert saved.status_code == 303
+    stored = await client.get("/api/v1/smtp-settings", headers=org.headers)
+    assert stored.json()["limits"]["recipients_per_day"] == 10_000
+    html = (await client.get(PAGE)).text
+    assert 'value="10000"' in input_tag(html, "limits.recipients_per_day")
+    refused = await client.post(PAGE, data=form_body(csrf, **{"limits.recipients_per_day": "0"}))
+    assert refused.status_code == 422
+    assert 'aria-invalid="true"' in input_tag(refused.text, "limits.recipients_per_day")

@@ -50,7 +50,7 @@ def settings_body(**overrides: Any) -> dict[str, Any]:
         "sender_email": "sales@example.com",
         "sender_name": "Acme Sales",
         "timeouts": {"connect": 5, "command": 20, "overall": 15.5},
-        "limits": {"max_connections": 3, "per_minute": 30},
+        "limits": {"max_connections": 3, "per_minute": 30, "recipients_per_day": 10_000},
     }
     body.update(overrides)
     return body
@@ -174,6 +174,7 @@ async def test_put_then_get_round_trip(client: httpx.AsyncClient, org: OrgFixtur
     assert body["timeouts"] == {"connect": 5.0, "command": 20.0, "overall": 15.5}
     assert body["limits"]["per_minute"] == 30
     assert body["limits"]["max_connections"] == 3
+    assert body["limits"]["recipients_per_day"] == 10_000
     assert body["updated_by"] == str(org.admin.id)
     assert "password" not in body
     assert "password" not in body["proxy"]
@@ -521,6 +522,16 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("timeout zero", settings_body(timeouts={"connect": 0}), "timeouts.connect"),
     ("limit float", settings_body(limits={"per_minute": 1.5}), "limits.per_minute"),
     ("limit zero", settings_body(limits={"per_day": 0}), "limits.per_day"),
+    (
+        "recipients zero",
+        settings_body(limits={"recipients_per_day": 0}),
+        "limits.recipients_per_day",
+    ),
+    (
+        "recipients too many",
+        settings_body(limits={"recipients_per_day": 10_000_001}),
+        "limits.recipients_per_day",
+    ),
     ("bad pin", settings_body(tls={"pinned_sha256": "abc"}), "tls.pinned_sha256"),
     ("bad sender", settings_body(sender_email="nope"), "sender_email"),
     (
@@ -748,7 +759,15 @@ async def test_presets_endpoint(client: httpx.AsyncClient, org: OrgFixture) -> N
     assert presets["sendgrid"]["host"] == "smtp.sendgrid.net"
     assert presets["amazon-ses"]["host"] == "email-smtp.eu-central-1.amazonaws.com"
     assert presets["amazon-ses"]["parameters"] == {"region": "eu-central-1"}
-    assert presets["microsoft-365"]["limits"]["per_minute"] == 30
+    assert presets["microsoft-365"]["limits"] == {
+        "per_minute": 30,
+        "per_hour": None,
+        "per_day": None,
+        "recipients_per_day": 10_000,
+        "max_connections": 3,
+    }
+    assert presets["google-workspace"]["limits"]["recipients_per_day"] == 10_000
+    assert presets["google-workspace"]["limits"]["per_day"] == 2_000
     ok = await client.put(URL, headers=org.headers, json=settings_body(preset="sendgrid"))
     assert ok.json()["preset"] == "sendgrid"
 

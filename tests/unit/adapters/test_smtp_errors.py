@@ -10,7 +10,7 @@ import pytest
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from visitmail.adapters.smtp.connect import choose_mechanism
-from visitmail.adapters.smtp.errors import Target, translate
+from visitmail.adapters.smtp.errors import Target, auth_rejected, translate
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.smtp_errors import (
     SmtpAuthFailed,
@@ -237,3 +237,46 @@ def test_greeting_timeout_without_tls_suggests_implicit_tls() -> None:
 )
 def test_choose_mechanism(method: AuthMethod, offered: list[str], expected: str | None) -> None:
     assert choose_mechanism(method, offered) == expected
+
+
+def test_microsoft_basic_auth_off_says_switch_to_oauth() -> None:
+    exc = aiosmtplib.SMTPAuthenticationError(
+        550, "5.7.30 Basic authentication is not supported for Client Submission."
+    )
+    failure = translate(exc, stage=StepName.AUTH, target=target())
+    assert isinstance(failure, SmtpAuthFailed)
+    assert failure.message.startswith("550 Authentication failed: Microsoft 365 no longer")
+    assert "OAuth2" in (failure.fix or "")
+
+
+def test_send_as_denied_after_the_data_is_the_sender_problem() -> None:
+    text = (
+        "5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; "
+        "Failed to process message due to a permanent exception with message "
+        "[BeginDiagnosticData]Cannot submit message."
+    )
+    failure = translate(aiosmtplib.SMTPDataError(554, text), stage=StepName.SEND, target=target())
+    assert isinstance(failure, SmtpRejected)
+    assert failure.stage is StepName.SEND
+    assert "not allowed to send as this sender" in failure.message
+    assert "Add-RecipientPermission" in (failure.fix or "")
+
+
+def test_a_refusal_at_mail_from_for_another_reason_is_not_called_a_sender_problem() -> None:
+    exc = aiosmtplib.SMTPSenderRefused(
+        432, "4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", "a@example.org"
+    )
+    failure = translate(exc, stage=StepName.MAIL_FROM, target=target())
+    assert "3 concurrent connections" in failure.message
+    assert "to 3 or less" in (failure.fix or "")
+
+
+def test_an_xoauth2_challenge_explains_the_final_535() -> None:
+    challenge = "eyJzdGF0dXMiOiI0MDAiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ=="
+    final = "5.7.8 Username and Password not accepted. For more information, go to\n5.7.8 x"
+    failure = auth_rejected(535, final, challenge=challenge)
+    assert "OAuth2 access token" in failure.message
+    assert "https://mail.google.com/" in (failure.fix or "")
+    assert failure.details == {"oauth_status": "400", "oauth_scope": "https://mail.google.com/"}
+    plain = auth_rejected(535, final)  # without the challenge: Google's password advice
+    assert "app password" in (plain.fix or "")

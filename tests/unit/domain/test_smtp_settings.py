@@ -138,6 +138,8 @@ def test_pem_fields_need_pem_text() -> None:
         ("timeouts.overall", with_(timeouts=Timeouts(overall=10_000))),
         ("limits.per_minute", with_(limits=Limits(per_minute=0))),
         ("limits.max_connections", with_(limits=Limits(max_connections=-1))),
+        ("limits.recipients_per_day", with_(limits=Limits(recipients_per_day=0))),
+        ("limits.recipients_per_day", with_(limits=Limits(recipients_per_day=10_000_001))),
         ("sender_email", with_(sender_email="not-an-address")),
         ("reply_to", with_(reply_to="nope")),
         ("sender_name", with_(sender_name="x" * 201)),
@@ -158,6 +160,18 @@ def test_sender_domain_warning() -> None:
     assert validate(with_(username="apikey")).sender_domain_warning() is None
 
 
+def test_mailbox_providers_warn_about_another_sender_on_the_same_domain() -> None:
+    m365 = with_(host="smtp.office365.com", username="alice@example.com")
+    warning = validate(m365).sender_domain_warning()
+    assert warning is not None
+    assert "SendAsDenied" in warning and "sales@example.com" in warning
+    gmail = with_(host="smtp.gmail.com", username="alice@example.com")
+    assert "verified alias" in (validate(gmail).sender_domain_warning() or "")
+    own = with_(host="smtp.office365.com", username="Sales@example.com")
+    assert validate(own).sender_domain_warning() is None
+    assert validate(with_(username="alice@example.com")).sender_domain_warning() is None
+
+
 def test_secrets_never_print_themselves() -> None:
     secrets = SmtpSecrets(password="hunter2-secret", proxy_password="px-secret")
     for text in (repr(secrets), str(secrets), f"{secrets}"):
@@ -173,8 +187,18 @@ def test_presets_are_valid_settings() -> None:
         settings = with_(host=preset_host(preset), port=preset.port, security=preset.security)
         assert validate(settings).host == preset_host(preset)
         assert preset.note
-        for limit in (preset.limits.per_minute, preset.limits.per_hour, preset.limits.per_day):
+        lim = preset.limits
+        for limit in (lim.per_minute, lim.per_hour, lim.per_day, lim.recipients_per_day):
             assert limit is None or limit > 0
+        # The preset's limits make valid settings (the form they fill is saved as is).
+        limits = Limits(
+            max_connections=lim.max_connections or Limits().max_connections,
+            per_minute=lim.per_minute,
+            per_hour=lim.per_hour,
+            per_day=lim.per_day,
+            recipients_per_day=lim.recipients_per_day,
+        )
+        assert validate(dataclasses.replace(settings, limits=limits)).limits == limits
 
 
 def test_well_known_presets() -> None:
@@ -201,3 +225,37 @@ def test_ses_region_parameter() -> None:
     with pytest.raises(InvalidInput) as caught:
         preset_host(ses, region="evil.example.com\r\n")
     assert caught.value.field == "region"
+
+
+def test_provider_limits_in_the_presets() -> None:
+    m365 = find_preset("microsoft-365")
+    assert m365 is not None
+    assert (m365.host, m365.port, m365.security) == ("smtp.office365.com", 587, Security.STARTTLS)
+    assert m365.limits.max_connections == 3
+    assert m365.limits.per_minute == 30
+    assert m365.limits.recipients_per_day == 10_000
+    assert m365.limits.per_day is None  # Microsoft counts recipients, not messages
+    google = find_preset("google-workspace")
+    assert google is not None
+    assert google.host == "smtp.gmail.com"
+    assert {
+        (google.port, google.security),
+        *((a.port, a.security) for a in google.alternatives),
+    } == {
+        (465, Security.TLS),
+        (587, Security.STARTTLS),
+    }
+    assert google.limits.per_day == 2_000
+    assert google.limits.recipients_per_day == 10_000
+    gmail = find_preset("gmail")
+    assert gmail is not None
+    assert gmail.limits.recipients_per_day == 500
+
+
+def test_a_message_costs_its_recipients_under_a_recipient_limit() -> None:
+    assert Limits().recipient_cost(3) == 0  # no recipient limit: nothing to count
+    limits = Limits(recipients_per_day=5)
+    assert limits.budgeted and not limits.counts_messages
+    assert limits.recipient_cost(3) == 3
+    assert limits.recipient_cost(0) == 1
+    assert limits.recipient_cost(9) == 5  # never more than the whole day's budget

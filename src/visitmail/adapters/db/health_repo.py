@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from visitmail.adapters.db.tables import RateBucketRow, SmtpHealthRow
 from visitmail.adapters.db.upsert import insert_ignore
 from visitmail.domain.smtp_settings import Limits
-from visitmail.services.outbox_ports import ServerHealth
+from visitmail.services.outbox_ports import RecipientGrant, ServerHealth
 
 H = SmtpHealthRow
 SLOWDOWN_FOR = timedelta(minutes=5)
@@ -134,7 +134,9 @@ class SqlHealth:
 
 class SqlRateLimiter:
     """Token bucket for ``per_minute`` (burst = the minute's budget), fixed windows for
-    ``per_hour`` / ``per_day``. A throttling reply halves the refill rate for 5 minutes."""
+    ``per_hour`` / ``per_day``; ``recipients_per_day`` counts recipients in the same day
+    window as ``per_day``. A throttling reply halves the refill rate for 5 minutes. Every
+    method locks the organization's row, so workers on any machine share one budget."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -154,6 +156,7 @@ class SqlRateLimiter:
                 "hour_count": 0,
                 "day_start": now,
                 "day_count": 0,
+                "day_recipients": 0,
             },
         )
         row = await self._s.scalar(
@@ -167,7 +170,7 @@ class SqlRateLimiter:
     async def take(
         self, organization_id: uuid.UUID, limits: Limits, want: int, now: datetime
     ) -> int:
-        if not (limits.per_minute or limits.per_hour or limits.per_day):
+        if not limits.counts_messages:
             return want
         row = await self._row(organization_id, limits, now)
         if row.slowdown_until is not None and row.slowdown_until <= now:
@@ -183,9 +186,8 @@ class SqlRateLimiter:
             if now - row.hour_start >= timedelta(hours=1):
                 row.hour_start, row.hour_count = now, 0
             grant = min(grant, limits.per_hour - row.hour_count)
+        _roll_day(row, now)
         if limits.per_day:
-            if now - row.day_start >= timedelta(days=1):
-                row.day_start, row.day_count = now, 0
             grant = min(grant, limits.per_day - row.day_count)
         grant = max(0, grant)
         if limits.per_minute:
@@ -195,8 +197,24 @@ class SqlRateLimiter:
         await self._s.flush()
         return grant
 
-    async def give_back(self, organization_id: uuid.UUID, limits: Limits, unused: int) -> None:
-        if unused <= 0 or not (limits.per_minute or limits.per_hour or limits.per_day):
+    async def take_recipients(
+        self, organization_id: uuid.UUID, limits: Limits, want: int, now: datetime
+    ) -> RecipientGrant:
+        if not limits.recipients_per_day:
+            return RecipientGrant(want, now)
+        row = await self._row(organization_id, limits, now)
+        _roll_day(row, now)
+        grant = max(0, min(want, limits.recipients_per_day - row.day_recipients))
+        row.day_recipients += grant
+        await self._s.flush()
+        return RecipientGrant(grant, row.day_start + timedelta(days=1))
+
+    async def give_back(
+        self, organization_id: uuid.UUID, limits: Limits, unused: int, *, recipients: int = 0
+    ) -> None:
+        unused = unused if limits.counts_messages else 0
+        recipients = recipients if limits.recipients_per_day else 0
+        if unused <= 0 and recipients <= 0:
             return
         row = await self._s.scalar(
             select(RateBucketRow)
@@ -205,10 +223,13 @@ class SqlRateLimiter:
         )
         if row is None:
             return
-        if limits.per_minute:
-            row.tokens = min(float(limits.per_minute), row.tokens + unused)
-        row.hour_count = max(0, row.hour_count - unused)
-        row.day_count = max(0, row.day_count - unused)
+        if unused > 0:
+            if limits.per_minute:
+                row.tokens = min(float(limits.per_minute), row.tokens + unused)
+            row.hour_count = max(0, row.hour_count - unused)
+            row.day_count = max(0, row.day_count - unused)
+        if recipients > 0:
+            row.day_recipients = max(0, row.day_recipients - recipients)
         await self._s.flush()
 
     async def slow_down(self, organization_id: uuid.UUID, now: datetime) -> None:
@@ -222,3 +243,9 @@ class SqlRateLimiter:
         row.slowdown = max(MIN_SLOWDOWN, row.slowdown / 2)
         row.slowdown_until = now + SLOWDOWN_FOR
         await self._s.flush()
+
+
+def _roll_day(row: RateBucketRow, now: datetime) -> None:
+    """Start a new day window (messages and recipients) once the last one is over."""
+    if now - row.day_start >= timedelta(days=1):
+        row.day_start, row.day_count, row.day_recipients = now, 0, 0

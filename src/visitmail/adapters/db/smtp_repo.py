@@ -72,6 +72,7 @@ def document_of(settings: SmtpSettings) -> dict[str, Any]:
             "per_minute": settings.limits.per_minute,
             "per_hour": settings.limits.per_hour,
             "per_day": settings.limits.per_day,
+            "recipients_per_day": settings.limits.recipients_per_day,
         },
         "preset": settings.preset,
     }
@@ -118,6 +119,7 @@ def settings_of(doc: Mapping[str, Any]) -> SmtpSettings:
             per_minute=lim.get("per_minute"),
             per_hour=lim.get("per_hour"),
             per_day=lim.get("per_day"),
+            recipients_per_day=lim.get("recipients_per_day"),
         ),
         preset=doc.get("preset"),
     )

@@ -330,6 +330,8 @@ class RateBucketRow(Base):
     hour_count: Mapped[int] = mapped_column(Integer, default=0)
     day_start: Mapped[datetime] = mapped_column(UTCDateTime)
     day_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Recipients sent in the day window starting at day_start (limits.recipients_per_day).
+    day_recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # --- events, their media library, visit reports (issue 5) ---------------------------------

@@ -19,7 +19,9 @@ import aiosmtplib
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from visitmail.domain.diagnosis import StepName
+from visitmail.domain.reply_advice import SENDER_FIX, ReplyTopic, advise, xoauth2_challenge
 from visitmail.domain.smtp_errors import (
+    Detail,
     SmtpAuthFailed,
     SmtpCertificateRejected,
     SmtpConnectFailed,
@@ -310,42 +312,53 @@ def _smtp_reply(exc: BaseException, stage: StepName, target: Target) -> SmtpFail
         # account's problem, explained as such at the step where it came.
         return sender_rejected(code, text, stage=stage)
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused) or stage is StepName.RCPT_TO:
-        return SmtpRejected(
-            f"The server refused the test recipient: {code} {text}",
-            stage=StepName.RCPT_TO,
-            fix="Check the recipient address; some servers only relay for authenticated "
-            "users, so set a username and password if none is set.",
-            reply_code=code,
-            reply_text=text,
-        )
-    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
-        stage = StepName.GREETING
-    return SmtpRejected(
-        f"The server answered the {stage.value} step with an error: {code} {text}",
-        stage=stage,
-        fix="Read the server's reply; if it names a policy (IP block list, rate limit), "
-        "contact the provider.",
-        reply_code=code,
-        reply_text=text,
-    )
-
-
-def auth_rejected(code: int, text: str) -> SmtpAuthFailed:
-    """The failure for a rejected AUTH (535 and friends)."""
-    fix = "Check the username and password (re-enter the password)."
-    if code == 534 or "application-specific" in text.lower():
+        stage = StepName.RCPT_TO
         fix = (
-            "The provider wants an app password (or OAuth) for this account: create an app "
-            "password in the account's security settings and use it here."
+            "Check the recipient address; some servers only relay for authenticated "
+            "users, so set a username and password if none is set."
         )
-    elif code == 538:
-        fix = "The server requires encryption for AUTH: choose `starttls` or `tls`."
+        message = f"The server refused the test recipient: {code} {text}"
+    else:
+        if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+            stage = StepName.GREETING
+        fix = (
+            "Read the server's reply; if it names a policy (IP block list, rate limit), "
+            "contact the provider."
+        )
+        message = f"The server answered the {stage.value} step with an error: {code} {text}"
+    advice = advise(code, text)
+    if advice is not None:
+        message = f"{message.rstrip('.')}. {advice.summary}"
+        fix = advice.fix
+    return SmtpRejected(message, stage=stage, fix=fix, reply_code=code, reply_text=text)
+
+
+def auth_rejected(code: int, text: str, *, challenge: str | None = None) -> SmtpAuthFailed:
+    """The failure for a rejected AUTH (535 and friends); a reply the explainer knows
+    (:func:`visitmail.domain.reply_advice.advise`) says what it means and its fix.
+
+    ``challenge``: the text of the ``334`` an XOAUTH2 attempt got before this final reply
+    (Google's base64 JSON error): it says more than the final ``535 5.7.8``, so its
+    explanation wins, and its status and scope go into the details."""
+    message = f"{code} Authentication failed: check the username and password."
+    fix = "Check the username and password (re-enter the password)."
+    details: dict[str, Detail] = {}
+    advice = advise(334, challenge) if challenge else None
+    if advice is not None and challenge is not None:
+        decoded = xoauth2_challenge(challenge) or {}
+        details = {f"oauth_{k}": decoded[k] for k in ("status", "scope") if k in decoded}
+    else:
+        advice = advise(code, text)
+    if advice is not None:
+        message = f"{code} Authentication failed: {advice.summary}"
+        fix = advice.fix
     return SmtpAuthFailed(
-        f"{code} Authentication failed: check the username and password.",
+        message,
         stage=StepName.AUTH,
         fix=fix,
         reply_code=code,
         reply_text=text,
+        details=details,
     )
 
 
@@ -358,16 +371,23 @@ def sender_rejected(code: int, text: str, *, stage: StepName = StepName.MAIL_FRO
         StepName.RCPT_TO: " in its answer to RCPT TO",
         StepName.SEND: " after the message",
     }.get(stage, f" at the {stage.value} step")
+    advice = advise(code, text)
+    if advice is not None and advice.topic is not ReplyTopic.SENDER_NOT_ALLOWED:
+        # Refused at MAIL FROM for another reason (530 not logged in, 5.4.5 daily
+        # limit, 5.7.708 IP refused, 4.3.2 too many connections): say that instead.
+        return SmtpRejected(
+            f"The server refused MAIL FROM{later} ({code}): {advice.summary}",
+            stage=stage,
+            fix=advice.fix,
+            reply_code=code,
+            reply_text=text,
+        )
     if 500 <= code < 600:
         message = (
             f"The server refused the sender address{later} ({code}): this account is not "
             "allowed to send as this sender."
         )
-        fix = (
-            "Use a sender address this account may send as (usually the account's own "
-            "address), or grant the account permission to send as this address (Microsoft "
-            "365: Send As; relays: add and verify the sender address or its domain)."
-        )
+        fix = advice.fix if advice is not None else SENDER_FIX
     else:
         message = f"The server temporarily refused the sender address{later} ({code})."
         fix = "Try again later; if it persists, contact the provider."

@@ -183,7 +183,7 @@ class SmtpSender:
         try:
             session = await self._open(settings, secrets)
         except SmtpFailure as failure:
-            return f"{failure.stage.value}: {failure.message}"
+            return f"{failure.stage.value}: {_failure_text(failure)}"
         except SessionLost as exc:
             return f"protocol: {exc}"
         await close_quietly(session)
@@ -229,13 +229,19 @@ def _outcome(result: TransactionResult, message: ClaimedMessage, started: float)
     return AttemptOutcome(results=results, duration_ms=_ms(started))
 
 
+def _failure_text(failure: SmtpFailure) -> str:
+    """The server's reply first (as the outbox and the health record keep it, so its
+    explanation can be found again), then what it means."""
+    if failure.reply_code is None:
+        return failure.message
+    return f"{failure.reply_code} {failure.reply_text or ''} — {failure.message}".strip()
+
+
 def _server_failure(failure: SmtpFailure, started: float) -> AttemptOutcome:
-    text = failure.message
-    if failure.reply_code is not None:
-        text = f"{failure.reply_code} {failure.reply_text or ''} — {text}".strip()
     return AttemptOutcome(
         server_failure=_STAGES.get(failure.stage, FailureStage.PROTOCOL),
-        failure_text=text,
+        failure_text=_failure_text(failure),
+        failure_reply=failure.reply,
         duration_ms=_ms(started),
     )
 

@@ -9,7 +9,27 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from visitmail.domain.outbox import MessageKind, MessageStatus, RecipientStatus
+from visitmail.domain.reply_advice import ReplyAdvice, ReplyTopic
 from visitmail.services.outbox_ports import AttemptView, MessageView, RecipientView
+
+
+class AdviceOut(BaseModel):
+    """What a server's reply means and what to change, from the same explainer as the
+    connection test. Temporary or permanent is the recipient's status / the attempt's
+    outcome, decided by the reply code alone."""
+
+    topic: ReplyTopic = Field(description="what the reply is about, e.g. sender_not_allowed")
+    provider: str | None = Field(description="the provider the explanation is specific to")
+    summary: str = Field(description="what the reply means")
+    fix: str = Field(description="what to change")
+
+    @classmethod
+    def of(cls, advice: ReplyAdvice | None) -> AdviceOut | None:
+        if advice is None:
+            return None
+        return cls(
+            topic=advice.topic, provider=advice.provider, summary=advice.summary, fix=advice.fix
+        )
 
 
 class RecipientOut(BaseModel):
@@ -19,6 +39,9 @@ class RecipientOut(BaseModel):
     code: int | None = Field(description="the server's last reply code for this recipient")
     enhanced_status: str | None = Field(description="the enhanced status code, e.g. 5.1.1")
     text: str | None = Field(description="the server's reply text")
+    advice: AdviceOut | None = Field(
+        default=None, description="what the reply means and its fix, when it is known"
+    )
     updated_at: datetime
 
     @classmethod
@@ -30,6 +53,7 @@ class RecipientOut(BaseModel):
             code=r.code,
             enhanced_status=r.enhanced,
             text=r.text,
+            advice=AdviceOut.of(r.advice),
             updated_at=r.updated_at,
         )
 
@@ -41,6 +65,9 @@ class AttemptOut(BaseModel):
     code: int | None
     enhanced_status: str | None
     text: str | None
+    advice: AdviceOut | None = Field(
+        default=None, description="what the reply means and its fix, when it is known"
+    )
     duration_ms: int
 
     @classmethod
@@ -52,6 +79,7 @@ class AttemptOut(BaseModel):
             code=a.code,
             enhanced_status=a.enhanced,
             text=a.text,
+            advice=AdviceOut.of(a.advice),
             duration_ms=a.duration_ms,
         )
 

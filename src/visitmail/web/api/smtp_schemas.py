@@ -87,6 +87,11 @@ class LimitsIn(Strict):
     per_minute: Count | None = None
     per_hour: Count | None = None
     per_day: Count | None = None
+    recipients_per_day: Count | None = Field(
+        default=None,
+        description="recipients per day (a message to 3 recipients counts 3); "
+        "Microsoft 365: 10,000",
+    )
 
 
 class SmtpSettingsIn(Strict):
@@ -142,6 +147,7 @@ class SmtpSettingsIn(Strict):
                 per_minute=self.limits.per_minute,
                 per_hour=self.limits.per_hour,
                 per_day=self.limits.per_day,
+                recipients_per_day=self.limits.recipients_per_day,
             ),
             preset=self.preset,
         )
@@ -210,6 +216,7 @@ class LimitsOut(BaseModel):
     per_minute: int | None
     per_hour: int | None
     per_day: int | None
+    recipients_per_day: int | None
 
 
 class SmtpSettingsOut(BaseModel):
@@ -268,6 +275,7 @@ class SmtpSettingsOut(BaseModel):
                 per_minute=s.limits.per_minute,
                 per_hour=s.limits.per_hour,
                 per_day=s.limits.per_day,
+                recipients_per_day=s.limits.recipients_per_day,
             ),
             preset=s.preset,
             warnings=view.warnings,
@@ -352,6 +360,7 @@ class PresetLimitsOut(BaseModel):
     per_minute: int | None
     per_hour: int | None
     per_day: int | None
+    recipients_per_day: int | None
     max_connections: int | None
 
 
@@ -386,6 +395,7 @@ class PresetOut(BaseModel):
                 per_minute=p.limits.per_minute,
                 per_hour=p.limits.per_hour,
                 per_day=p.limits.per_day,
+                recipients_per_day=p.limits.recipients_per_day,
                 max_connections=p.limits.max_connections,
             ),
             limits_note=p.limits_note,

@@ -188,6 +188,7 @@ def parse_settings(form: Mapping[str, str]) -> SmtpSettings:
             per_minute=_whole(form, "limits.per_minute"),
             per_hour=_whole(form, "limits.per_hour"),
             per_day=_whole(form, "limits.per_day"),
+            recipients_per_day=_whole(form, "limits.recipients_per_day"),
         ),
         preset=_text(form, "preset"),
     )
@@ -256,6 +257,7 @@ def _settings_form(settings: SmtpSettings | None) -> dict[str, str]:
         "limits.per_minute": s(settings.limits.per_minute),
         "limits.per_hour": s(settings.limits.per_hour),
         "limits.per_day": s(settings.limits.per_day),
+        "limits.recipients_per_day": s(settings.limits.recipients_per_day),
     }
 
 
@@ -275,6 +277,7 @@ def _presets_json() -> list[dict[str, Any]]:
                 "per_minute": p.limits.per_minute,
                 "per_hour": p.limits.per_hour,
                 "per_day": p.limits.per_day,
+                "recipients_per_day": p.limits.recipients_per_day,
                 "max_connections": p.limits.max_connections,
             },
             "limits_note": p.limits_note,

@@ -102,6 +102,7 @@
     setValue("f-limits-per-minute", lim.per_minute);
     setValue("f-limits-per-hour", lim.per_hour);
     setValue("f-limits-per-day", lim.per_day);
+    setValue("f-limits-recipients-per-day", lim.recipients_per_day);
     if (lim.max_connections) setValue("f-limits-max-connections", lim.max_connections);
     followSecurity(false);
     showPreset(preset);
