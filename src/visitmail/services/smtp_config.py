@@ -15,6 +15,7 @@ secret, nor its length.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,12 +31,20 @@ from visitmail.domain.diagnosis import (
 )
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
 from visitmail.domain.identity import Principal
+from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, SmtpPreset, find_preset
-from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings, validate
+from visitmail.domain.smtp_settings import (
+    AuthMethod,
+    Security,
+    SmtpSecrets,
+    SmtpSettings,
+    validate,
+)
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.identity import require_role
 from visitmail.services.ports import (
+    SMTP_CONNECTION_SECRETS,
     AuditEntry,
     SecretSealer,
     SmtpSecretField,
@@ -50,6 +59,17 @@ ACTION_UPDATE = "smtp_settings.update"
 ACTION_ROTATE = "smtp_settings.rotate_keys"
 MAX_PASSWORD_LENGTH = 1024
 MAX_KEY_PEM_LENGTH = 100_000
+MAX_OAUTH_TOKEN_LENGTH = 8192  # Microsoft refresh tokens run to a few kB
+MAX_SERVICE_ACCOUNT_KEY_LENGTH = 20_000
+#: OAuth secrets that are refused when their destination changed (like a password); the
+#: tokens are dropped instead (a new sign-in or fetch replaces them).
+_OAUTH_REENTER = frozenset(
+    {
+        SmtpSecretField.OAUTH_CLIENT_SECRET,
+        SmtpSecretField.OAUTH_PRIVATE_KEY,
+        SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY,
+    }
+)
 REDACTED = "[redacted]"
 
 SecretChanges = Mapping[SmtpSecretField, str | None]
@@ -90,7 +110,9 @@ def check_secret(secret: SmtpSecretField, value: str | None) -> str | None:
     Passwords go on the wire: CR, LF and NUL are refused. The client key is PEM text."""
     if value is None or value == "":
         return None
-    if secret is SmtpSecretField.CLIENT_KEY:
+    if secret is SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY:
+        return check_service_account_key(value)
+    if secret in (SmtpSecretField.CLIENT_KEY, SmtpSecretField.OAUTH_PRIVATE_KEY):
         if "\x00" in value:
             raise InvalidInput("must not contain NUL characters", field=secret.value)
         if len(value) > MAX_KEY_PEM_LENGTH:
@@ -102,14 +124,47 @@ def check_secret(secret: SmtpSecretField, value: str | None) -> str | None:
         return value.strip() + "\n"
     if any(ch in value for ch in ("\r", "\n", "\x00")):
         raise InvalidInput("must not contain line breaks or NUL characters", field=secret.value)
-    if len(value) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput(f"must be at most {MAX_PASSWORD_LENGTH} characters", field=secret.value)
+    limit = MAX_OAUTH_TOKEN_LENGTH if secret.is_oauth else MAX_PASSWORD_LENGTH
+    if len(value) > limit:
+        raise InvalidInput(f"must be at most {limit} characters", field=secret.value)
     return value
+
+
+def check_service_account_key(value: str) -> str:
+    """A Google service-account JSON key (``type``, ``client_email``, ``private_key``)."""
+    name = SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY.value
+    if len(value) > MAX_SERVICE_ACCOUNT_KEY_LENGTH:
+        raise InvalidInput("is too large (at most 20 kB)", field=name)
+    try:
+        key = json.loads(value)
+    except ValueError:
+        raise InvalidInput("must be the service account's JSON key file", field=name) from None
+    if (
+        not isinstance(key, dict)
+        or key.get("type") != "service_account"
+        or not isinstance(key.get("client_email"), str)
+        or "PRIVATE KEY-----" not in str(key.get("private_key", ""))
+    ):
+        raise InvalidInput(
+            "must be a service account JSON key (type service_account, with client_email "
+            "and private_key)",
+            field=name,
+        )
+    return value.strip()
 
 
 def _secret_allowed(secret: SmtpSecretField, settings: SmtpSettings) -> str | None:
     """``None`` if ``settings`` can use ``secret``; else the field the secret needs."""
+    if secret.is_oauth:
+        if settings.oauth is None:
+            return "auth_method"
+        if secret is SmtpSecretField.OAUTH_ACCESS_TOKEN:
+            return None
+        usable = {s.value for s in settings.oauth.usable_secrets()}
+        return None if secret.value in usable else "oauth.provider"
     if secret is SmtpSecretField.PASSWORD:
+        if settings.auth_method is AuthMethod.OAUTH2:
+            return "auth_method"  # XOAUTH2 sends a token, never the password
         return None if settings.username else "username"
     if secret is SmtpSecretField.PROXY_PASSWORD:
         return None if settings.proxy.enabled and settings.proxy.username else "proxy.username"
@@ -134,6 +189,8 @@ def _plan_secrets(
     plan: dict[SmtpSecretField, str | None] = {}
     present: set[SmtpSecretField] = set()
     for secret in SmtpSecretField:
+        if secret is SmtpSecretField.OAUTH_ACCESS_TOKEN:
+            continue  # the token service's cache: see put_settings
         if secret in changes:
             value = check_secret(secret, changes[secret])
             if value is not None:
@@ -148,6 +205,9 @@ def _plan_secrets(
             if _secret_allowed(secret, settings) is not None:
                 plan[secret] = None
             elif saved_for is not None and not _may_reuse(secret, saved_for, settings):
+                if secret is SmtpSecretField.OAUTH_REFRESH_TOKEN:
+                    plan[secret] = None  # a sign-in for another app or mailbox: dropped
+                    continue
                 raise InvalidInput(_REENTER[secret], field=secret.value)
             else:
                 present.add(secret)
@@ -155,7 +215,19 @@ def _plan_secrets(
         raise InvalidInput(
             "is required with a client certificate", field=SmtpSecretField.CLIENT_KEY.value
         )
+    if settings.oauth is not None:
+        for needed in sorted(settings.oauth.required_secrets()):
+            if SmtpSecretField(needed.value) not in present:
+                raise InvalidInput(_REQUIRED_OAUTH[needed.value], field=needed.value)
     return plan, frozenset(present)
+
+
+_REQUIRED_OAUTH = {
+    "oauth.client_secret": "is required for this provider (the app's client secret)",
+    "oauth.private_key_pem": "is required with a client certificate (the certificate's "
+    "private key, PEM)",
+    "oauth.service_account_key": "is required for a service account (its JSON key file)",
+}
 
 
 def _open_all(
@@ -164,6 +236,7 @@ def _open_all(
     return {
         secret: box.open(token, organization_id=organization_id, field=secret.sealed_as)
         for secret, token in sealed.items()
+        if secret in SMTP_CONNECTION_SECRETS  # OAuth secrets only reach the token service
     }
 
 
@@ -208,7 +281,16 @@ def settings_warnings(settings: SmtpSettings, secrets_set: frozenset[SmtpSecretF
             "security is 'none': messages travel unencrypted. Choose starttls (usually port "
             "587) or tls (usually 465) if the server offers it."
         )
-    if settings.username and SmtpSecretField.PASSWORD not in secrets_set:
+    if settings.oauth is not None:
+        if (
+            settings.oauth.uses_refresh_token
+            and SmtpSecretField.OAUTH_REFRESH_TOKEN not in secrets_set
+        ):
+            warnings.append(
+                "OAuth2 is chosen but the mailbox is not connected yet: sign in with the "
+                "mailbox (Connect) or store a refresh token, then run the connection test."
+            )
+    elif settings.username and SmtpSecretField.PASSWORD not in secrets_set:
         warnings.append("A username is set but no password: enter the password.")
     return warnings
 
@@ -247,14 +329,17 @@ async def put_settings(
     *,
     allow_plaintext_auth: bool = False,
     clock: Clock = utcnow,
+    policy: NetworkPolicy | None = None,
 ) -> SmtpSettingsView:
     """Replace the organization's settings (admin only); see the module doc for secrets.
 
     Everything is checked before anything is written; one audit entry lists the changed
-    field names (never values). A save that changes nothing writes nothing.
+    field names (never values). A save that changes nothing writes nothing. A save that
+    changes something drops the cached OAuth access token (the next connection fetches
+    one with the new settings). ``policy`` judges an OAuth token URL's address.
     """
     require_role(principal, Role.ADMIN)
-    clean = validate(settings)
+    clean = validate(settings, policy)
     _check_preset(clean)
     org = principal.organization_id
     stored = await uow.smtp_settings.get(org, for_update=True)
@@ -274,10 +359,17 @@ async def put_settings(
             "allow plain-text passwords with VISITMAIL_ALLOW_PLAINTEXT_AUTH)",
             field="security",
         )
+    if clean.security is Security.NONE and clean.oauth is not None and not allow_plaintext_auth:
+        raise InvalidInput(
+            "would send the OAuth token unencrypted: choose starttls or tls",
+            field="security",
+        )
     changed = changed_fields(stored.settings if stored else None, clean)
     changed += [secret.value for secret in plan]
     if stored is not None and not changed:
         return _view(stored)
+    if stored is not None and SmtpSecretField.OAUTH_ACCESS_TOKEN in stored.sealed:
+        plan[SmtpSecretField.OAUTH_ACCESS_TOKEN] = None
     sealed = {
         secret: (
             box.seal(value, organization_id=org, field=secret.sealed_as)
@@ -324,7 +416,16 @@ async def load_for_sending(
 
 def _may_reuse(secret: SmtpSecretField, stored: SmtpSettings, candidate: SmtpSettings) -> bool:
     """A stored secret is only handed to the same server (and account) it was saved for, so
-    testing inline settings cannot send it to a host of the caller's choosing."""
+    testing inline settings cannot send it to a host of the caller's choosing. An OAuth
+    secret: to the same provider, tenant, client and token endpoint (and a refresh token
+    or cached access token only for the same mailbox)."""
+    if secret.is_oauth:
+        if stored.oauth is None or candidate.oauth is None:
+            return False
+        same = stored.oauth.destination() == candidate.oauth.destination()
+        if secret in _OAUTH_REENTER:
+            return same
+        return same and stored.username == candidate.username
     if secret is SmtpSecretField.PASSWORD:
         return (
             candidate.host == stored.host
@@ -348,6 +449,12 @@ _REENTER = {
     SmtpSecretField.PROXY_PASSWORD: "enter the proxy password again: the proxy's host, port "
     "or username changed, and a saved password is only sent to the proxy it was saved for",
     SmtpSecretField.CLIENT_KEY: "enter the client key again: the client certificate changed",
+    SmtpSecretField.OAUTH_CLIENT_SECRET: "enter the client secret again: the provider, tenant, "
+    "client id or token URL changed, and a saved secret is only sent where it was saved for",
+    SmtpSecretField.OAUTH_PRIVATE_KEY: "enter the private key again: the provider, tenant, "
+    "client id or token URL changed",
+    SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY: "enter the service account key again: the "
+    "OAuth provider changed",
 }
 
 _NOT_REUSED = {
@@ -378,7 +485,7 @@ async def _candidate(
         raise _not_configured()
     notes: list[str] = []
     plain: dict[SmtpSecretField, str] = {}
-    for secret in SmtpSecretField:
+    for secret in SMTP_CONNECTION_SECRETS:
         if secret in inline_secrets:
             value = check_secret(secret, inline_secrets[secret])
             if value is not None:
@@ -469,7 +576,7 @@ async def diagnose_settings(
             send_to=recipient,
             on_step=lambda step: on_step(_scrub_step(step, scrub)),
         )
-    present = frozenset(s for s in SmtpSecretField if _secret_of(secrets, s))
+    present = frozenset(s for s in SMTP_CONNECTION_SECRETS if _secret_of(secrets, s))
     return _finish(report, secrets, [*notes, *settings_warnings(settings, present)])
 
 
@@ -497,7 +604,7 @@ async def diagnose_organization(
     settings, secrets = await load_for_sending(uow, box, organization_id)
     await uow.commit()
     report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
-    present = frozenset(s for s in SmtpSecretField if _secret_of(secrets, s))
+    present = frozenset(s for s in SMTP_CONNECTION_SECRETS if _secret_of(secrets, s))
     return _finish(report, secrets, settings_warnings(settings, present))
 
 
