@@ -400,6 +400,61 @@ async def put_settings(
     )
 
 
+async def store_refresh_token(
+    uow: UnitOfWork,
+    box: SecretSealer,
+    principal: Principal,
+    refresh_token: str,
+    *,
+    clock: Clock = utcnow,
+) -> SmtpSettingsView:
+    """Store a refresh token for the OAuth2 mailbox (admin only; delegated kinds and generic
+    with the refresh-token grant). Drops the cached access token and probes a paused queue
+    at once. ``NotFound`` before the first save; :class:`InvalidInput` naming the field."""
+    require_role(principal, Role.ADMIN)
+    org = principal.organization_id
+    stored = await uow.smtp_settings.get(org, for_update=True)
+    if stored is None:
+        raise _not_configured()
+    oauth = stored.settings.oauth
+    if oauth is None:
+        raise InvalidInput("is not oauth2: choose an OAuth provider first", field="auth_method")
+    if not oauth.uses_refresh_token:
+        raise InvalidInput(
+            f"{oauth.provider.value} does not use a refresh token", field="oauth.provider"
+        )
+    field = SmtpSecretField.OAUTH_REFRESH_TOKEN
+    value = check_secret(field, refresh_token)
+    if value is None:
+        raise InvalidInput("is required", field=field.value)
+    now = clock()
+    sealed: dict[SmtpSecretField, str | None] = {
+        field: box.seal(value, organization_id=org, field=field.sealed_as),
+        SmtpSecretField.OAUTH_ACCESS_TOKEN: None,
+    }
+    await uow.smtp_settings.save(
+        org, stored.settings, sealed=sealed, actor_id=principal.user.id, now=now
+    )
+    await uow.health.schedule_probe(org, now)
+    await uow.audit.record(
+        org,
+        actor_id=principal.user.id,
+        action=ACTION_UPDATE,
+        target=AUDIT_TARGET,
+        fields=[field.value],
+        now=now,
+    )
+    await uow.commit()
+    present = (frozenset(stored.sealed) - {SmtpSecretField.OAUTH_ACCESS_TOKEN}) | {field}
+    return SmtpSettingsView(
+        settings=stored.settings,
+        secrets_set=present,
+        warnings=settings_warnings(stored.settings, present),
+        updated_at=now,
+        updated_by=principal.user.id,
+    )
+
+
 async def load_for_sending(
     uow: UnitOfWork, box: SecretSealer, organization_id: UUID
 ) -> tuple[SmtpSettings, SmtpSecrets]:

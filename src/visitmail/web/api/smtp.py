@@ -4,7 +4,10 @@ Admin only (other roles get 403). Before the first save, ``GET /api/v1/smtp-sett
 answers 404 with the error code ``not_configured``. Secrets (``password``,
 ``proxy.password``, ``tls.client_key_pem``) are write-only: a ``PUT`` without one keeps the
 stored value, ``null`` or ``""`` clears it; responses carry ``password_set``,
-``proxy.password_set`` and ``tls.client_key_set`` instead.
+``proxy.password_set`` and ``tls.client_key_set`` instead. OAuth2 (``auth_method:
+"oauth2"`` with an ``oauth`` object): its secrets (``oauth.client_secret``,
+``oauth.private_key_pem``, ``oauth.service_account_key``, ``oauth.refresh_token``) are
+write-only the same way and shown as ``oauth.*_set``.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from visitmail.oauth_wiring import token_policy
 from visitmail.services import smtp_config
 from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.api.smtp_schemas import (
     AuditEntryOut,
     PresetOut,
+    RefreshTokenIn,
     SmtpAutodetectIn,
     SmtpAutodetectOut,
     SmtpSettingsIn,
@@ -59,7 +64,21 @@ async def put_settings(
         body.to_domain(),
         body.secret_changes(),
         allow_plaintext_auth=runtime.settings.allow_plaintext_auth,
+        policy=token_policy(runtime),
     )
+    return SmtpSettingsOut.of(view)
+
+
+@router.put(
+    "/oauth/refresh-token",
+    summary="Store a refresh token for the OAuth2 mailbox (admin; delegated providers)",
+    description="For a refresh token obtained outside visitmail's sign-in. Replaces the "
+    "stored one and drops the cached access token; the value is never shown again.",
+)
+async def put_refresh_token(
+    body: RefreshTokenIn, principal: AdminDep, uow: UowDep, box: SecretBoxDep
+) -> SmtpSettingsOut:
+    view = await smtp_config.store_refresh_token(uow, box, principal, body.refresh_token)
     return SmtpSettingsOut.of(view)
 
 
