@@ -324,7 +324,7 @@ def start_oauth_provider(**options: Any) -> OAuthProvider:
     provider = OAuthProvider(**options)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
             form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
@@ -336,7 +336,7 @@ def start_oauth_provider(**options: Any) -> OAuthProvider:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return  # quiet
 
     server = ThreadingHTTPServer((HOST, 0), Handler)

@@ -24,9 +24,11 @@ from visitmail.domain.oauth import (
     SCOPE_MS_SMTP,
     GenericGrant,
     OAuthEndpoints,
-    OAuthProvider as Kind,
     OAuthSettings,
     OAuthTokenFailed,
+)
+from visitmail.domain.oauth import (
+    OAuthProvider as Kind,
 )
 from visitmail.domain.outbox import MessageStatus
 from visitmail.domain.smtp_settings import (
