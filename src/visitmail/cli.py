@@ -400,8 +400,15 @@ def smtp_test(
     async def _go(runtime: Runtime) -> DiagnosisReport | VisitmailError:
         try:
             async with runtime.uow() as uow:
+                from visitmail.oauth_wiring import build_token_service
+
                 return await smtp_config.diagnose_organization(
-                    uow, SecretBox(runtime.keyring), diagnoser, organization_id, send_to=send_to
+                    uow,
+                    SecretBox(runtime.keyring),
+                    diagnoser,
+                    organization_id,
+                    send_to=send_to,
+                    tokens=build_token_service(runtime),
                 )
         except (NotFound, InvalidInput) as exc:  # usage errors, not a failed test
             return exc

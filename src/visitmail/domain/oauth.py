@@ -494,3 +494,13 @@ class TokenStatus:
     access_token_expires_at: datetime | None = None
     refreshed_at: datetime | None = None
     scopes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """The connection test's token step, done by the service before the conversation:
+    the token (``None`` if it failed), the failure with its fix, and how long it took."""
+
+    token: AccessToken | None
+    failure: OAuthTokenFailed | None = None
+    duration_ms: int = 0

@@ -163,6 +163,19 @@ class TokenService:
         self._locks: dict[UUID, asyncio.Lock] = {}
         self.counters = _Counters()
 
+    async def fetch_for_test(
+        self, settings: OAuthSettings, credentials: OAuthCredentials, *, mailbox: str
+    ) -> AccessToken:
+        """A token for unsaved settings (see :func:`fetch_direct`)."""
+        return await fetch_direct(
+            self._client,
+            self._endpoints,
+            settings,
+            credentials,
+            mailbox=mailbox,
+            clock=self._clock,
+        )
+
     def _lock(self, organization_id: UUID) -> asyncio.Lock:
         lock = self._locks.get(organization_id)
         if lock is None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -32,6 +33,7 @@ from visitmail.domain.diagnosis import (
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
 from visitmail.domain.identity import Principal
 from visitmail.domain.network_policy import NetworkPolicy
+from visitmail.domain.oauth import OAuthCredentials, OAuthTokenFailed, TokenCheck
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, SmtpPreset, find_preset
 from visitmail.domain.smtp_settings import (
@@ -43,6 +45,7 @@ from visitmail.domain.smtp_settings import (
 )
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.identity import require_role
+from visitmail.services.oauth_tokens import TokenService
 from visitmail.services.ports import (
     SMTP_CONNECTION_SECRETS,
     AuditEntry,
@@ -522,18 +525,114 @@ _NOT_REUSED = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _OAuthPlan:
+    """How the connection test gets its token: through the token service with the stored
+    credentials (cache, lock, rotation saved), or directly with inline ones."""
+
+    use_stored: bool
+    credentials: OAuthCredentials = field(default_factory=OAuthCredentials)
+
+
+_OAUTH_INPUTS = (
+    SmtpSecretField.OAUTH_CLIENT_SECRET,
+    SmtpSecretField.OAUTH_PRIVATE_KEY,
+    SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY,
+    SmtpSecretField.OAUTH_REFRESH_TOKEN,
+)
+
+
+def _oauth_plan(
+    box: SecretSealer,
+    organization_id: UUID,
+    stored: StoredSmtpSettings | None,
+    settings: SmtpSettings,
+    inline: SmtpSettings | None,
+    inline_secrets: SecretChanges,
+) -> _OAuthPlan | None:
+    if settings.oauth is None:
+        return None
+    given = {s: check_secret(s, inline_secrets[s]) for s in _OAUTH_INPUTS if s in inline_secrets}
+    same = stored is not None and (
+        inline is None or _may_reuse(SmtpSecretField.OAUTH_REFRESH_TOKEN, stored.settings, settings)
+    )
+    if same and not given:
+        return _OAuthPlan(use_stored=True)
+    plain: dict[SmtpSecretField, str] = {}
+    for secret in _OAUTH_INPUTS:
+        value = given.get(secret)
+        if value is not None:
+            plain[secret] = value
+        elif (
+            secret not in given
+            # a stored refresh token is only spent through the token service, which saves
+            # the rotated one; a direct fetch would lose it
+            and secret is not SmtpSecretField.OAUTH_REFRESH_TOKEN
+            and stored is not None
+            and secret in stored.sealed
+            and _may_reuse(secret, stored.settings, settings)
+        ):
+            plain[secret] = box.open(
+                stored.sealed[secret], organization_id=organization_id, field=secret.sealed_as
+            )
+    return _OAuthPlan(
+        use_stored=False,
+        credentials=OAuthCredentials(
+            client_secret=plain.get(SmtpSecretField.OAUTH_CLIENT_SECRET),
+            private_key_pem=plain.get(SmtpSecretField.OAUTH_PRIVATE_KEY),
+            service_account_key=plain.get(SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY),
+            refresh_token=plain.get(SmtpSecretField.OAUTH_REFRESH_TOKEN),
+        ),
+    )
+
+
+async def _token_check(
+    tokens: TokenService | None,
+    organization_id: UUID,
+    settings: SmtpSettings,
+    plan: _OAuthPlan | None,
+) -> TokenCheck | None:
+    """The connection test's token step (``None`` for settings without OAuth2)."""
+    if plan is None or settings.oauth is None:
+        return None
+    if tokens is None:
+        return TokenCheck(
+            None,
+            OAuthTokenFailed(
+                "OAuth2 tokens cannot be fetched here.",
+                fix="Run the test from the web UI, the API or `visitmail smtp test`.",
+            ),
+        )
+    assert settings.username is not None  # validate() requires the mailbox
+    started = time.monotonic()
+    try:
+        if plan.use_stored:
+            token = await tokens.access_token(organization_id, settings.username)
+        else:
+            token = await tokens.fetch_for_test(
+                settings.oauth, plan.credentials, mailbox=settings.username
+            )
+    except OAuthTokenFailed as e:
+        return TokenCheck(None, e, int((time.monotonic() - started) * 1000))
+    except VisitmailError as e:  # a sealed secret no master key opens
+        failure = OAuthTokenFailed(e.message, fix="Enter the OAuth secrets again.")
+        return TokenCheck(None, failure, int((time.monotonic() - started) * 1000))
+    return TokenCheck(token, None, int((time.monotonic() - started) * 1000))
+
+
 async def _candidate(
     uow: UnitOfWork,
     box: SecretSealer,
     organization_id: UUID,
     inline: SmtpSettings | None,
     inline_secrets: SecretChanges,
-) -> tuple[SmtpSettings, SmtpSecrets, list[str]]:
+    policy: NetworkPolicy | None = None,
+) -> tuple[SmtpSettings, SmtpSecrets, list[str], _OAuthPlan | None]:
     """The settings to test: inline ones (validated, not saved) or the stored ones, with
     inline secrets first and stored ones where allowed. Ends the read transaction."""
     stored = await uow.smtp_settings.get(organization_id)
     if inline is not None:
-        settings = validate(inline)
+        settings = validate(inline, policy)
     elif stored is not None:
         settings = stored.settings
     else:
@@ -552,13 +651,15 @@ async def _candidate(
                 )
             else:
                 notes.append(_NOT_REUSED[secret])
+    plan = _oauth_plan(box, organization_id, stored, settings, inline, inline_secrets)
     await uow.commit()  # no transaction stays open across SMTP
-    return settings, _secrets_value(plain), notes
+    return settings, _secrets_value(plain), notes, plan
 
 
-def _scrubber(secrets: SmtpSecrets) -> Callable[[str], str]:
+def _scrubber(secrets: SmtpSecrets, extra: Sequence[str] = ()) -> Callable[[str], str]:
     """Defence in depth: mask secrets should an adapter ever echo one into a report."""
-    values = [v for v in (secrets.password, secrets.proxy_password) if v and len(v) >= 4]
+    candidates = (secrets.password, secrets.proxy_password, *extra)
+    values = [v for v in candidates if v and len(v) >= 4]
 
     def scrub(text: str) -> str:
         for value in values:
@@ -590,9 +691,12 @@ def _scrub_step(step: Step, scrub: Callable[[str], str]) -> Step:
 
 
 def _finish(
-    report: DiagnosisReport, secrets: SmtpSecrets, extra_warnings: Sequence[str]
+    report: DiagnosisReport,
+    secrets: SmtpSecrets,
+    extra_warnings: Sequence[str],
+    extra_secrets: Sequence[str] = (),
 ) -> DiagnosisReport:
-    scrub = _scrubber(secrets)
+    scrub = _scrubber(secrets, extra_secrets)
     warnings: list[str] = []
     for warning in [*report.warnings, *extra_warnings]:
         cleaned = scrub(warning)
@@ -611,28 +715,49 @@ async def diagnose_settings(
     inline_secrets: SecretChanges | None = None,
     send_to: str | None = None,
     on_step: Callable[[Step], None] | None = None,
+    tokens: TokenService | None = None,
+    policy: NetworkPolicy | None = None,
 ) -> DiagnosisReport:
     """Run the connection test (admin only) on the stored settings, or on ``inline``
     settings before they are saved. Inline secrets win; an omitted one is taken from the
     stored settings only if it is meant for the same server (see :func:`_may_reuse`).
-    ``on_step`` sees each step (scrubbed like the report) as soon as it is known."""
+    ``on_step`` sees each step (scrubbed like the report) as soon as it is known.
+    OAuth2: ``tokens`` fetches the access token (stored credentials through the cache and
+    the refresh lock; inline ones directly, never spending the stored refresh token)."""
     require_role(principal, Role.ADMIN)
     recipient = normalize_email(send_to, field="send_to") if send_to else None
-    settings, secrets, notes = await _candidate(
-        uow, box, principal.organization_id, inline, inline_secrets or {}
+    org = principal.organization_id
+    settings, secrets, notes, plan = await _candidate(
+        uow, box, org, inline, inline_secrets or {}, policy
     )
-    if on_step is None:
-        report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
-    else:
-        scrub = _scrubber(secrets)
-        report = await diagnoser.diagnose(
-            settings,
-            secrets,
-            send_to=recipient,
-            on_step=lambda step: on_step(_scrub_step(step, scrub)),
-        )
-    present = frozenset(s for s in SMTP_CONNECTION_SECRETS if _secret_of(secrets, s))
-    return _finish(report, secrets, [*notes, *settings_warnings(settings, present)])
+    check = await _token_check(tokens, org, settings, plan)
+    hidden = _hidden(plan, check)
+    scrub = _scrubber(secrets, hidden)
+    extra: dict[str, Any] = {"oauth_token": check} if check is not None else {}
+    if on_step is not None:
+        extra["on_step"] = lambda step: on_step(_scrub_step(step, scrub))
+    report = await diagnoser.diagnose(settings, secrets, send_to=recipient, **extra)
+    return _finish(report, secrets, [*notes, *_test_warnings(settings, secrets, plan)], hidden)
+
+
+def _hidden(plan: _OAuthPlan | None, check: TokenCheck | None) -> list[str]:
+    """The OAuth values the test had in hand, masked in its report should one leak."""
+    values: list[str | None] = []
+    if plan is not None:
+        c = plan.credentials
+        values += [c.client_secret, c.refresh_token]
+    if check is not None and check.token is not None:
+        values.append(check.token.token)
+    return [v for v in values if v]
+
+
+def _test_warnings(
+    settings: SmtpSettings, secrets: SmtpSecrets, plan: _OAuthPlan | None
+) -> list[str]:
+    present = set(s for s in SMTP_CONNECTION_SECRETS if _secret_of(secrets, s))
+    if plan is not None and (plan.use_stored or plan.credentials.refresh_token):
+        present.add(SmtpSecretField.OAUTH_REFRESH_TOKEN)  # the token step says if it is not
+    return settings_warnings(settings, frozenset(present))
 
 
 def _secret_of(secrets: SmtpSecrets, secret: SmtpSecretField) -> str | None:
@@ -650,6 +775,7 @@ async def diagnose_organization(
     organization_id: UUID,
     *,
     send_to: str | None = None,
+    tokens: TokenService | None = None,
 ) -> DiagnosisReport:
     """The operator's connection test (``visitmail smtp test``): stored settings, no role
     check. ``NotFound`` (field ``org``) for an unknown organization."""
@@ -658,9 +784,14 @@ async def diagnose_organization(
     recipient = normalize_email(send_to, field="send_to") if send_to else None
     settings, secrets = await load_for_sending(uow, box, organization_id)
     await uow.commit()
-    report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
-    present = frozenset(s for s in SMTP_CONNECTION_SECRETS if _secret_of(secrets, s))
-    return _finish(report, secrets, settings_warnings(settings, present))
+    plan = _OAuthPlan(use_stored=True) if settings.oauth is not None else None
+    check = await _token_check(tokens, organization_id, settings, plan)
+    hidden = _hidden(plan, check)
+    if check is not None:
+        report = await diagnoser.diagnose(settings, secrets, send_to=recipient, oauth_token=check)
+    else:
+        report = await diagnoser.diagnose(settings, secrets, send_to=recipient)
+    return _finish(report, secrets, _test_warnings(settings, secrets, plan), hidden)
 
 
 async def autodetect(
@@ -675,7 +806,7 @@ async def autodetect(
     """Try the usual port x security combinations on the host (admin only) and recommend
     the one that works; same settings and secret rules as :func:`diagnose_settings`."""
     require_role(principal, Role.ADMIN)
-    settings, secrets, _notes = await _candidate(
+    settings, secrets, _notes, _plan = await _candidate(
         uow, box, principal.organization_id, inline, inline_secrets or {}
     )
     found = await diagnoser.autodetect(settings, secrets)

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from visitmail.oauth_wiring import token_policy
+from visitmail.oauth_wiring import build_token_service, token_policy
 from visitmail.services import smtp_config
 from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.api.smtp_schemas import (
@@ -87,7 +87,8 @@ async def put_refresh_token(
     summary="Run the step-by-step connection test (admin)",
     description="Tests the saved settings, or `settings` given inline before saving them. "
     "With `send_to` a test message is sent too. Stops at the first failed step; the rest "
-    "are `skipped`. Bounded by `timeouts.overall`.",
+    "are `skipped`. Bounded by `timeouts.overall`. With OAuth2 the `token` and `scope` "
+    "steps come before `auth`.",
 )
 async def run_connection_test(
     request: Request,
@@ -95,6 +96,7 @@ async def run_connection_test(
     uow: UowDep,
     box: SecretBoxDep,
     diagnoser: DiagnoserDep,
+    runtime: RuntimeDep,
     body: SmtpTestIn | None = None,
 ) -> SmtpTestOut:
     inline = body.settings if body else None
@@ -106,6 +108,8 @@ async def run_connection_test(
         inline=inline.to_domain() if inline else None,
         inline_secrets=inline.secret_changes() if inline else None,
         send_to=body.send_to if body else None,
+        tokens=build_token_service(runtime),
+        policy=token_policy(runtime),
     )
     note_for_dev_inbox(request, principal, report)
     return SmtpTestOut.of(report)

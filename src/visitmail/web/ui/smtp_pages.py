@@ -45,6 +45,7 @@ from visitmail.domain.smtp_settings import (
     Timeouts,
     TlsOptions,
 )
+from visitmail.oauth_wiring import build_token_service, token_policy
 from visitmail.services import identity, smtp_config
 from visitmail.services.ports import SmtpSecretField
 from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
@@ -442,6 +443,8 @@ async def smtp_test(
                 inline_secrets=secret_changes,
                 send_to=send_to,
                 on_step=on_step,
+                tokens=build_token_service(runtime),
+                policy=token_policy(runtime),
             )
         note_for_dev_inbox(request, session.principal, report)
         return report
