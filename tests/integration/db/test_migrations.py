@@ -20,6 +20,7 @@ EXPECTED = {
     "login_failures",
     "audit_log",
     "smtp_settings",
+    "smtp_oauth_credentials",
     "events",
     "event_media",
     "reports",

@@ -21,7 +21,8 @@ from tests.support.outbox import LOOPBACK
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
 from visitmail.domain.diagnosis import DiagnosisReport, Step, StepName, StepStatus
-from visitmail.domain.oauth import GenericGrant, OAuthProvider as Kind, OAuthSettings
+from visitmail.domain.oauth import GenericGrant, OAuthSettings
+from visitmail.domain.oauth import OAuthProvider as Kind
 from visitmail.domain.smtp_settings import AuthMethod, Security, SmtpSettings, Timeouts
 from visitmail.runtime import Runtime
 from visitmail.services import smtp_config
