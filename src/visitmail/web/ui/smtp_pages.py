@@ -183,6 +183,8 @@ def parse_secret_changes(form: Mapping[str, str]) -> SecretChanges:
     (absent from the changes)."""
     changes: dict[SmtpSecretField, str | None] = {}
     for secret in SmtpSecretField:
+        if secret is SmtpSecretField.OAUTH_ACCESS_TOKEN:
+            continue  # the token service's cache, never entered
         action = form.get(f"{secret.value}_action", "")
         typed = form.get(secret.value, "")
         if action == "clear":
@@ -381,6 +383,7 @@ async def smtp_save(request: Request, runtime: RuntimeDep, box: SecretBoxDep) ->
                 settings,
                 parse_secret_changes(form),
                 allow_plaintext_auth=runtime.settings.allow_plaintext_auth,
+                policy=token_policy(runtime),
             )
     except VisitmailError as exc:
         return await _page(request, runtime, session, status=status_for(exc), form=kept, error=exc)
