@@ -18,6 +18,7 @@ from tests.support.orgs import OrgFixture
 from tests.support.outbox import LOOPBACK, ManualClock, enqueue, make_worker, run_until
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.adapters.oauth.client import HttpTokenClient
+from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.oauth import (
     SCOPE_GOOGLE_MAIL,
     SCOPE_MS_APP,
@@ -408,3 +409,26 @@ async def test_token_errors_name_the_fix(
         await token_service(runtime, provider).access_token(org.organization.id, MAILBOX)
     assert "AADSTS700082" in expired.value.message
     assert expired.value.fix.startswith("Reconnect the account")
+
+
+async def test_the_token_endpoint_must_pass_the_network_guard(
+    runtime: Runtime, org: OrgFixture, provider: OAuthProvider
+) -> None:
+    setup = setup_kind(provider, Kind.MICROSOFT365_DELEGATED)
+    await configure_oauth(runtime, org, 2525, setup.oauth, setup.secrets)
+    guarded = TokenService(
+        runtime.uow,
+        SecretBox(runtime.keyring),
+        HttpTokenClient(NetworkPolicy()),  # the operator allows no private network
+        endpoints(provider),
+    )
+
+    with pytest.raises(OAuthTokenFailed) as refused:
+        await guarded.access_token(org.organization.id, MAILBOX)
+
+    assert "VISITMAIL_SMTP_ALLOWED_NETWORKS" in refused.value.message
+    assert provider.token_requests() == []  # nothing was sent
+    assert (
+        await stored_refresh_token(runtime, org)
+        == setup.secrets[SmtpSecretField.OAUTH_REFRESH_TOKEN]
+    )

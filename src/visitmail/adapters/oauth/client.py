@@ -14,7 +14,11 @@ What each provider kind sends (RFC 6749 form posts):
 
 Before each request the token URL's host is resolved and every address must pass the
 operator's :class:`NetworkPolicy` (the SMTP host's SSRF guard); redirects are not
-followed. A refusal or a network error becomes :class:`OAuthTokenFailed` with a fix;
+followed. httpx resolves the name again to connect: a name re-pointed between the two
+lookups could still reach another address, but over ``https`` the certificate must then
+match the token endpoint's name, which an internal service does not hold.
+
+A refusal or a network error becomes :class:`OAuthTokenFailed` with a fix;
 the endpoint's error text is shown with the request's secrets masked.
 """
 
@@ -253,15 +257,9 @@ def _grant_of(provider: OAuthProvider, response: httpx.Response, secrets: list[s
         )
     error = data.get("error")
     description = data.get("error_description")
-    return _raise(
-        explain_token_error(
-            provider,
-            response.status_code,
-            _mask(error if isinstance(error, str) else None, secrets),
-            _mask(description if isinstance(description, str) else None, secrets),
-        )
+    raise explain_token_error(
+        provider,
+        response.status_code,
+        _mask(error if isinstance(error, str) else None, secrets),
+        _mask(description if isinstance(description, str) else None, secrets),
     )
-
-
-def _raise(error: OAuthTokenFailed) -> TokenGrant:
-    raise error
