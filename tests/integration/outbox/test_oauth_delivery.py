@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -308,8 +309,14 @@ async def test_two_workers_refreshing_at_once_make_one_request(
 
 
 async def test_a_535_after_the_token_forces_one_refresh_and_one_retry(
-    runtime: Runtime, org: OrgFixture, provider: OAuthProvider, servers: list[OAuthSmtpServer]
+    runtime: Runtime,
+    org: OrgFixture,
+    provider: OAuthProvider,
+    servers: list[OAuthSmtpServer],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     server = await start_oauth_smtp_server(provider)
     servers.append(server)
     setup = setup_kind(provider, Kind.MICROSOFT365_DELEGATED)
@@ -324,6 +331,13 @@ async def test_a_535_after_the_token_forces_one_refresh_and_one_retry(
     assert await status_of(runtime, org, pk) is MessageStatus.SENT
     assert server.log.attempts == [(MAILBOX, False), (MAILBOX, True)]
     assert len(provider.token_requests()) == 2  # the first fetch and the forced refresh
+    # no secret in any log line: client secret, refresh tokens (old and rotated), tokens
+    out = capsys.readouterr()
+    logged = caplog.text + out.out + out.err
+    secrets = ["ms-secret", *server.log.tokens, *provider.refresh_tokens]
+    secrets += [r.form["refresh_token"] for r in provider.token_requests()]
+    for secret in secrets:
+        assert secret not in logged
 
 
 async def test_a_revoked_grant_pauses_the_queue_with_the_reconnect_advice(
