@@ -352,6 +352,10 @@ class _Run:
         if not self.settings.username:
             self.skipped(StepName.AUTH, "No username is set: the server is used without login.")
             return
+        if self.settings.uses_oauth and self.oauth_token is None and self.stop_after:
+            # auto-detect compares ports and security; the token is the connection test's
+            self.skipped(StepName.AUTH, "OAuth2 login is checked by the connection test.")
+            return
         access_token = self._token_steps() if self.settings.uses_oauth else None
         self.begin(StepName.AUTH)
         result = await connect.authenticate(
