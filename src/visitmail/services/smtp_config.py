@@ -33,7 +33,7 @@ from visitmail.domain.diagnosis import (
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
 from visitmail.domain.identity import Principal
 from visitmail.domain.network_policy import NetworkPolicy
-from visitmail.domain.oauth import OAuthCredentials, OAuthTokenFailed, TokenCheck
+from visitmail.domain.oauth_tokens import OAuthCredentials, OAuthTokenFailed, TokenCheck
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, SmtpPreset, find_preset
 from visitmail.domain.smtp_settings import (
