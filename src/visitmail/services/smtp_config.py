@@ -198,6 +198,10 @@ def _plan_secrets(
             value = check_secret(secret, changes[secret])
             if value is not None:
                 needs = _secret_allowed(secret, settings)
+                if needs == "oauth.provider" and settings.oauth is not None:
+                    raise InvalidInput(
+                        f"is not used by {settings.oauth.provider.value}", field=secret.value
+                    )
                 if needs is not None:
                     raise InvalidInput(f"is required when {secret.value} is set", field=needs)
                 plan[secret] = value
