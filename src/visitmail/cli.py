@@ -436,6 +436,8 @@ def smtp_test(
     async def _go(runtime: Runtime) -> DiagnosisReport | VisitmailError:
         try:
             async with runtime.uow() as uow:
+                from visitmail.oauth_wiring import build_token_service
+
                 return await smtp_config.diagnose_organization(
                     uow,
                     SecretBox(runtime.keyring),
@@ -443,6 +445,7 @@ def smtp_test(
                     organization_id,
                     send_to=send_to,
                     domain_check=domain_check,
+                    tokens=build_token_service(runtime),
                 )
         except (NotFound, InvalidInput) as exc:  # usage errors, not a failed test
             return exc

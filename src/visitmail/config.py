@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from visitmail.domain.oauth import OAuthEndpoints
+
 DEFAULT_VAR_DIR = Path("var")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -62,6 +64,13 @@ class Settings(BaseSettings):
     )
     allow_plaintext_auth: bool = Field(
         default=False, description="allow sending SMTP passwords over unencrypted connections"
+    )
+    oauth_microsoft_authority: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Microsoft identity platform: <authority>/<tenant>/oauth2/v2.0/token",
+    )
+    oauth_google_token_url: str = Field(
+        default="https://oauth2.googleapis.com/token", description="Google's token endpoint"
     )
     dev_inbox_port: int = Field(default=2525, ge=1, le=65535, description="serve --dev-inbox")
     worker_concurrency: int = Field(default=20, ge=1, le=1000, description="SMTP conversations")
@@ -115,6 +124,28 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be a plain http(s) URL such as https://visitmail.example.com")
         return value.strip().rstrip("/")
+
+    @field_validator("oauth_microsoft_authority", "oauth_google_token_url")
+    @classmethod
+    def _endpoint_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or not value.isascii()
+            or not value.strip().isprintable()
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be a plain http(s) URL")
+        return value.strip().rstrip("/")
+
+    @property
+    def oauth_endpoints(self) -> OAuthEndpoints:
+        return OAuthEndpoints(
+            microsoft_authority=self.oauth_microsoft_authority,
+            google_token_url=self.oauth_google_token_url,
+        )
 
     @field_validator("database_url")
     @classmethod

@@ -58,7 +58,13 @@ def build_worker(
         settings.smtp_allowed_networks,
         dev_inbox_port=settings.dev_inbox_port if allow_loopback else None,
     )
-    transport = SmtpSender(policy, allow_plaintext_auth=settings.allow_plaintext_auth)
+    from visitmail.oauth_wiring import build_token_service
+
+    transport = SmtpSender(
+        policy,
+        allow_plaintext_auth=settings.allow_plaintext_auth,
+        tokens=build_token_service(runtime),
+    )
     return DeliveryWorker(
         runtime,
         transport,

@@ -23,6 +23,7 @@ from visitmail.runtime import Runtime
 from visitmail.services import outbox, smtp_config
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.delivery import DeliveryPolicy
+from visitmail.services.oauth_tokens import AccessTokenSource
 from visitmail.services.outbox_ports import NewMessage, NewRecipient
 from visitmail.services.ports import SmtpSecretField
 from visitmail.services.webhook_ports import WebhookDeliverer
@@ -119,6 +120,7 @@ def make_worker(
     webhooks: WebhookDeliverer | None = None,
     allow_plaintext_auth: bool = False,
     clock: Callable[[], datetime] | None = None,
+    tokens: AccessTokenSource | None = None,
     **options: object,
 ) -> DeliveryWorker:
     opts = WorkerOptions(
@@ -134,7 +136,7 @@ def make_worker(
     )
     for name, value in options.items():
         setattr(opts, name, value)
-    sender = SmtpSender(LOOPBACK, allow_plaintext_auth=allow_plaintext_auth)
+    sender = SmtpSender(LOOPBACK, allow_plaintext_auth=allow_plaintext_auth, tokens=tokens)
     if clock is None:
         return DeliveryWorker(runtime, sender, opts, webhooks=webhooks)
     return DeliveryWorker(runtime, sender, opts, webhooks=webhooks, clock=clock)

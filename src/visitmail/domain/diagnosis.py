@@ -18,6 +18,8 @@ class StepName(StrEnum):
     GREETING = "greeting"
     EHLO = "ehlo"
     TLS = "tls"
+    TOKEN = "token"  # OAuth2 only: an access token was had (or why not)  # noqa: S105
+    SCOPE = "scope"  # OAuth2 only: the token carries what SMTP needs
     AUTH = "auth"
     MAIL_FROM = "mail_from"
     RCPT_TO = "rcpt_to"
@@ -26,6 +28,8 @@ class StepName(StrEnum):
 
 
 STEP_ORDER: tuple[StepName, ...] = tuple(StepName)
+#: Steps reported only for OAuth2 settings (a password report keeps its ten steps).
+OAUTH_STEPS = frozenset({StepName.TOKEN, StepName.SCOPE})
 
 #: The ``send`` step's detail that holds the test message's RFC 5322 Message-ID (the API's
 #: name for that header everywhere: ``message_id`` means an outbox message's id).

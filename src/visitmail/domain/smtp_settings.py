@@ -14,6 +14,8 @@ from enum import StrEnum
 from visitmail.domain.addresses import normalize_email, refuse_line_breaks
 from visitmail.domain.errors import InvalidInput
 from visitmail.domain.header_text import header_safe
+from visitmail.domain.network_policy import NetworkPolicy
+from visitmail.domain.oauth import OAuthSettings, validate_oauth
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
@@ -34,6 +36,7 @@ class AuthMethod(StrEnum):
     PLAIN = "plain"
     LOGIN = "login"
     CRAM_MD5 = "cram-md5"
+    OAUTH2 = "oauth2"  # XOAUTH2 with a bearer token (see domain/oauth.py); never "auto"
 
 
 class ProxyKind(StrEnum):
@@ -138,10 +141,15 @@ class SmtpSettings:
     proxy: ProxySettings = field(default_factory=ProxySettings)
     limits: Limits = field(default_factory=Limits)
     preset: str | None = None
+    oauth: OAuthSettings | None = None  # set exactly when auth_method is oauth2
 
     @property
     def uses_auth(self) -> bool:
         return bool(self.username)
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth_method is AuthMethod.OAUTH2 and self.oauth is not None
 
     def sender_domain_warning(self) -> str | None:
         """The "not every sender address may be used" trap, said in words, or ``None``."""
@@ -237,9 +245,9 @@ def _pem(value: str | None, *, field_name: str, marker: str) -> str | None:
     return value.strip() + "\n"
 
 
-def validate(settings: SmtpSettings) -> SmtpSettings:
+def validate(settings: SmtpSettings, policy: NetworkPolicy | None = None) -> SmtpSettings:
     """Return a normalized copy of ``settings`` or raise :class:`InvalidInput` naming the
-    first bad field."""
+    first bad field. ``policy`` (the operator's networks) judges an OAuth token URL."""
     host = _hostname(settings.host, field_name="host")
     port = _port(settings.port, field_name="port")
     sender = normalize_email(settings.sender_email, field="sender_email")
@@ -289,6 +297,19 @@ def validate(settings: SmtpSettings) -> SmtpSettings:
     for name in ("per_minute", "per_hour", "per_day", "recipients_per_day"):
         _positive(getattr(lim, name), field_name=f"limits.{name}", maximum=10_000_000)
 
+    oauth: OAuthSettings | None = None
+    if settings.auth_method is AuthMethod.OAUTH2:
+        if settings.oauth is None:
+            raise InvalidInput("is required with auth_method oauth2", field="oauth")
+        if not username:
+            raise InvalidInput(
+                "is required with oauth2: the mailbox to send as (e.g. sales@example.com)",
+                field="username",
+            )
+        oauth = validate_oauth(settings.oauth, policy or NetworkPolicy())
+    elif settings.oauth is not None:
+        raise InvalidInput("is only used with auth_method oauth2", field="oauth")
+
     return SmtpSettings(
         host=host,
         port=port,
@@ -304,4 +325,5 @@ def validate(settings: SmtpSettings) -> SmtpSettings:
         proxy=proxy,
         limits=lim,
         preset=_text(settings.preset, field_name="preset", max_length=64),
+        oauth=oauth,
     )

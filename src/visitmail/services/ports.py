@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from visitmail.domain.identity import ApiToken, Organization, User
+from visitmail.domain.oauth import OAuthSettings
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import SmtpSettings
 from visitmail.services.outbox_ports import HealthRepository
@@ -190,11 +191,62 @@ class SmtpSecretField(StrEnum):
     PASSWORD = "password"  # noqa: S105 (a field name)
     PROXY_PASSWORD = "proxy.password"  # noqa: S105
     CLIENT_KEY = "tls.client_key_pem"
+    # OAuth2 (issue 11): stored in the smtp_oauth_credentials row
+    OAUTH_CLIENT_SECRET = "oauth.client_secret"  # noqa: S105
+    OAUTH_PRIVATE_KEY = "oauth.private_key_pem"
+    OAUTH_SERVICE_ACCOUNT_KEY = "oauth.service_account_key"
+    OAUTH_REFRESH_TOKEN = "oauth.refresh_token"  # noqa: S105
+    #: the cached access token: written by the token service only, never by a request
+    OAUTH_ACCESS_TOKEN = "oauth.access_token"  # noqa: S105
 
     @property
     def sealed_as(self) -> str:
         """The field label bound into the ciphertext's associated data."""
         return f"smtp.{self.value}"
+
+    @property
+    def is_oauth(self) -> bool:
+        return self.value.startswith("oauth.")
+
+
+SMTP_CONNECTION_SECRETS = (
+    SmtpSecretField.PASSWORD,
+    SmtpSecretField.PROXY_PASSWORD,
+    SmtpSecretField.CLIENT_KEY,
+)
+"""The secrets a connection itself uses (the OAuth ones only reach the token service)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOAuth:
+    """The OAuth row as the token service sees it: settings, sealed secrets, token state."""
+
+    settings: OAuthSettings
+    sealed: Mapping[SmtpSecretField, str]
+    access_token_expires_at: datetime | None
+    granted_scopes: tuple[str, ...] | None
+    refreshed_at: datetime | None
+
+
+class OAuthTokenRepository(Protocol):
+    """The OAuth row's token half. ``get(lock=True)`` holds the row until the transaction
+    ends (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's single writer serializes)."""
+
+    async def get(self, organization_id: UUID, *, lock: bool = False) -> StoredOAuth | None: ...
+
+    async def save_tokens(
+        self,
+        organization_id: UUID,
+        *,
+        access_sealed: str,
+        expires_at: datetime,
+        scopes: tuple[str, ...] | None,
+        refresh_sealed: str | None,
+        now: datetime,
+    ) -> None:
+        """Store a fetched access token; ``refresh_sealed`` (a rotated refresh token)
+        replaces the stored one when not ``None``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from visitmail.domain.diagnosis import AutodetectReport, DiagnosisReport, Step
+from visitmail.domain.oauth_tokens import TokenCheck
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
 
 
@@ -17,11 +18,14 @@ class SmtpDiagnoser(Protocol):
         *,
         send_to: str | None = None,
         on_step: Callable[[Step], None] | None = None,
+        oauth_token: TokenCheck | None = None,
     ) -> DiagnosisReport:
         """Run the step-by-step connection test within ``settings.timeouts.overall``.
         Never raises for a failing server: failures are steps. Never puts a secret in
         the report. ``on_step`` is called with each step as soon as it has passed or
-        failed (so a page can show the test as it runs)."""
+        failed (so a page can show the test as it runs). ``oauth_token``: for OAuth2
+        settings, the token fetched by the caller; reported as the ``token`` and ``scope``
+        steps before ``auth`` (passed only for OAuth2 settings)."""
         ...
 
     async def autodetect(self, settings: SmtpSettings, secrets: SmtpSecrets) -> AutodetectReport:

@@ -20,6 +20,7 @@ EXPECTED = {
     "login_failures",
     "audit_log",
     "smtp_settings",
+    "smtp_oauth_credentials",
     "events",
     "event_media",
     "reports",
@@ -156,7 +157,7 @@ async def test_dkim_tables_come_and_go_with_0014(empty_database: str) -> None:
         assert {"dkim_keys", "dkim_signing"} <= await _tables(engine)
         assert "private_key_enc" in await _columns(engine, "dkim_keys")
         assert "ix_dkim_keys_organization_id" in await _indexes(engine, "dkim_keys")
-        await migrate.downgrade(engine, "0012_outbox_status_counts")
+        await migrate.downgrade(engine, "0013_oauth_credentials")
         assert not {"dkim_keys", "dkim_signing"} & await _tables(engine)
         await migrate.upgrade(engine)
         assert {"dkim_keys", "dkim_signing"} <= await _tables(engine)
@@ -173,5 +174,21 @@ async def test_recipient_budget_column_comes_and_goes_with_0015(empty_database: 
         assert "day_recipients" not in await _columns(engine, "rate_buckets")
         await migrate.upgrade(engine)
         assert "day_recipients" in await _columns(engine, "rate_buckets")
+    finally:
+        await engine.dispose()
+
+
+async def test_oauth_credentials_table_comes_and_goes_with_0013(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0013_oauth_credentials")
+        assert "smtp_oauth_credentials" in await _tables(engine)
+        assert {"refresh_token_enc", "access_token_enc", "client_secret_enc"} <= await _columns(
+            engine, "smtp_oauth_credentials"
+        )
+        await migrate.downgrade(engine, "0012_outbox_status_counts")
+        assert "smtp_oauth_credentials" not in await _tables(engine)
+        await migrate.upgrade(engine)
+        assert "smtp_oauth_credentials" in await _tables(engine)
     finally:
         await engine.dispose()

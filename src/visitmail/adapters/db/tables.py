@@ -140,6 +140,30 @@ class SmtpSettingsRow(Base):
     updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
+class SmtpOAuthRow(Base):
+    """OAuth2 for sending (issue 11): one row per organization that uses ``oauth2``. The
+    non-secret OAuth settings as a JSON document; every secret (client secret, private key,
+    service-account key, refresh token, the cached access token) as a secret-box token bound
+    to organization and field. The token service locks this row while it refreshes."""
+
+    __tablename__ = "smtp_oauth_credentials"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+    client_secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    private_key_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    service_account_key_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    access_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    granted_scopes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # --- DKIM signing (issue 11) ----------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ from visitmail.adapters.db.identity_repos import (
 from visitmail.adapters.db.mapping_repo import SqlMappings
 from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
-from visitmail.adapters.db.smtp_repo import SqlSmtpSettings
+from visitmail.adapters.db.smtp_repo import SqlOAuthTokens, SqlSmtpSettings
 from visitmail.adapters.db.webhook_repo import SqlWebhookSecrets
 from visitmail.services.dkim_ports import DkimKeyRepository
 from visitmail.services.follow_up_ports import (
@@ -50,6 +50,7 @@ from visitmail.services.outbox_ports import HealthRepository, OutboxRepository, 
 from visitmail.services.ports import (
     AuditLog,
     LoginFailureRepository,
+    OAuthTokenRepository,
     OrganizationRepository,
     SessionRepository,
     SmtpSettingsRepository,
@@ -74,6 +75,7 @@ class SqlUnitOfWork:
     login_failures: LoginFailureRepository
     audit: AuditLog
     smtp_settings: SmtpSettingsRepository
+    oauth_tokens: OAuthTokenRepository
     outbox: OutboxRepository
     health: HealthRepository
     rates: RateLimiter
@@ -113,6 +115,7 @@ class SqlUnitOfWork:
         self.login_failures = SqlLoginFailures(self.session)
         self.audit = SqlAuditLog(self.session)
         self.smtp_settings = SqlSmtpSettings(self.session)
+        self.oauth_tokens = SqlOAuthTokens(self.session)
         self._outbox = SqlOutbox(self.session)
         self.outbox = self._outbox
         self.health = SqlHealth(self.session)

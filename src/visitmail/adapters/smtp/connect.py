@@ -12,14 +12,18 @@ Rules enforced here, not by callers:
   and the socket connects to a checked address (no second lookup that could be rebound);
 * ``starttls`` requires STARTTLS: without it the connection is closed before AUTH;
 * a password is never sent over an unencrypted connection unless the operator allows it;
+  neither is an OAuth2 bearer token (``auth_method = oauth2``, SASL XOAUTH2);
 * with a pinned certificate the pin is checked right after the handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import functools
 import ipaddress
+import json
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -33,6 +37,7 @@ from visitmail.adapters.smtp import http_connect, tls
 from visitmail.adapters.smtp.errors import Target, target_of, translate
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.network_policy import REFUSED, NetworkPolicy
+from visitmail.domain.oauth_tokens import xoauth2_initial_response
 from visitmail.domain.smtp_errors import (
     SmtpAddressRefused,
     SmtpAuthFailed,
@@ -338,8 +343,10 @@ async def authenticate(
     secrets: SmtpSecrets,
     *,
     allow_plaintext_auth: bool,
+    access_token: str | None = None,
 ) -> tuple[str, aiosmtplib.SMTPResponse] | None:
     """Log in if a username is set; returns ``(mechanism, reply)`` or ``None`` without one.
+    With ``auth_method = oauth2`` the login is XOAUTH2 with ``access_token``.
 
     Raises :class:`SmtpPlaintextAuthRefused` before sending anything when the connection is
     not encrypted and the operator did not allow it, :class:`SmtpAuthFailed` otherwise.
@@ -347,6 +354,14 @@ async def authenticate(
     username = settings.username
     if not username:
         return None
+    if settings.auth_method is AuthMethod.OAUTH2:
+        return await authenticate_xoauth2(
+            client,
+            settings,
+            username,
+            access_token,
+            allow_plaintext_auth=allow_plaintext_auth,
+        )
     if not secrets.password:
         raise SmtpAuthFailed(
             "A username is set but no password is stored.",
@@ -376,6 +391,95 @@ async def authenticate(
     return mechanism, response
 
 
+async def authenticate_xoauth2(
+    client: aiosmtplib.SMTP,
+    settings: SmtpSettings,
+    mailbox: str,
+    access_token: str | None,
+    *,
+    allow_plaintext_auth: bool,
+) -> tuple[str, aiosmtplib.SMTPResponse]:
+    """``AUTH XOAUTH2 <base64(user=<mailbox>^Aauth=Bearer <token>^A^A)>``.
+
+    A server that refuses the token either answers 535 (Microsoft) or, like Google, first
+    sends ``334 <base64 JSON>`` with the reason; the client then sends an empty line and
+    the server gives its final error. Raises :class:`SmtpAuthFailed` (the JSON ``status``
+    in ``details``) or :class:`SmtpPlaintextAuthRefused`.
+    """
+    if not access_token:
+        raise SmtpAuthFailed(
+            "No OAuth2 access token could be had for the mailbox.",
+            stage=StepName.AUTH,
+            fix="Run the connection test: its token step says what is missing.",
+        )
+    if not encrypted(client) and not allow_plaintext_auth:
+        raise SmtpPlaintextAuthRefused(
+            "The connection is not encrypted, so the OAuth token was not sent.",
+            stage=StepName.AUTH,
+            fix="Choose `starttls` or `tls`.",
+        )
+    offered = list(client.server_auth_methods)
+    if "xoauth2" not in offered:
+        names = ", ".join(m.upper() for m in offered) or "no mechanism"
+        raise SmtpAuthFailed(
+            f"The server does not offer OAuth2 (XOAUTH2) login; it offers {names}.",
+            stage=StepName.AUTH,
+            fix="Use the provider's OAuth-capable submission host (Microsoft 365: "
+            "smtp.office365.com port 587 starttls; Google: smtp.gmail.com port 587 starttls).",
+            details={"offered": [m.upper() for m in offered]},
+        )
+    initial = xoauth2_initial_response(mailbox, access_token).encode("ascii")
+    target = target_of(settings)
+    try:
+        response = await client.execute_command(b"AUTH", b"XOAUTH2", initial)
+        challenge: dict[str, object] = {}
+        if response.code == 334:
+            challenge = _challenge_json(response.message)
+            response = await client.execute_command(b"")  # the empty reply RFC 7628 asks for
+    except Exception as e:
+        raise translate(e, stage=StepName.AUTH, target=target) from e
+    if response.code != 235:
+        raise xoauth2_rejected(response.code, response.message, challenge)
+    return "xoauth2", response
+
+
+def _challenge_json(text: str) -> dict[str, object]:
+    try:
+        decoded = json.loads(base64.b64decode(text.strip(), validate=True))
+    except (binascii.Error, ValueError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def xoauth2_rejected(code: int, text: str, challenge: dict[str, object]) -> SmtpAuthFailed:
+    """A refused XOAUTH2 login. Its explanation for each provider's reply is in
+    ``errors.py``'s hands; this names what the token path knows."""
+    details: dict[str, str | int | list[str]] = {}
+    status = challenge.get("status")
+    if isinstance(status, str):
+        details["oauth_status"] = status[:100]
+    scope = challenge.get("scope")
+    if isinstance(scope, str):
+        details["oauth_scope"] = scope[:300]
+    if status in ("401", "400"):
+        message = (
+            f"{code} The server refused the OAuth2 access token (status {status}): it is "
+            "expired, lacks the mail scope, or belongs to another account than the mailbox."
+        )
+    else:
+        message = f"{code} The server refused the OAuth2 login for the mailbox."
+    return SmtpAuthFailed(
+        message,
+        stage=StepName.AUTH,
+        fix="Check that the SMTP username is the mailbox that signed in (or that the app may "
+        "send as it), that SMTP AUTH is enabled for the mailbox, and reconnect the account "
+        "if the token was revoked.",
+        reply_code=code,
+        reply_text=text,
+        details=details,
+    )
+
+
 def _no_mechanism(
     settings: SmtpSettings, offered: list[str]
 ) -> tuple[str, aiosmtplib.SMTPResponse]:
@@ -403,9 +507,12 @@ async def open_connection(
     *,
     allow_plaintext_auth: bool,
     resolver: Resolver | None = None,
+    access_token: str | None = None,
 ) -> aiosmtplib.SMTP:
     """A connected, encrypted (unless ``security = none``), authenticated client, ready for
     MAIL FROM. The caller owns it: ``await client.quit()`` or ``client.close()``.
+    ``access_token``: the bearer token for ``auth_method = oauth2`` (fetched by the caller
+    for this connection).
 
     Each network operation is bounded by ``settings.timeouts`` (connect / command); bound
     the whole call yourself if you need an overall limit. Raises :class:`SmtpFailure`.
@@ -420,7 +527,13 @@ async def open_connection(
         if settings.security is Security.STARTTLS:
             assert context is not None
             await start_tls(client, settings, context)
-        await authenticate(client, settings, secrets, allow_plaintext_auth=allow_plaintext_auth)
+        await authenticate(
+            client,
+            settings,
+            secrets,
+            allow_plaintext_auth=allow_plaintext_auth,
+            access_token=access_token,
+        )
     except BaseException:
         # aiosmtplib's transport owns the socket now: closing the socket behind its back
         # would leave a stale selector registration for the file descriptor.
@@ -460,6 +573,7 @@ __all__ = [
     "Route",
     "Target",
     "authenticate",
+    "authenticate_xoauth2",
     "choose_mechanism",
     "encrypted",
     "fetch_certificate",

@@ -24,6 +24,7 @@ from visitmail.adapters.smtp import connect, tls
 from visitmail.adapters.smtp.errors import proxy_label, target_of, timeout_failure, translate
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.diagnosis import (
+    OAUTH_STEPS,
     SENT_MESSAGE_ID,
     STEP_ORDER,
     AutodetectCandidate,
@@ -34,8 +35,11 @@ from visitmail.domain.diagnosis import (
     StepStatus,
 )
 from visitmail.domain.network_policy import NetworkPolicy
+from visitmail.domain.oauth import missing_scopes
+from visitmail.domain.oauth_tokens import TokenCheck
 from visitmail.domain.smtp_errors import (
     Detail,
+    SmtpAuthFailed,
     SmtpCertificateRejected,
     SmtpFailure,
 )
@@ -82,12 +86,14 @@ class SmtpConnectionTester:
         *,
         send_to: str | None = None,
         on_step: Callable[[Step], None] | None = None,
+        oauth_token: TokenCheck | None = None,
     ) -> DiagnosisReport:
         """The full test. Raises only :class:`InvalidInput` for a malformed ``send_to``;
         a failing server, proxy or network is a failed step. ``on_step`` sees each step
-        as it passes or fails."""
+        as it passes or fails. ``oauth_token``: see ``SmtpDiagnoser``."""
         recipient = normalize_email(send_to, field="send_to") if send_to else None
         run = _Run(self, settings, secrets, send_to=recipient, stop_after=None, on_step=on_step)
+        run.oauth_token = oauth_token
         await run.execute()
         return DiagnosisReport(steps=run.steps(), warnings=_warnings(settings))
 
@@ -162,6 +168,7 @@ class _Run:
         self.route: connect.Route | None = None
         self.client: aiosmtplib.SMTP | None = None
         self.mechanism: str | None = None
+        self.oauth_token: TokenCheck | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -225,7 +232,8 @@ class _Run:
         why = f"Not run: the {failed.name.value} step failed." if failed else "Not run."
         if self.stop_after is not None and failed is None:
             why = "Not part of auto-detect."
-        return [self.results.get(name) or _skipped(name, why) for name in STEP_ORDER]
+        names = [n for n in STEP_ORDER if self.settings.uses_oauth or n not in OAUTH_STEPS]
+        return [self.results.get(name) or _skipped(name, why) for name in names]
 
     # -- the conversation --------------------------------------------------------------
 
@@ -345,12 +353,18 @@ class _Run:
         if not self.settings.username:
             self.skipped(StepName.AUTH, "No username is set: the server is used without login.")
             return
+        if self.settings.uses_oauth and self.oauth_token is None and self.stop_after:
+            # auto-detect compares ports and security; the token is the connection test's
+            self.skipped(StepName.AUTH, "OAuth2 login is checked by the connection test.")
+            return
+        access_token = self._token_steps() if self.settings.uses_oauth else None
         self.begin(StepName.AUTH)
         result = await connect.authenticate(
             self.client,
             self.settings,
             self.secrets,
             allow_plaintext_auth=self.tester.allow_plaintext_auth,
+            access_token=access_token,
         )
         assert result is not None
         self.mechanism, reply = result
@@ -360,6 +374,56 @@ class _Run:
             reply=reply,
             details={"mechanism": self.mechanism.upper()},
         )
+
+    def _token_steps(self) -> str:
+        """The ``token`` and ``scope`` steps from the token the service fetched; raises
+        :class:`SmtpFailure` at the failing one."""
+        check, oauth = self.oauth_token, self.settings.oauth
+        assert oauth is not None
+        self.begin(StepName.TOKEN)
+        if check is None or check.token is None:
+            failure = check.failure if check is not None else None
+            raise SmtpAuthFailed(
+                failure.message if failure else "No OAuth2 access token could be fetched.",
+                stage=StepName.TOKEN,
+                fix=failure.fix if failure else "The operator must enable the token service.",
+                details={"error": failure.error} if failure and failure.error else None,
+            )
+        token = check.token
+        source = "fetched from" if token.refreshed else "taken from the cache of"
+        self.passed(
+            StepName.TOKEN,
+            f"An access token was {source} the {oauth.provider.value} token endpoint; it "
+            f"expires at {token.expires_at.isoformat(timespec='seconds')}.",
+            details={"expires_at": token.expires_at.isoformat(timespec="seconds")},
+            duration_ms=check.duration_ms,
+        )
+        self.begin(StepName.SCOPE)
+        if not token.scopes:
+            self.passed(
+                StepName.SCOPE,
+                "The endpoint did not list the granted scopes (usual for app-only tokens); "
+                "the login step shows whether the token is accepted.",
+                duration_ms=0,
+            )
+            return token.token
+        missing = missing_scopes(oauth, token.scopes)
+        if missing:
+            raise SmtpAuthFailed(
+                f"The token lacks the scope SMTP needs: {', '.join(missing)} (granted: "
+                f"{' '.join(token.scopes)}).",
+                stage=StepName.SCOPE,
+                fix=f"Add {', '.join(missing)} to the app's API permissions, grant admin "
+                "consent, and reconnect the account.",
+                details={"missing": missing, "granted": list(token.scopes)},
+            )
+        self.passed(
+            StepName.SCOPE,
+            f"The token carries what SMTP needs ({' '.join(token.scopes)}).",
+            details={"granted": list(token.scopes)},
+            duration_ms=0,
+        )
+        return token.token
 
     async def _envelope(self) -> None:
         assert self.client is not None

@@ -12,6 +12,11 @@ following=next)`` writes the next message's envelope behind this body (see
 out of the pool, until ``send(next)`` comes; the caller makes that call next. A reserved
 connection that is never used is closed (never reused: the server waits for a body).
 
+With ``auth_method = oauth2`` each physical connection asks the token source for an access
+token (cached while it has 5 minutes left). A 535 to that token forces one refresh and one
+more connection; if that is refused too, or no token can be had, the connection fails at
+the ``auth`` stage with the fix in its text, which counts towards the queue's pause.
+
 :meth:`SmtpSender.abort` ends every conversation at once (shutdown out of time): each
 ``send`` in progress returns promptly, a protocol failure if the final ``.`` had not been
 written (nothing was delivered), the unknown outcome if it had.
@@ -23,6 +28,8 @@ import asyncio
 import time
 from uuid import UUID
 
+import aiosmtplib
+
 from visitmail.adapters.smtp.connect import Resolver, open_connection
 from visitmail.adapters.smtp.pool import ConnectionPool, PooledConnection, close_quietly
 from visitmail.adapters.smtp.session import (
@@ -33,10 +40,13 @@ from visitmail.adapters.smtp.session import (
     TransactionResult,
 )
 from visitmail.domain.diagnosis import StepName
+from visitmail.domain.errors import VisitmailError
 from visitmail.domain.network_policy import NetworkPolicy
+from visitmail.domain.oauth_tokens import AccessToken, OAuthTokenFailed
 from visitmail.domain.outbox import AttemptOutcome, FailureStage, RecipientResult
-from visitmail.domain.smtp_errors import SmtpFailure
+from visitmail.domain.smtp_errors import SmtpAuthFailed, SmtpFailure
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
+from visitmail.services.oauth_tokens import AccessTokenSource
 from visitmail.services.outbox_ports import ClaimedMessage
 
 _STAGES = {
@@ -59,8 +69,10 @@ class SmtpSender:
         allow_plaintext_auth: bool = False,
         idle_seconds: float = 30.0,
         resolver: Resolver | None = None,
+        tokens: AccessTokenSource | None = None,
     ) -> None:
         self._policy = policy
+        self._tokens = tokens
         self._plaintext = allow_plaintext_auth
         self._idle = idle_seconds
         self._resolver = resolver
@@ -70,14 +82,68 @@ class SmtpSender:
         self._reserved: dict[UUID, tuple[ConnectionPool, PooledConnection]] = {}
         self._aborted = False
 
-    async def _open(self, settings: SmtpSettings, secrets: SmtpSecrets) -> SmtpSession:
-        client = await open_connection(
+    async def _connect(
+        self, settings: SmtpSettings, secrets: SmtpSecrets, token: AccessToken | None = None
+    ) -> aiosmtplib.SMTP:
+        return await open_connection(
             settings,
             secrets,
             self._policy,
             allow_plaintext_auth=self._plaintext,
             resolver=self._resolver,
+            access_token=token.token if token else None,
         )
+
+    async def _token(self, org: UUID, settings: SmtpSettings, rejected: str | None) -> AccessToken:
+        if self._tokens is None:
+            raise SmtpAuthFailed(
+                "OAuth2 sending is not available in this worker.",
+                stage=StepName.AUTH,
+                fix="The operator must run a worker that has the token service.",
+            )
+        assert settings.username is not None  # validate() requires the mailbox for oauth2
+        try:
+            return await self._tokens.access_token(org, settings.username, rejected=rejected)
+        except OAuthTokenFailed as e:
+            # The fix is part of the text: it is what the paused queue tells the admin.
+            raise SmtpAuthFailed(
+                f"{e.message} {e.fix}", stage=StepName.AUTH, fix=e.fix, code=e.code
+            ) from e
+        except VisitmailError as e:  # a sealed secret no master key opens
+            raise SmtpAuthFailed(e.message, stage=StepName.AUTH, code=e.code) from e
+
+    async def _connect_oauth(
+        self, org: UUID, settings: SmtpSettings, secrets: SmtpSecrets
+    ) -> aiosmtplib.SMTP:
+        token = await self._token(org, settings, None)
+        try:
+            return await self._connect(settings, secrets, token)
+        except SmtpAuthFailed as failure:
+            if failure.reply_code != 535:
+                raise
+        # The server refused a token we believed valid (revoked, or its cache is ahead of
+        # ours): one forced refresh and one more connection, then it counts as a failure.
+        fresh = await self._token(org, settings, token.token)
+        try:
+            return await self._connect(settings, secrets, fresh)
+        except SmtpAuthFailed as failure:
+            if failure.reply_code != 535:
+                raise
+            raise SmtpAuthFailed(
+                f"{failure.message} A freshly fetched token was refused too. "
+                f"{failure.fix or ''}".strip(),
+                stage=StepName.AUTH,
+                fix=failure.fix,
+                reply_code=failure.reply_code,
+                reply_text=failure.reply_text,
+                details=failure.details,
+            ) from failure
+
+    async def _open(self, org: UUID, settings: SmtpSettings, secrets: SmtpSecrets) -> SmtpSession:
+        if settings.uses_oauth:
+            client = await self._connect_oauth(org, settings, secrets)
+        else:
+            client = await self._connect(settings, secrets)
         try:
             return SmtpSession.adopt(client)
         except SessionLost:
@@ -94,7 +160,7 @@ class SmtpSender:
             task.add_done_callback(self._draining.discard)
 
         async def opener() -> SmtpSession:
-            return await self._open(settings, secrets)
+            return await self._open(org, settings, secrets)
 
         pool = ConnectionPool(
             opener,
@@ -181,7 +247,7 @@ class SmtpSender:
         self, organization_id: UUID, settings: SmtpSettings, secrets: SmtpSecrets
     ) -> str | None:
         try:
-            session = await self._open(settings, secrets)
+            session = await self._open(organization_id, settings, secrets)
         except SmtpFailure as failure:
             return f"{failure.stage.value}: {_failure_text(failure)}"
         except SessionLost as exc:

@@ -4,7 +4,10 @@ Admin only (other roles get 403). Before the first save, ``GET /api/v1/smtp-sett
 answers 404 with the error code ``not_configured``. Secrets (``password``,
 ``proxy.password``, ``tls.client_key_pem``) are write-only: a ``PUT`` without one keeps the
 stored value, ``null`` or ``""`` clears it; responses carry ``password_set``,
-``proxy.password_set`` and ``tls.client_key_set`` instead.
+``proxy.password_set`` and ``tls.client_key_set`` instead. OAuth2 (``auth_method:
+"oauth2"`` with an ``oauth`` object): its secrets (``oauth.client_secret``,
+``oauth.private_key_pem``, ``oauth.service_account_key``, ``oauth.refresh_token``) are
+write-only the same way and shown as ``oauth.*_set``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from visitmail.domain.dns_answers import normalize_selectors
+from visitmail.oauth_wiring import build_token_service, token_policy
 from visitmail.services import sender_domain, smtp_config
 from visitmail.web.api.domain_check_schemas import DomainCheckOut
 from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.api.smtp_schemas import (
     AuditEntryOut,
     PresetOut,
+    RefreshTokenIn,
     SmtpAutodetectIn,
     SmtpAutodetectOut,
     SmtpSettingsIn,
@@ -67,7 +72,21 @@ async def put_settings(
         body.to_domain(),
         body.secret_changes(),
         allow_plaintext_auth=runtime.settings.allow_plaintext_auth,
+        policy=token_policy(runtime),
     )
+    return SmtpSettingsOut.of(view)
+
+
+@router.put(
+    "/oauth/refresh-token",
+    summary="Store a refresh token for the OAuth2 mailbox (admin; delegated providers)",
+    description="For a refresh token obtained outside visitmail's sign-in. Replaces the "
+    "stored one and drops the cached access token; the value is never shown again.",
+)
+async def put_refresh_token(
+    body: RefreshTokenIn, principal: AdminDep, uow: UowDep, box: SecretBoxDep
+) -> SmtpSettingsOut:
+    view = await smtp_config.store_refresh_token(uow, box, principal, body.refresh_token)
     return SmtpSettingsOut.of(view)
 
 
@@ -76,8 +95,9 @@ async def put_settings(
     summary="Run the step-by-step connection test (admin)",
     description="Tests the saved settings, or `settings` given inline before saving them. "
     "With `send_to` a test message is sent too. Stops at the first failed step; the rest "
-    "are `skipped`. Bounded by `timeouts.overall`. The sender domain's SPF, DKIM and DMARC "
-    "are checked alongside (`domain`); that check is informative and never fails the test.",
+    "are `skipped`. Bounded by `timeouts.overall`. With OAuth2 the `token` and `scope` "
+    "steps come before `auth`. The sender domain's SPF, DKIM and DMARC are checked "
+    "alongside (`domain`); that check is informative and never fails the test.",
 )
 async def run_connection_test(
     request: Request,
@@ -86,6 +106,7 @@ async def run_connection_test(
     box: SecretBoxDep,
     diagnoser: DiagnoserDep,
     domain_check: DomainCheckDep,
+    runtime: RuntimeDep,
     body: SmtpTestIn | None = None,
 ) -> SmtpTestOut:
     inline = body.settings if body else None
@@ -99,6 +120,8 @@ async def run_connection_test(
         inline_secrets=inline.secret_changes() if inline else None,
         send_to=body.send_to if body else None,
         domain_check=dataclasses.replace(domain_check, selectors=selectors),
+        tokens=build_token_service(runtime),
+        policy=token_policy(runtime),
     )
     note_for_dev_inbox(request, principal, report)
     return SmtpTestOut.of(report)

@@ -19,6 +19,7 @@ from visitmail.domain.diagnosis import (
     StepName,
     StepStatus,
 )
+from visitmail.domain.oauth import GenericGrant, OAuthProvider, OAuthSettings
 from visitmail.domain.smtp_presets import SmtpPreset, preset_host
 from visitmail.domain.smtp_settings import (
     DEFAULT_PORTS,
@@ -94,6 +95,71 @@ class LimitsIn(Strict):
     )
 
 
+Scope = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class OAuthIn(Strict):
+    """OAuth2 for ``auth_method: "oauth2"``; the mailbox is ``username``. Which fields a
+    provider needs: see ``provider``. Secrets are write-only like ``password``."""
+
+    provider: OAuthProvider = Field(
+        description="microsoft365_delegated | microsoft365_app | google_delegated | "
+        "google_service_account | generic"
+    )
+    client_id: str | None = Field(default=None, max_length=255)
+    tenant_id: str | None = Field(
+        default=None, max_length=255, description="Microsoft 365: directory (tenant) id"
+    )
+    token_url: str | None = Field(
+        default=None, max_length=2000, description="generic only: the token endpoint (https)"
+    )
+    scopes: list[Scope] = Field(
+        default_factory=list, max_length=20, description="empty: the provider's defaults"
+    )
+    include_imap: bool = Field(
+        default=False, description="delegated: ask for the mailbox-reading scope too"
+    )
+    grant: GenericGrant = Field(default=GenericGrant.CLIENT_CREDENTIALS, description="generic only")
+    client_cert_pem: str | None = Field(
+        default=None,
+        max_length=100_000,
+        description="microsoft365_app: the certificate (PEM) instead of a client secret",
+    )
+    client_secret: str | None = _secret(8192)
+    private_key_pem: str | None = _secret(100_000)
+    service_account_key: str | None = _secret(20_000)
+    refresh_token: str | None = _secret(8192)
+
+    def to_domain(self) -> OAuthSettings:
+        return OAuthSettings(
+            provider=self.provider,
+            client_id=self.client_id,
+            tenant_id=self.tenant_id,
+            token_url=self.token_url,
+            scopes=tuple(self.scopes),
+            include_imap=self.include_imap,
+            grant=self.grant,
+            client_cert_pem=self.client_cert_pem,
+        )
+
+
+_OAUTH_SECRETS = {
+    "client_secret": SmtpSecretField.OAUTH_CLIENT_SECRET,
+    "private_key_pem": SmtpSecretField.OAUTH_PRIVATE_KEY,
+    "service_account_key": SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY,
+    "refresh_token": SmtpSecretField.OAUTH_REFRESH_TOKEN,
+}
+
+
+class RefreshTokenIn(Strict):
+    refresh_token: str = Field(
+        min_length=1,
+        max_length=8192,
+        description="a refresh token obtained for the mailbox elsewhere (write-only)",
+        json_schema_extra={"writeOnly": True},
+    )
+
+
 class SmtpSettingsIn(Strict):
     """The whole settings; a PUT replaces them (secrets: see ``password``)."""
 
@@ -112,6 +178,7 @@ class SmtpSettingsIn(Strict):
     proxy: ProxyIn = Field(default_factory=ProxyIn)
     limits: LimitsIn = Field(default_factory=LimitsIn)
     preset: str | None = Field(default=None, max_length=64, description="a preset id")
+    oauth: OAuthIn | None = Field(default=None, description='with auth_method "oauth2"')
 
     def to_domain(self) -> SmtpSettings:
         """The settings value, not yet validated (the service validates)."""
@@ -150,6 +217,7 @@ class SmtpSettingsIn(Strict):
                 recipients_per_day=self.limits.recipients_per_day,
             ),
             preset=self.preset,
+            oauth=self.oauth.to_domain() if self.oauth else None,
         )
 
     def secret_changes(self) -> SecretChanges:
@@ -161,6 +229,10 @@ class SmtpSettingsIn(Strict):
             changes[SmtpSecretField.PROXY_PASSWORD] = self.proxy.password
         if "tls" in self.model_fields_set and "client_key_pem" in self.tls.model_fields_set:
             changes[SmtpSecretField.CLIENT_KEY] = self.tls.client_key_pem
+        if self.oauth is not None:
+            for name, secret in _OAUTH_SECRETS.items():
+                if name in self.oauth.model_fields_set:
+                    changes[secret] = getattr(self.oauth, name)
         return changes
 
 
@@ -219,6 +291,40 @@ class LimitsOut(BaseModel):
     recipients_per_day: int | None
 
 
+class OAuthOut(BaseModel):
+    provider: OAuthProvider
+    client_id: str | None
+    tenant_id: str | None
+    token_url: str | None
+    scopes: list[str]
+    include_imap: bool
+    grant: GenericGrant
+    client_cert_pem: str | None
+    client_secret_set: bool
+    private_key_set: bool
+    service_account_key_set: bool
+    refresh_token_set: bool = Field(description="the mailbox is connected")
+    access_token_cached: bool
+
+    @classmethod
+    def of(cls, o: OAuthSettings, view: SmtpSettingsView) -> OAuthOut:
+        return cls(
+            provider=o.provider,
+            client_id=o.client_id,
+            tenant_id=o.tenant_id,
+            token_url=o.token_url,
+            scopes=list(o.scopes),
+            include_imap=o.include_imap,
+            grant=o.grant,
+            client_cert_pem=o.client_cert_pem,
+            client_secret_set=view.is_set(SmtpSecretField.OAUTH_CLIENT_SECRET),
+            private_key_set=view.is_set(SmtpSecretField.OAUTH_PRIVATE_KEY),
+            service_account_key_set=view.is_set(SmtpSecretField.OAUTH_SERVICE_ACCOUNT_KEY),
+            refresh_token_set=view.is_set(SmtpSecretField.OAUTH_REFRESH_TOKEN),
+            access_token_cached=view.is_set(SmtpSecretField.OAUTH_ACCESS_TOKEN),
+        )
+
+
 class SmtpSettingsOut(BaseModel):
     host: str
     port: int
@@ -235,6 +341,7 @@ class SmtpSettingsOut(BaseModel):
     proxy: ProxyOut
     limits: LimitsOut
     preset: str | None
+    oauth: OAuthOut | None = Field(description='set with auth_method "oauth2"')
     warnings: list[str] = Field(description="things to check, e.g. the sender-domain trap")
     updated_at: datetime
     updated_by: UUID | None
@@ -278,6 +385,7 @@ class SmtpSettingsOut(BaseModel):
                 recipients_per_day=s.limits.recipients_per_day,
             ),
             preset=s.preset,
+            oauth=OAuthOut.of(s.oauth, view) if s.oauth else None,
             warnings=view.warnings,
             updated_at=view.updated_at,
             updated_by=view.updated_by,

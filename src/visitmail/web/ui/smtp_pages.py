@@ -52,6 +52,7 @@ from visitmail.domain.smtp_settings import (
     Timeouts,
     TlsOptions,
 )
+from visitmail.oauth_wiring import build_token_service, token_policy
 from visitmail.services import dkim, identity, sender_domain, smtp_config
 from visitmail.services.clock import utcnow
 from visitmail.services.ports import SmtpSecretField
@@ -199,6 +200,8 @@ def parse_secret_changes(form: Mapping[str, str]) -> SecretChanges:
     (absent from the changes)."""
     changes: dict[SmtpSecretField, str | None] = {}
     for secret in SmtpSecretField:
+        if secret is SmtpSecretField.OAUTH_ACCESS_TOKEN:
+            continue  # the token service's cache, never entered
         action = form.get(f"{secret.value}_action", "")
         typed = form.get(secret.value, "")
         if action == "clear":
@@ -459,6 +462,7 @@ async def smtp_save(request: Request, runtime: RuntimeDep, box: SecretBoxDep) ->
                 settings,
                 parse_secret_changes(form),
                 allow_plaintext_auth=runtime.settings.allow_plaintext_auth,
+                policy=token_policy(runtime),
             )
     except VisitmailError as exc:
         return await _page(request, runtime, session, status=status_for(exc), form=kept, error=exc)
@@ -526,6 +530,8 @@ async def smtp_test(
                 send_to=send_to,
                 on_step=on_step,
                 domain_check=domain_check,
+                tokens=build_token_service(runtime),
+                policy=token_policy(runtime),
             )
         note_for_dev_inbox(request, session.principal, report)
         return report

@@ -18,6 +18,8 @@
     greeting: "Server greeting",
     ehlo: "EHLO",
     tls: "TLS",
+    token: "OAuth2 access token",
+    scope: "OAuth2 scope",
     auth: "AUTH (login)",
     mail_from: "MAIL FROM (sender)",
     rcpt_to: "RCPT TO (recipient)",
@@ -252,7 +254,10 @@
         return;
       }
       const list = el("ol", { class: "steps", "aria-label": "Connection test steps" });
+      const method = form.querySelector('[name="auth_method"]');
+      const oauth = method !== null && method.value === "oauth2";
       for (const name of Object.keys(STEP_LABELS)) {
+        if (!oauth && (name === "token" || name === "scope")) continue; // OAuth2 only
         const pending = el("li", { class: "step pending", "data-step": name });
         const head = el("p", { class: "step-head" });
         head.append(el("span", { class: "badge" }, "waiting"), " ", el("strong", {}, STEP_LABELS[name]));

@@ -6,7 +6,7 @@ stays until the admin switches and deletes it); the private half is a secret-box
 like the SMTP password. ``dkim_signing`` holds the organization's switch and active key.
 
 Revision ID: 0014_dkim_keys
-Revises: 0012_outbox_status_counts
+Revises: 0013_oauth_credentials
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_dkim_keys"
-down_revision = "0012_outbox_status_counts"
+down_revision = "0013_oauth_credentials"
 branch_labels = None
 depends_on = None
 
