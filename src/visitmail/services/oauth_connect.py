@@ -165,13 +165,22 @@ async def start_connect(
     *,
     session_secret: str | None,
     clock: Clock = utcnow,
+    expected_provider: str | None = None,
 ) -> ConnectStart:
     """Store a new pending sign-in for the saved settings and return where the browser
-    goes. ``session_secret``: the UI's login session (``None`` through the API)."""
+    goes. ``session_secret``: the UI's login session (``None`` through the API).
+    ``expected_provider``: the provider the caller believes is saved; another one (unsaved
+    changes on the page) is refused, naming ``oauth.provider``."""
     require_role(principal, Role.ADMIN)
     org = principal.organization_id
     stored = await uow.smtp_settings.get(org, for_update=True)
     oauth = _oauth_of(stored)
+    if expected_provider is not None and expected_provider != oauth.provider.value:
+        raise ConnectFailed(
+            f"The saved provider is {oauth.provider.value}, not {expected_provider[:40]}.",
+            fix="Save the settings first, then click Connect.",
+            field="oauth.provider",
+        )
     assert stored is not None
     assert stored.settings.username is not None  # validated at save
     assert oauth.client_id is not None

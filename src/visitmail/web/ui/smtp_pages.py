@@ -32,6 +32,8 @@ from starlette.datastructures import FormData
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.diagnosis import DiagnosisReport, Step
 from visitmail.domain.errors import InvalidInput, VisitmailError
+from visitmail.domain.oauth import GenericGrant, OAuthProvider, OAuthSettings
+from visitmail.domain.oauth_connect import provider_name
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.domain.smtp_settings import (
@@ -45,9 +47,10 @@ from visitmail.domain.smtp_settings import (
     Timeouts,
     TlsOptions,
 )
-from visitmail.oauth_wiring import build_token_service, token_policy
+from visitmail.oauth_wiring import build_token_service, connect_config, token_policy
 from visitmail.services import identity, smtp_config
-from visitmail.services.ports import SmtpSecretField
+from visitmail.services.outbox_ports import ServerHealth
+from visitmail.services.ports import SmtpSecretField, StoredOAuth
 from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
 from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut, StepOut
 from visitmail.web.deps import RuntimeDep
@@ -57,7 +60,7 @@ from visitmail.web.ui.pages import render, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
 
 router = APIRouter(include_in_schema=False)
-E = TypeVar("E", Security, AuthMethod, ProxyKind)
+E = TypeVar("E", Security, AuthMethod, ProxyKind, OAuthProvider, GenericGrant)
 
 PAGE = "/settings/smtp"
 SECRET_FIELDS = frozenset(s.value for s in SmtpSecretField)
@@ -83,7 +86,20 @@ AUTH_CHOICES: tuple[tuple[str, str], ...] = (
     ("plain", "PLAIN"),
     ("login", "LOGIN"),
     ("cram-md5", "CRAM-MD5"),
+    ("oauth2", "OAuth2 (Microsoft 365, Google, token endpoint)"),
 )
+OAUTH_PROVIDER_CHOICES: tuple[tuple[str, str], ...] = (
+    ("microsoft365_delegated", "Microsoft 365: sign in with the mailbox"),
+    ("google_delegated", "Google Workspace: sign in with the mailbox"),
+    ("microsoft365_app", "Microsoft 365: app-only (client credentials)"),
+    ("google_service_account", "Google: service account (domain-wide delegation)"),
+    ("generic", "Other provider (token endpoint)"),
+)
+GRANT_CHOICES: tuple[tuple[str, str], ...] = (
+    ("client_credentials", "Client credentials"),
+    ("refresh_token", "Refresh token"),
+)
+_MICROSOFT = (OAuthProvider.MICROSOFT365_DELEGATED, OAuthProvider.MICROSOFT365_APP)
 
 
 # --- form parsing ---------------------------------------------------------------------------
@@ -175,6 +191,30 @@ def parse_settings(form: Mapping[str, str]) -> SmtpSettings:
             per_day=_whole(form, "limits.per_day"),
         ),
         preset=_text(form, "preset"),
+        oauth=parse_oauth(form),
+    )
+
+
+def parse_oauth(form: Mapping[str, str]) -> OAuthSettings | None:
+    """The OAuth settings when the form chose ``oauth2``; only the fields the chosen
+    provider uses are read (a tenant left over from Microsoft does not stop Google)."""
+    if form.get("auth_method", "").strip() != AuthMethod.OAUTH2.value:
+        return None
+    p = _choice(form, "oauth.provider", OAuthProvider, OAuthProvider.MICROSOFT365_DELEGATED)
+    generic = p is OAuthProvider.GENERIC
+    return OAuthSettings(
+        provider=p,
+        client_id=_text(form, "oauth.client_id"),
+        tenant_id=_text(form, "oauth.tenant_id") if p in _MICROSOFT else None,
+        token_url=_text(form, "oauth.token_url") if generic else None,
+        scopes=tuple(form.get("oauth.scopes", "").split()) if generic else (),
+        include_imap=p.delegated and form.get("oauth.include_imap", "") not in ("", "off"),
+        grant=_choice(form, "oauth.grant", GenericGrant, GenericGrant.CLIENT_CREDENTIALS)
+        if generic
+        else GenericGrant.CLIENT_CREDENTIALS,
+        client_cert_pem=_text(form, "oauth.client_cert_pem")
+        if p is OAuthProvider.MICROSOFT365_APP
+        else None,
     )
 
 
@@ -208,6 +248,8 @@ def _settings_form(settings: SmtpSettings | None) -> dict[str, str]:
             "timeouts.overall": f"{t.overall:g}",
             "limits.max_connections": str(lim.max_connections),
             "limits.max_messages_per_connection": str(lim.max_messages_per_connection),
+            "oauth.provider": OAuthProvider.MICROSOFT365_DELEGATED.value,
+            "oauth.grant": GenericGrant.CLIENT_CREDENTIALS.value,
         }
 
     def s(value: object) -> str:
@@ -243,6 +285,25 @@ def _settings_form(settings: SmtpSettings | None) -> dict[str, str]:
         "limits.per_minute": s(settings.limits.per_minute),
         "limits.per_hour": s(settings.limits.per_hour),
         "limits.per_day": s(settings.limits.per_day),
+        **_oauth_form(settings.oauth),
+    }
+
+
+def _oauth_form(oauth: OAuthSettings | None) -> dict[str, str]:
+    if oauth is None:
+        return {
+            "oauth.provider": OAuthProvider.MICROSOFT365_DELEGATED.value,
+            "oauth.grant": GenericGrant.CLIENT_CREDENTIALS.value,
+        }
+    return {
+        "oauth.provider": oauth.provider.value,
+        "oauth.client_id": oauth.client_id or "",
+        "oauth.tenant_id": oauth.tenant_id or "",
+        "oauth.token_url": oauth.token_url or "",
+        "oauth.scopes": " ".join(oauth.scopes),
+        "oauth.include_imap": "on" if oauth.include_imap else "",
+        "oauth.grant": oauth.grant.value,
+        "oauth.client_cert_pem": oauth.client_cert_pem or "",
     }
 
 
@@ -303,6 +364,7 @@ async def _page(
     form: dict[str, str] | None = None,
     error: VisitmailError | None = None,
     saved: bool = False,
+    connected: bool = False,
 ) -> HTMLResponse:
     principal = session.principal
     view: SmtpSettingsView | None = None
@@ -316,6 +378,7 @@ async def _page(
         audit = await smtp_config.list_audit(uow, principal, limit=50)
         users = await identity.list_users(uow, principal)
         health = await uow.health.get(principal.organization_id)
+        tokens = await uow.oauth_tokens.get(principal.organization_id)
     emails = {u.id: u.email for u in users}
     secrets_set = view.secrets_set if view else frozenset()
     return render(
@@ -329,6 +392,9 @@ async def _page(
         password_set=SmtpSecretField.PASSWORD in secrets_set,
         proxy_password_set=SmtpSecretField.PROXY_PASSWORD in secrets_set,
         client_key_set=SmtpSecretField.CLIENT_KEY in secrets_set,
+        oauth_set={s.value: s in secrets_set for s in SmtpSecretField if s.is_oauth},
+        connect=_connect_status(request, runtime, view, tokens, health),
+        connected=connected,
         updated_at=view.updated_at if view else None,
         updated_by=emails.get(view.updated_by) if view and view.updated_by else None,
         error=error.message if error else load_error,
@@ -348,7 +414,46 @@ async def _page(
         security_choices=SECURITY_CHOICES,
         proxy_choices=PROXY_CHOICES,
         auth_choices=AUTH_CHOICES,
+        oauth_provider_choices=OAUTH_PROVIDER_CHOICES,
+        grant_choices=GRANT_CHOICES,
     )
+
+
+_RECONNECT_WORDS = ("invalid_grant", "expired or revoked", "Reconnect the account")
+
+
+def _connect_status(
+    request: Request,
+    runtime: RuntimeDep,
+    view: SmtpSettingsView | None,
+    tokens: StoredOAuth | None,
+    health: ServerHealth | None,
+) -> dict[str, Any] | None:
+    """What the Connect panel shows for saved delegated OAuth settings (never a token):
+    the mailbox, whether a refresh token is stored, the last refresh, and whether the last
+    failure says the sign-in must be repeated."""
+    if view is None or view.settings.oauth is None or not view.settings.oauth.provider.delegated:
+        return None
+    oauth = view.settings.oauth
+    refreshed_at = tokens.refreshed_at if tokens else None
+    failure = (
+        " ".join(t for t in (health.paused_reason, health.last_failure) if t) if health else ""
+    )
+    failed_after = (
+        health is not None
+        and health.last_failure_at is not None
+        and (refreshed_at is None or health.last_failure_at > refreshed_at)
+    )
+    return {
+        "provider": oauth.provider.value,
+        "provider_name": provider_name(oauth.provider),
+        "mailbox": view.settings.username,
+        "refresh_token_set": view.is_set(SmtpSecretField.OAUTH_REFRESH_TOKEN),
+        "refreshed_at": refreshed_at,
+        "access_token_expires_at": tokens.access_token_expires_at if tokens else None,
+        "reconnect": failed_after and any(w in failure for w in _RECONNECT_WORDS),
+        "redirect_uri": connect_config(runtime, str(request.base_url)).redirect_uri,
+    }
 
 
 @router.get(PAGE)
@@ -358,7 +463,10 @@ async def smtp_page(request: Request, runtime: RuntimeDep) -> Response:
         return to_login()
     if not session.principal.role.at_least(Role.ADMIN):
         return _forbidden(request, session)
-    return await _page(request, runtime, session, saved=request.query_params.get("saved") == "1")
+    q = request.query_params
+    return await _page(
+        request, runtime, session, saved=q.get("saved") == "1", connected=q.get("connected") == "1"
+    )
 
 
 @router.post(PAGE)

@@ -12,12 +12,15 @@
     none: "Usually 25 (or 587) without encryption.",
   };
   const DEFAULT_PORTS = { tls: "465", starttls: "587", none: "25" };
+  const OAUTH_STEPS = ["token", "scope"];
   const STEP_LABELS = {
     resolve: "Resolve host name",
     connect: "Connect",
     greeting: "Server greeting",
     ehlo: "EHLO",
     tls: "TLS",
+    token: "OAuth token",
+    scope: "Token scope",
     auth: "AUTH (login)",
     mail_from: "MAIL FROM (sender)",
     rcpt_to: "RCPT TO (recipient)",
@@ -197,6 +200,22 @@
     return item;
   }
 
+  // OAuth2: the fields show with the method, and per provider only the ones it uses.
+  const authSelect = $("f-auth-method");
+  const oauthBox = $("oauth-fields");
+  const providerSelect = $("f-oauth-provider");
+  function followAuth() {
+    if (!oauthBox || !authSelect) return;
+    oauthBox.hidden = authSelect.value !== "oauth2";
+    const provider = providerSelect ? providerSelect.value : "";
+    oauthBox.querySelectorAll("[data-oauth-for]").forEach((node) => {
+      node.hidden = !node.dataset.oauthFor.split(" ").includes(provider);
+    });
+  }
+  if (authSelect) authSelect.addEventListener("change", followAuth);
+  if (providerSelect) providerSelect.addEventListener("change", followAuth);
+  followAuth();
+
   const testButton = $("run-test");
   testButton.addEventListener("click", async () => {
     const target = $("test-result");
@@ -229,7 +248,9 @@
         return;
       }
       const list = el("ol", { class: "steps", "aria-label": "Connection test steps" });
+      const oauth = ($("f-auth-method") || {}).value === "oauth2";
       for (const name of Object.keys(STEP_LABELS)) {
+        if (!oauth && OAUTH_STEPS.includes(name)) continue;
         const pending = el("li", { class: "step pending", "data-step": name });
         const head = el("p", { class: "step-head" });
         head.append(el("span", { class: "badge" }, "waiting"), " ", el("strong", {}, STEP_LABELS[name]));
@@ -333,4 +354,18 @@
       detectButton.disabled = false;
     }
   });
+
+  // The redirect URI to register: one click copies it (the field is selectable anyway).
+  document.querySelectorAll("[data-copy]").forEach((button) =>
+    button.addEventListener("click", async () => {
+      const input = $(button.dataset.copy);
+      input.select();
+      try {
+        await navigator.clipboard.writeText(input.value);
+        button.textContent = "Copied";
+      } catch (_e) {
+        button.textContent = "Press Ctrl+C";
+      }
+    }),
+  );
 })();
