@@ -18,6 +18,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import (
@@ -29,6 +30,7 @@ from fastapi.responses import (
 )
 from starlette.datastructures import FormData
 
+from visitmail.config import Settings
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.diagnosis import DiagnosisReport, Step
 from visitmail.domain.errors import InvalidInput, VisitmailError
@@ -55,6 +57,7 @@ from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
 from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut, StepOut
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import error_body, status_for
+from visitmail.web.security_headers import policy_with_form_targets
 from visitmail.web.smtp_wiring import DiagnoserDep, SecretBoxDep, note_for_dev_inbox
 from visitmail.web.ui.pages import render, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
@@ -381,7 +384,7 @@ async def _page(
         tokens = await uow.oauth_tokens.get(principal.organization_id)
     emails = {u.id: u.email for u in users}
     secrets_set = view.secrets_set if view else frozenset()
-    return render(
+    page = render(
         request,
         "smtp_settings.html",
         session,
@@ -417,6 +420,20 @@ async def _page(
         oauth_provider_choices=OAUTH_PROVIDER_CHOICES,
         grant_choices=GRANT_CHOICES,
     )
+    # "Connect" posts here and is redirected to the provider's sign-in page.
+    page.headers["content-security-policy"] = policy_with_form_targets(
+        sign_in_origins(runtime.settings)
+    )
+    return page
+
+
+def sign_in_origins(settings: Settings) -> list[str]:
+    """The origins of the operator's OAuth sign-in pages (Microsoft, Google)."""
+    origins = []
+    for url in (settings.oauth_microsoft_authority, settings.oauth_google_authorization_url):
+        parts = urlsplit(url)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return origins
 
 
 _RECONNECT_WORDS = ("invalid_grant", "expired or revoked", "Reconnect the account")
