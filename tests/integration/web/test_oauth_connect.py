@@ -28,7 +28,7 @@ from tests.integration.web.test_ui_login import log_in
 from tests.support.oauth_provider import OAuthProvider, start_oauth_provider
 from tests.support.oauth_smtp import OAuthSmtpServer, start_oauth_smtp_server
 from tests.support.orgs import OrgFixture, new_org, unique_email
-from tests.support.outbox import LOOPBACK, ManualClock, enqueue, make_worker
+from tests.support.outbox import LOOPBACK, ManualClock, enqueue, make_worker, run_until
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.domain.oauth import SCOPE_GOOGLE_MAIL, SCOPE_MS_SMTP
 from visitmail.domain.outbox import MessageStatus
@@ -198,6 +198,35 @@ async def stored_tokens(rt: Runtime, org: OrgFixture) -> dict[str, str]:
     }
 
 
+async def drop_access_token(rt: Runtime, org: OrgFixture) -> None:
+    async with rt.uow() as uow:
+        await uow.session.execute(
+            sql(
+                "UPDATE smtp_oauth_credentials SET access_token_enc = NULL, "
+                "access_token_expires_at = NULL WHERE organization_id = :org"
+            ),
+            {
+                "org": org.organization.id.hex
+                if rt.engine.name == "sqlite"
+                else str(org.organization.id)
+            },
+        )
+        await uow.commit()
+
+
+async def connect_by_api(browser: httpx.AsyncClient, org: OrgFixture) -> None:
+    started = (
+        await browser.post("/api/v1/smtp-settings/oauth/authorize", headers=org.headers)
+    ).json()
+    back = parse_qs(urlsplit(await consent(started["authorization_url"])).query)
+    done = await browser.post(
+        "/api/v1/smtp-settings/oauth/callback",
+        headers=org.headers,
+        json={"code": back["code"][0], "state": back["state"][0]},
+    )
+    assert done.status_code == 200, done.text
+
+
 def app_logs(caplog: pytest.LogCaptureFixture) -> str:
     """Every log line but the test's own HTTP clients' (the browser's request URLs carry
     the code, as a browser's history does; visitmail's own token requests stay in)."""
@@ -268,19 +297,7 @@ async def test_connect_microsoft_then_the_stored_refresh_token_sends_mail(
     assert audit[0]["fields"] == ["oauth.refresh_token"]
 
     # The cached access token is dropped, so the worker must spend the stored refresh token.
-    async with connect_runtime.uow() as uow:
-        await uow.session.execute(
-            sql(
-                "UPDATE smtp_oauth_credentials SET access_token_enc = NULL, "
-                "access_token_expires_at = NULL WHERE organization_id = :org"
-            ),
-            {
-                "org": org2.organization.id.hex
-                if connect_runtime.engine.name == "sqlite"
-                else str(org2.organization.id)
-            },
-        )
-        await uow.commit()
+    await drop_access_token(connect_runtime, org2)
     pk, message_id = await enqueue(connect_runtime, org2, ["lead@example.org"])
     tokens = build_token_service(connect_runtime, policy=LOOPBACK)
     worker = make_worker(connect_runtime, org2, tokens=tokens, allow_plaintext_auth=True)
@@ -532,3 +549,34 @@ async def test_the_openapi_schema_documents_both_endpoints(browser: httpx.AsyncC
     assert "PKCE" in authorize["description"]
     assert "400" in callback["responses"]
     assert "requestBody" in callback
+
+
+async def test_a_revoked_sign_in_offers_reconnect_on_the_page(
+    browser: httpx.AsyncClient,
+    connect_runtime: Runtime,
+    org2: OrgFixture,
+    provider: OAuthProvider,
+    smtp: OAuthSmtpServer,
+) -> None:
+    await configure(browser, org2, smtp.port)
+    await connect_by_api(browser, org2)
+    await admin_csrf(browser, org2)
+    page = (await browser.get("/settings/smtp")).text
+    assert "oauth-reconnect" not in page
+
+    provider.revoke_refresh_tokens()  # e.g. the user changed the password
+    await drop_access_token(connect_runtime, org2)
+    await enqueue(connect_runtime, org2, ["lead@example.org"])
+    tokens = build_token_service(connect_runtime, policy=LOOPBACK)
+    worker = make_worker(connect_runtime, org2, tokens=tokens, allow_plaintext_auth=True)
+
+    async def paused() -> bool:
+        async with connect_runtime.uow() as uow:
+            health = await uow.health.get(org2.organization.id)
+        return health is not None and health.paused
+
+    await run_until(worker, paused)
+    page = (await browser.get("/settings/smtp")).text
+    assert 'id="oauth-reconnect"' in page
+    assert "invalid_grant" in page
+    assert "Reconnect Microsoft 365" in page
