@@ -4,7 +4,8 @@ the token endpoints, the scopes SMTP needs, and token errors said in plain words
 Pure values, no I/O. Validation happens at construction (:func:`validate_oauth`) and names
 the field (``oauth.tenant_id``, ``oauth.token_url``, ...). Secrets (client secret, private
 key, service-account key, refresh and access tokens) are *not* part of these values: they
-are stored sealed, next to the settings, and only the token service opens them.
+are stored sealed, next to the settings, and only the token service opens them. Tokens
+and token errors: ``domain/oauth_tokens.py``.
 
 Provider kinds:
 
@@ -28,15 +29,13 @@ when it is resolved, before the request (adapters/oauth).
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from visitmail.domain.errors import InvalidInput, VisitmailError
+from visitmail.domain.errors import InvalidInput
 from visitmail.domain.network_policy import LOOPBACK, REFUSED, NetworkPolicy
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
@@ -48,8 +47,6 @@ SCOPE_MS_OFFLINE = "offline_access"
 SCOPE_MS_APP = "https://outlook.office365.com/.default"
 SCOPE_GOOGLE_MAIL = "https://mail.google.com/"
 
-#: An access token with less than this left is not used for a new connection.
-MIN_TOKEN_LIFETIME = timedelta(minutes=5)
 MAX_SCOPES = 20
 MAX_SCOPE_LENGTH = 200
 MAX_URL_LENGTH = 2000
@@ -205,165 +202,6 @@ def missing_scopes(settings: OAuthSettings, granted: tuple[str, ...]) -> list[st
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    """A bearer token for one or more connections. Never printed."""
-
-    token: str
-    expires_at: datetime
-    scopes: tuple[str, ...] = ()
-    refreshed: bool = False  # fetched just now (not taken from the cache)
-
-    def usable_at(self, now: datetime) -> bool:
-        return self.expires_at - now >= MIN_TOKEN_LIFETIME
-
-    def __repr__(self) -> str:
-        return f"AccessToken(expires_at={self.expires_at.isoformat()}, scopes={self.scopes})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class TokenGrant:
-    """What a token endpoint answered (from the adapter). Never printed."""
-
-    access_token: str
-    expires_in: float
-    refresh_token: str | None = None  # a rotated refresh token, to be saved
-    scopes: tuple[str, ...] | None = None  # None: the endpoint did not say
-
-    def __repr__(self) -> str:
-        return f"TokenGrant(expires_in={self.expires_in}, rotated={self.refresh_token is not None})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthCredentials:
-    """The opened secrets a token request needs. Never printed."""
-
-    client_secret: str | None = None
-    private_key_pem: str | None = None
-    service_account_key: str | None = None
-    refresh_token: str | None = None
-
-    def __repr__(self) -> str:
-        present = [
-            n
-            for n in ("client_secret", "private_key_pem", "service_account_key", "refresh_token")
-            if getattr(self, n)
-        ]
-        return f"OAuthCredentials(set={present})"
-
-    __str__ = __repr__
-
-
-class OAuthTokenFailed(VisitmailError):
-    """No access token could be had. ``fix`` says what to do; ``reconnect`` is True when
-    only a person can repair it (sign in again, enter the current secret)."""
-
-    code = "oauth_token_failed"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        fix: str,
-        reconnect: bool = False,
-        error: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message, field="oauth")
-        self.fix = fix
-        self.reconnect = reconnect
-        self.error = error  # the endpoint's ``error`` value, e.g. invalid_grant
-        self.status = status
-
-
-_RECONNECT = (
-    "Reconnect the account: sign in with the mailbox again (or store a new refresh token), "
-    "then run the connection test."
-)
-
-
-def explain_token_error(
-    provider: OAuthProvider, status: int | None, error: str | None, description: str | None
-) -> OAuthTokenFailed:
-    """An endpoint's error reply (``error`` / ``error_description``) in plain words."""
-    text = (description or "").strip()
-    shown = text.splitlines()[0][:300] if text else ""
-    said = f" The provider said: {error or status}" + (f" ({shown})" if shown else "") + "."
-    if "AADSTS7000215" in text or "AADSTS7000222" in text:
-        expired = "AADSTS7000222" in text
-        return OAuthTokenFailed(
-            ("The client secret has expired." if expired else "The client secret is wrong.") + said,
-            fix="Enter the current client secret: in the Microsoft Entra admin center, "
-            "App registrations > your app > Certificates & secrets, create a new secret and "
-            "copy its Value (not its ID).",
-            reconnect=True,
-            error=error,
-            status=status,
-        )
-    if "AADSTS700082" in text or "AADSTS50173" in text or "AADSTS700084" in text:
-        return OAuthTokenFailed(
-            "The refresh token has expired or was revoked (for example after a password "
-            "change or a long time unused)." + said,
-            fix=_RECONNECT,
-            reconnect=True,
-            error=error,
-            status=status,
-        )
-    if "Token has been expired or revoked" in text or error == "invalid_grant":
-        return OAuthTokenFailed(
-            "The provider no longer accepts the stored grant (the refresh token expired or "
-            "was revoked, or the sign-in was withdrawn)." + said,
-            fix=_RECONNECT
-            if provider.uses_refresh_token_kind
-            else "Check the service account's domain-wide delegation and the mailbox "
-            "(the SMTP username), then run the connection test.",
-            reconnect=True,
-            error=error,
-            status=status,
-        )
-    if error in ("invalid_client", "unauthorized_client"):
-        return OAuthTokenFailed(
-            "The provider does not accept the client credentials." + said,
-            fix="Check the client id and enter the current client secret (or key).",
-            reconnect=True,
-            error=error,
-            status=status,
-        )
-    if error == "invalid_scope":
-        return OAuthTokenFailed(
-            "The provider refused the requested scopes." + said,
-            fix="Grant the app the SMTP permission (Microsoft: SMTP.Send; Google: "
-            "https://mail.google.com/) and consent to it as an administrator.",
-            reconnect=True,
-            error=error,
-            status=status,
-        )
-    if status is not None and status >= 500:
-        return OAuthTokenFailed(
-            "The token endpoint is unavailable." + said,
-            fix="Nothing to change: visitmail tries again later.",
-            error=error,
-            status=status,
-        )
-    return OAuthTokenFailed(
-        "The token endpoint refused the request." + said,
-        fix="Check the OAuth settings (tenant, client id, secret) and run the connection test.",
-        reconnect=status is not None and 400 <= status < 500,
-        error=error,
-        status=status,
-    )
-
-
-def xoauth2_initial_response(user: str, token: str) -> str:
-    """The base64 XOAUTH2 string: ``user=<mailbox>^Aauth=Bearer <token>^A^A``."""
-    raw = f"user={user}\x01auth=Bearer {token}\x01\x01"
-    return base64.b64encode(raw.encode("utf-8")).decode("ascii")
-
-
 # --- validation ----------------------------------------------------------------------------
 
 
@@ -484,23 +322,3 @@ def validate_oauth(settings: OAuthSettings, policy: NetworkPolicy) -> OAuthSetti
         grant=settings.grant if p is OAuthProvider.GENERIC else GenericGrant.CLIENT_CREDENTIALS,
         client_cert_pem=cert,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class TokenStatus:
-    """What an admin may see about the stored tokens (never a value)."""
-
-    refresh_token_set: bool = False
-    access_token_expires_at: datetime | None = None
-    refreshed_at: datetime | None = None
-    scopes: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCheck:
-    """The connection test's token step, done by the service before the conversation:
-    the token (``None`` if it failed), the failure with its fix, and how long it took."""
-
-    token: AccessToken | None
-    failure: OAuthTokenFailed | None = None
-    duration_ms: int = 0

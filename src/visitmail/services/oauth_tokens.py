@@ -3,7 +3,7 @@
 Contract of :meth:`TokenService.access_token`:
 
 * The cached access token is used while it has at least
-  :data:`~visitmail.domain.oauth.MIN_TOKEN_LIFETIME` (5 minutes) left, so a connection
+  :data:`~visitmail.domain.oauth_tokens.MIN_TOKEN_LIFETIME` (5 minutes) left, so a connection
   never starts with a token about to expire. The caller asks once per physical connection.
 * Otherwise **one refresh at a time per mailbox, across every worker**: the OAuth row is
   locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's single writer connection
@@ -17,7 +17,7 @@ Contract of :meth:`TokenService.access_token`:
 * ``rejected``: the token a server just refused (535). A cached token equal to it is not
   used; a different one (another worker refreshed meanwhile) is.
 
-Raises :class:`~visitmail.domain.oauth.OAuthTokenFailed` with a fix in plain words (the
+Raises :class:`~visitmail.domain.oauth_tokens.OAuthTokenFailed` with a fix in plain words (the
 endpoint's refusal, a mailbox not connected yet) and lets ``SecretUnreadable`` through.
 Nothing here logs or raises a secret.
 """
@@ -32,14 +32,12 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from visitmail.domain.oauth import (
+from visitmail.domain.oauth import OAuthEndpoints, OAuthSettings, token_url
+from visitmail.domain.oauth_tokens import (
     AccessToken,
     OAuthCredentials,
-    OAuthEndpoints,
-    OAuthSettings,
     OAuthTokenFailed,
     TokenGrant,
-    token_url,
 )
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.ports import (

@@ -33,7 +33,7 @@ from visitmail.domain.diagnosis import (
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
 from visitmail.domain.identity import Principal
 from visitmail.domain.network_policy import NetworkPolicy
-from visitmail.domain.oauth import OAuthCredentials, OAuthTokenFailed, TokenCheck
+from visitmail.domain.oauth_tokens import OAuthCredentials, OAuthTokenFailed, TokenCheck
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, SmtpPreset, find_preset
 from visitmail.domain.smtp_settings import (
@@ -198,6 +198,10 @@ def _plan_secrets(
             value = check_secret(secret, changes[secret])
             if value is not None:
                 needs = _secret_allowed(secret, settings)
+                if needs == "oauth.provider" and settings.oauth is not None:
+                    raise InvalidInput(
+                        f"is not used by {settings.oauth.provider.value}", field=secret.value
+                    )
                 if needs is not None:
                     raise InvalidInput(f"is required when {secret.value} is set", field=needs)
                 plan[secret] = value

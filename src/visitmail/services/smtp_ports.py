@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from visitmail.domain.diagnosis import AutodetectReport, DiagnosisReport, Step
-from visitmail.domain.oauth import TokenCheck
+from visitmail.domain.oauth_tokens import TokenCheck
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings
 
 

@@ -27,11 +27,9 @@ from visitmail.domain.oauth import (
     GenericGrant,
     OAuthEndpoints,
     OAuthSettings,
-    OAuthTokenFailed,
 )
-from visitmail.domain.oauth import (
-    OAuthProvider as Kind,
-)
+from visitmail.domain.oauth import OAuthProvider as Kind
+from visitmail.domain.oauth_tokens import OAuthTokenFailed
 from visitmail.domain.outbox import MessageStatus
 from visitmail.domain.smtp_settings import (
     AuthMethod,

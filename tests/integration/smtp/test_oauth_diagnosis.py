@@ -170,3 +170,23 @@ def test_the_microsoft_token_url_comes_from_the_tenant() -> None:
     assert token_url(settings, OAuthEndpoints(microsoft_authority="http://127.0.0.1:9/")) == (
         f"http://127.0.0.1:9/{TENANT}/oauth2/v2.0/token"
     )
+
+
+async def test_auto_detect_with_oauth2_leaves_the_login_to_the_connection_test(
+    runtime: Runtime, org: OrgFixture, provider: OAuthProvider, server: OAuthSmtpServer
+) -> None:
+    setup = setup_kind(provider, Kind.MICROSOFT365_DELEGATED)
+    await configure_oauth(runtime, org, server.port, setup.oauth, setup.secrets)
+
+    async with runtime.uow() as uow:
+        found = await smtp_config.autodetect(
+            uow,
+            SecretBox(runtime.keyring),
+            SmtpConnectionTester(LOOPBACK, allow_plaintext_auth=True, autodetect_timeout=2),
+            org.principal,
+        )
+
+    plain = next(c for c in found.candidates if c.port == server.port and c.security == "none")
+    assert plain.ok, plain
+    assert provider.token_requests() == []  # no token spent by auto-detect
+    assert server.recorder.commands.count("AUTH") == 0

@@ -242,6 +242,17 @@ async def test_the_refresh_token_endpoint_refuses_what_cannot_use_one(
         ({"provider": "nope"}, {}, "oauth.provider"),
         (
             {
+                "provider": "microsoft365_app",
+                "tenant_id": TENANT,
+                "client_id": "c",
+                "client_secret": "s",
+                "refresh_token": "r",
+            },
+            {},
+            "oauth.refresh_token",  # app-only has no refresh token
+        ),
+        (
+            {
                 "provider": "microsoft365_delegated",
                 "tenant_id": TENANT,
                 "client_id": "c",

@@ -15,16 +15,18 @@ from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.oauth import (
     SCOPE_MS_IMAP,
     SCOPE_MS_SMTP,
-    AccessToken,
-    OAuthCredentials,
     OAuthProvider,
     OAuthSettings,
-    TokenGrant,
     check_token_url,
-    explain_token_error,
     missing_scopes,
     requested_scopes,
     validate_oauth,
+)
+from visitmail.domain.oauth_tokens import (
+    AccessToken,
+    OAuthCredentials,
+    TokenGrant,
+    explain_token_error,
     xoauth2_initial_response,
 )
 

@@ -41,15 +41,12 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from visitmail.domain.network_policy import REFUSED, NetworkPolicy
-from visitmail.domain.oauth import (
-    GenericGrant,
+from visitmail.domain.oauth import GenericGrant, OAuthProvider, OAuthSettings, requested_scopes
+from visitmail.domain.oauth_tokens import (
     OAuthCredentials,
-    OAuthProvider,
-    OAuthSettings,
     OAuthTokenFailed,
     TokenGrant,
     explain_token_error,
-    requested_scopes,
 )
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -37,7 +37,7 @@ from visitmail.adapters.smtp import http_connect, tls
 from visitmail.adapters.smtp.errors import Target, target_of, translate
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.network_policy import REFUSED, NetworkPolicy
-from visitmail.domain.oauth import xoauth2_initial_response
+from visitmail.domain.oauth_tokens import xoauth2_initial_response
 from visitmail.domain.smtp_errors import (
     SmtpAddressRefused,
     SmtpAuthFailed,

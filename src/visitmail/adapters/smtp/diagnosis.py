@@ -35,7 +35,8 @@ from visitmail.domain.diagnosis import (
     StepStatus,
 )
 from visitmail.domain.network_policy import NetworkPolicy
-from visitmail.domain.oauth import TokenCheck, missing_scopes
+from visitmail.domain.oauth import missing_scopes
+from visitmail.domain.oauth_tokens import TokenCheck
 from visitmail.domain.smtp_errors import (
     Detail,
     SmtpAuthFailed,

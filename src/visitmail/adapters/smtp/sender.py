@@ -42,7 +42,7 @@ from visitmail.adapters.smtp.session import (
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.errors import VisitmailError
 from visitmail.domain.network_policy import NetworkPolicy
-from visitmail.domain.oauth import AccessToken, OAuthTokenFailed
+from visitmail.domain.oauth_tokens import AccessToken, OAuthTokenFailed
 from visitmail.domain.outbox import AttemptOutcome, FailureStage, RecipientResult
 from visitmail.domain.smtp_errors import SmtpAuthFailed, SmtpFailure
 from visitmail.domain.smtp_settings import SmtpSecrets, SmtpSettings

@@ -12,15 +12,14 @@
     none: "Usually 25 (or 587) without encryption.",
   };
   const DEFAULT_PORTS = { tls: "465", starttls: "587", none: "25" };
-  const OAUTH_STEPS = ["token", "scope"];
   const STEP_LABELS = {
     resolve: "Resolve host name",
     connect: "Connect",
     greeting: "Server greeting",
     ehlo: "EHLO",
     tls: "TLS",
-    token: "OAuth token",
-    scope: "Token scope",
+    token: "OAuth2 access token",
+    scope: "OAuth2 scope",
     auth: "AUTH (login)",
     mail_from: "MAIL FROM (sender)",
     rcpt_to: "RCPT TO (recipient)",
@@ -248,9 +247,10 @@
         return;
       }
       const list = el("ol", { class: "steps", "aria-label": "Connection test steps" });
-      const oauth = ($("f-auth-method") || {}).value === "oauth2";
+      const method = form.querySelector('[name="auth_method"]');
+      const oauth = method !== null && method.value === "oauth2";
       for (const name of Object.keys(STEP_LABELS)) {
-        if (!oauth && OAUTH_STEPS.includes(name)) continue;
+        if (!oauth && (name === "token" || name === "scope")) continue; // OAuth2 only
         const pending = el("li", { class: "step pending", "data-step": name });
         const head = el("p", { class: "step-head" });
         head.append(el("span", { class: "badge" }, "waiting"), " ", el("strong", {}, STEP_LABELS[name]));
