@@ -32,13 +32,8 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from visitmail.domain.errors import VisitmailError
-from visitmail.domain.oauth import (
-    OAuthProvider,
-    OAuthSettings,
-    OAuthTokenFailed,
-    explain_token_error,
-    requested_scopes,
-)
+from visitmail.domain.oauth import OAuthProvider, OAuthSettings, requested_scopes
+from visitmail.domain.oauth_tokens import OAuthTokenFailed, explain_token_error
 
 CONNECT_TTL = timedelta(minutes=10)
 CALLBACK_PATH = "/settings/smtp/oauth/callback"

@@ -30,12 +30,9 @@ from uuid import UUID
 
 from visitmail.domain.identity import Principal
 from visitmail.domain.oauth import (
-    OAuthCredentials,
     OAuthEndpoints,
     OAuthProvider,
     OAuthSettings,
-    OAuthTokenFailed,
-    TokenGrant,
     missing_scopes,
     token_url,
 )
@@ -57,6 +54,7 @@ from visitmail.domain.oauth_connect import (
     session_hash,
     state_hash,
 )
+from visitmail.domain.oauth_tokens import OAuthCredentials, OAuthTokenFailed, TokenGrant
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import AuthMethod
 from visitmail.services.clock import Clock, utcnow

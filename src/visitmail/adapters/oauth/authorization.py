@@ -17,7 +17,8 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from visitmail.adapters.oauth.client import HttpTokenClient, _grant_of, _mask
-from visitmail.domain.oauth import OAuthCredentials, OAuthSettings, OAuthTokenFailed, TokenGrant
+from visitmail.domain.oauth import OAuthSettings
+from visitmail.domain.oauth_tokens import OAuthCredentials, OAuthTokenFailed, TokenGrant
 
 #: RFC 7636: 43 to 128 characters; 64 random bytes give 86.
 VERIFIER_BYTES = 64
