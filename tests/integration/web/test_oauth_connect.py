@@ -580,3 +580,52 @@ async def test_a_revoked_sign_in_offers_reconnect_on_the_page(
     assert 'id="oauth-reconnect"' in page
     assert "invalid_grant" in page
     assert "Reconnect Microsoft 365" in page
+
+
+def page_form(csrf: str, **overrides: str) -> dict[str, str]:
+    body = {
+        "csrf_token": csrf,
+        "host": "smtp.gmail.com",
+        "port": "587",
+        "security": "starttls",
+        "username": MAILBOX,
+        "sender_email": MAILBOX,
+        "auth_method": "oauth2",
+        "oauth.provider": "google_delegated",
+        "oauth.client_id": G_CLIENT,
+        "oauth.tenant_id": "left.over.example",  # from an earlier Microsoft choice: ignored
+        "oauth.client_secret": G_SECRET,
+        "oauth.include_imap": "on",
+        "proxy.kind": "none",
+        "limits.max_connections": "3",
+        "limits.max_messages_per_connection": "100",
+    }
+    body.update(overrides)
+    return body
+
+
+async def test_the_page_form_saves_oauth2_with_the_client_secret_write_only(
+    browser: httpx.AsyncClient, org2: OrgFixture
+) -> None:
+    csrf = await admin_csrf(browser, org2)
+    saved = await browser.post("/settings/smtp", data=page_form(csrf))
+    assert saved.status_code == 303, saved.text
+    oauth = (await browser.get("/api/v1/smtp-settings", headers=org2.headers)).json()["oauth"]
+    assert oauth["provider"] == "google_delegated"
+    assert oauth["client_id"] == G_CLIENT
+    assert oauth["tenant_id"] is None
+    assert oauth["include_imap"] is True
+    assert oauth["client_secret_set"] is True
+    assert oauth["refresh_token_set"] is False
+    page = (await browser.get("/settings/smtp")).text
+    assert G_SECRET not in page
+    assert "Connect Google" in page
+    assert '<option value="google_delegated" selected>' in page
+    assert "Google Cloud console" in page  # where the redirect URI goes
+
+    bad = await browser.post(
+        "/settings/smtp", data=page_form(csrf, **{"oauth.client_id": "has space"})
+    )
+    assert bad.status_code == 422
+    assert 'href="#f-oauth-client-id">Client (application) id</a>' in bad.text
+    assert G_SECRET not in bad.text

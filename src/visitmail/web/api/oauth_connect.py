@@ -24,9 +24,9 @@ from visitmail.oauth_wiring import connect_config
 from visitmail.services import oauth_connect
 from visitmail.web.api.schemas import ErrorResponse, Strict
 from visitmail.web.api.smtp_schemas import SmtpSettingsOut
+from visitmail.web.connect_wiring import clock_of, consent_client_of
 from visitmail.web.deps import AdminDep, RuntimeDep, UowDep
 from visitmail.web.smtp_wiring import SecretBoxDep
-from visitmail.web.ui.oauth_pages import clock_of, consent_client_of
 
 ERRORS: dict[int | str, dict[str, object]] = {
     400: {

@@ -21,10 +21,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from visitmail.domain.errors import VisitmailError
 from visitmail.domain.oauth_connect import CALLBACK_PATH, ConnectFailed
 from visitmail.domain.roles import Role
-from visitmail.oauth_wiring import build_consent_client, connect_config
+from visitmail.oauth_wiring import connect_config
 from visitmail.services import oauth_connect
-from visitmail.services.clock import Clock, utcnow
-from visitmail.services.oauth_connect import ConsentClient
+from visitmail.web.connect_wiring import clock_of, consent_client_of
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import status_for
 from visitmail.web.smtp_wiring import SecretBoxDep
@@ -35,17 +34,6 @@ from visitmail.web.ui.smtp_pages import PAGE, form_values
 router = APIRouter(include_in_schema=False)
 CONNECT = f"{PAGE}/oauth/connect"
 MAX_QUERY = 4096
-
-
-def clock_of(request: Request) -> Clock:
-    """``app.state.clock`` when a test set one, else the wall clock."""
-    clock: Clock | None = getattr(request.app.state, "clock", None)
-    return clock or utcnow
-
-
-def consent_client_of(request: Request, runtime: RuntimeDep) -> ConsentClient:
-    client: ConsentClient | None = getattr(request.app.state, "consent_client", None)
-    return client or build_consent_client(runtime)
 
 
 def _failed(
