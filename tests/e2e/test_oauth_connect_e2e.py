@@ -209,6 +209,9 @@ def test_connect_microsoft_365_allow_then_the_connection_test_passes(
     served = oauth_server.log.read()
     assert not any(t in served for t in stored)
     assert CLIENT_SECRET not in served
+    codes = oauth_server.provider.issued_codes
+    assert codes and not any(c in served for c in codes)
+    assert "/settings/smtp/oauth/callback?[redacted]" in served  # the access log, scrubbed
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()

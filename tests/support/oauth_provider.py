@@ -154,6 +154,7 @@ class OAuthProvider:
     consents: dict[str, Consent] = field(default_factory=dict)  # ticket -> waiting request
     codes: dict[str, Consent] = field(default_factory=dict)  # authorization code -> request
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    issued_codes: list[str] = field(default_factory=list)  # every code handed out
     sign_in_as: str | None = None  # the account that signs in (default: the login_hint)
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -350,6 +351,7 @@ class OAuthProvider:
         code = "code-" + secrets.token_urlsafe(24)
         with self.lock:
             self.codes[code] = consent
+            self.issued_codes.append(code)
         return Reply(
             302,
             location=consent.redirect_uri + "?" + urlencode({"code": code, "state": consent.state}),
