@@ -10,6 +10,7 @@ admins, and no code, verifier or token in any page, reply or log line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -629,3 +630,30 @@ async def test_the_page_form_saves_oauth2_with_the_client_secret_write_only(
     assert bad.status_code == 422
     assert 'href="#f-oauth-client-id">Client (application) id</a>' in bad.text
     assert G_SECRET not in bad.text
+
+
+async def test_two_callbacks_with_one_state_at_once_connect_once(
+    browser: httpx.AsyncClient, org2: OrgFixture, provider: OAuthProvider
+) -> None:
+    """A double-submitted callback: the row lock lets one consume the state; the other is
+    told it was already used, and the code is exchanged once."""
+    await configure(browser, org2)
+    back = await consent(await click_connect(browser, await admin_csrf(browser, org2)))
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    replies = await asyncio.gather(browser.get(local(back)), browser.get(local(back)))
+    assert sorted(r.status_code for r in replies) == [303, 400]
+    (refused,) = [r for r in replies if r.status_code == 400]
+    assert "already used" in refused.text
+    assert (
+        len([r for r in provider.token_requests("authorization_code") if r.form["code"] == code])
+        == 1
+    )
+
+
+async def test_a_callback_without_a_login_session_asks_to_log_in(
+    browser: httpx.AsyncClient, org2: OrgFixture
+) -> None:
+    reply = await browser.get("/settings/smtp/oauth/callback?code=abc&state=def")
+    assert reply.status_code == 401
+    assert "login session ended" in reply.text
+    assert 'href="/login"' in reply.text
