@@ -10,6 +10,13 @@ only says whether one is stored; a typed value replaces it, the "clear" action r
 anything else keeps it. Neither a re-rendered form nor any JSON answer echoes a secret.
 ``POST /settings/smtp/test`` and ``/autodetect`` answer JSON for ``smtp.js``; every POST
 checks the session's CSRF token.
+
+OAuth2 (``auth_method`` ``oauth2``): the ``oauth.*`` fields, of which only those the chosen
+provider uses are read; its secrets are write-only like the password. For saved delegated
+settings a panel shows the connection (mailbox, refresh token stored, last refresh, a
+Reconnect hint after ``invalid_grant``; never a token), the redirect URI to register, and
+the Connect form (``web/ui/oauth_pages.py``). The page's CSP lets that form continue to the
+operator's sign-in origins.
 """
 
 from __future__ import annotations
