@@ -657,3 +657,13 @@ async def test_a_callback_without_a_login_session_asks_to_log_in(
     assert reply.status_code == 401
     assert "login session ended" in reply.text
     assert 'href="/login"' in reply.text
+
+
+async def test_only_the_mail_server_page_lets_forms_continue_to_the_sign_in_origins(
+    browser: httpx.AsyncClient, org2: OrgFixture, provider: OAuthProvider
+) -> None:
+    await admin_csrf(browser, org2)
+    csp = (await browser.get("/settings/smtp")).headers["content-security-policy"]
+    assert f"form-action 'self' {provider.base_url};" in csp  # Microsoft and Google: one here
+    other = (await browser.get("/")).headers["content-security-policy"]
+    assert "form-action 'self';" in other
