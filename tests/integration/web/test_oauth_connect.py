@@ -215,6 +215,18 @@ async def drop_access_token(rt: Runtime, org: OrgFixture) -> None:
         await uow.commit()
 
 
+def org_key(rt: Runtime, org: OrgFixture) -> str:
+    return org.organization.id.hex if rt.engine.name == "sqlite" else str(org.organization.id)
+
+
+async def forget_health(rt: Runtime, org: OrgFixture) -> None:
+    async with rt.uow() as uow:
+        await uow.session.execute(
+            sql("DELETE FROM smtp_health WHERE organization_id = :org"), {"org": org_key(rt, org)}
+        )
+        await uow.commit()
+
+
 async def connect_by_api(browser: httpx.AsyncClient, org: OrgFixture) -> None:
     started = (
         await browser.post("/api/v1/smtp-settings/oauth/authorize", headers=org.headers)
@@ -576,8 +588,13 @@ async def test_a_revoked_sign_in_offers_reconnect_on_the_page(
             health = await uow.health.get(org2.organization.id)
         return health is not None and health.paused
 
-    await run_until(worker, paused)
-    page = (await browser.get("/settings/smtp")).text
+    try:
+        await run_until(worker, paused)
+        page = (await browser.get("/settings/smtp")).text
+    finally:
+        # The database is shared: a paused organization would be probed by other tests'
+        # workers (the prober serves every organization), through their providers.
+        await forget_health(connect_runtime, org2)
     assert 'id="oauth-reconnect"' in page
     assert "invalid_grant" in page
     assert "Reconnect Microsoft 365" in page
