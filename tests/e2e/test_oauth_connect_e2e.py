@@ -217,6 +217,7 @@ def test_connect_microsoft_365_allow_then_the_connection_test_passes(
     page.reload()
     expect(page.locator("#oauth-connect")).to_be_visible()
     assert overflow(page) <= 1, f"the mail server page is {overflow(page)}px too wide"
+    screenshot(page, "oauth-connected-390")
 
 
 def test_deny_on_the_consent_page_shows_the_explanation(
@@ -234,5 +235,6 @@ def test_deny_on_the_consent_page_shows_the_explanation(
     expect(page.locator("#oauth-error-message")).to_contain_text("AADSTS65004")
     expect(page.locator("#oauth-error-fix")).to_contain_text("grant admin consent")
     assert overflow(page) <= 1, f"the error page is {overflow(page)}px too wide"
+    screenshot(page, "oauth-denied-390")
     page.get_by_role("link", name="Back to the mail server page").click()
     expect(page.get_by_role("heading", name="Outgoing mail server")).to_be_visible()

@@ -215,7 +215,7 @@ def explain_callback_error(
     """The provider's ``error`` (and ``error_description``) sent back to the callback, in
     plain words with the fix."""
     text = (description or "").strip()
-    shown = text.splitlines()[0][:300] if text else ""
+    shown = text.splitlines()[0][:300].rstrip(". ") if text else ""
     said = f" The provider said: {error[:100]}" + (f" ({shown})" if shown else "") + "."
     if "AADSTS50011" in text:
         return ConnectFailed(

@@ -471,7 +471,7 @@ async def test_deny_on_the_consent_page_is_explained_with_its_fix(
     reply = await browser.get(local(back))
     assert reply.status_code == 400
     assert "the consent was refused" in reply.text
-    assert "AADSTS65004: User declined to consent to access the app." in reply.text
+    assert "(AADSTS65004: User declined to consent to access the app)." in reply.text
     assert "grant admin consent in the Microsoft Entra admin center" in reply.text
     assert "oauth.refresh_token" not in await stored_tokens(connect_runtime, org2)
 
