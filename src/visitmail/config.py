@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     oauth_google_token_url: str = Field(
         default="https://oauth2.googleapis.com/token", description="Google's token endpoint"
     )
+    oauth_google_authorization_url: str = Field(
+        default="https://accounts.google.com/o/oauth2/v2/auth",
+        description="Google's sign-in page for Connect (the authorization endpoint)",
+    )
     dev_inbox_port: int = Field(default=2525, ge=1, le=65535, description="serve --dev-inbox")
     worker_concurrency: int = Field(default=20, ge=1, le=1000, description="SMTP conversations")
     worker_batch: int = Field(default=100, ge=1, le=5000, description="messages per claim")
@@ -125,7 +129,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a plain http(s) URL such as https://visitmail.example.com")
         return value.strip().rstrip("/")
 
-    @field_validator("oauth_microsoft_authority", "oauth_google_token_url")
+    @field_validator(
+        "oauth_microsoft_authority", "oauth_google_token_url", "oauth_google_authorization_url"
+    )
     @classmethod
     def _endpoint_url(cls, value: str) -> str:
         parts = urlsplit(value.strip())

@@ -21,11 +21,15 @@ _BEARER = re.compile(r"(?i)(bearer\s+)\S+")
 # Unsubscribe links are capabilities (and in their first format carried the address):
 # the access log keeps the path, not the token.
 _UNSUBSCRIBE_PATH = re.compile(r"(/api/v1/unsubscribe/)[^\s\"?#]+")
+# The OAuth sign-in's callback carries the authorization code and the state in its query.
+_OAUTH_CALLBACK_QUERY = re.compile(r"(/settings/smtp/oauth/callback\?)[^\s\"#]+")
 
 
 def scrub_text(text: str) -> str:
-    """Mask API tokens, bearer credentials and unsubscribe tokens inside free text."""
+    """Mask API tokens, bearer credentials, unsubscribe tokens and the OAuth callback's
+    code and state inside free text."""
     text = _UNSUBSCRIBE_PATH.sub(r"\1" + REDACTED, text)
+    text = _OAUTH_CALLBACK_QUERY.sub(r"\1" + REDACTED, text)
     return _BEARER.sub(r"\1" + REDACTED, _TOKEN_TEXT.sub(REDACTED, text))
 
 

@@ -10,6 +10,16 @@ Google on ``/token`` (and any other path, for ``generic``):
 * ``urn:ietf:params:oauth:grant-type:jwt-bearer``: a service account's assertion checked
   with its public key, ``sub`` = the mailbox.
 
+The browser sign-in (authorization code with PKCE) is served too: ``GET
+/<tenant>/oauth2/v2.0/authorize`` (Microsoft) or ``GET /authorize`` (Google) checks the
+client id, the registered redirect URI, the scopes and the S256 ``code_challenge``, and
+shows a small consent page ("visitmail wants to send mail as ...") with Allow and Deny;
+``POST /consent`` redirects back with ``code`` + ``state`` or ``error=access_denied``.
+``grant_type=authorization_code`` checks the code (once, same client and redirect URI)
+and the ``code_verifier`` against the challenge, then issues an access token and, when
+``offline_access`` (Microsoft) or ``access_type=offline`` (Google) was asked for, a
+refresh token.
+
 Errors use each provider's words: ``invalid_grant`` with ``AADSTS70000``/``AADSTS700082``
 (Microsoft) or ``Token has been expired or revoked.`` (Google); a wrong client secret
 gets ``invalid_client`` / ``AADSTS7000215``. Every request is recorded (form fields), and
@@ -18,6 +28,9 @@ gets ``invalid_client`` / ``AADSTS7000215``. Every request is recorded (form fie
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import json
 import secrets
 import threading
@@ -25,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -59,6 +72,28 @@ class Request:
     @property
     def grant_type(self) -> str:
         return self.form.get("grant_type", "")
+
+
+@dataclass
+class Consent:
+    """An authorization request waiting on the consent page (or a code issued for it)."""
+
+    client_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str
+    code_challenge: str
+    mailbox: str
+    microsoft: bool
+    offline: bool
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    location: str | None = None
 
 
 @dataclass
@@ -115,6 +150,12 @@ class OAuthProvider:
     expires_in: int = 3600
     granted_scopes: tuple[str, ...] | None = None  # answer these instead of the requested
     delay: float = 0.0  # seconds before answering a token request (widens races)
+    redirect_uris: dict[str, set[str]] = field(default_factory=dict)  # client -> allowed
+    consents: dict[str, Consent] = field(default_factory=dict)  # ticket -> waiting request
+    codes: dict[str, Consent] = field(default_factory=dict)  # authorization code -> request
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    issued_codes: list[str] = field(default_factory=list)  # every code handed out
+    sign_in_as: str | None = None  # the account that signs in (default: the login_hint)
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -135,6 +176,16 @@ class OAuthProvider:
 
     def register_client(self, client_id: str, secret: str | None = None) -> None:
         self.clients[client_id] = secret
+
+    def register_redirect_uri(self, client_id: str, uri: str) -> None:
+        self.redirect_uris.setdefault(client_id, set()).add(uri)
+
+    def microsoft_authorize_url(self, tenant: str) -> str:
+        return f"{self.base_url}/{tenant}/oauth2/v2.0/authorize"
+
+    @property
+    def google_authorize_url(self) -> str:
+        return f"{self.base_url}/authorize"
 
     def register_certificate(self, client_id: str, keys: KeyPair) -> None:
         self.clients.setdefault(client_id, None)
@@ -201,7 +252,151 @@ class OAuthProvider:
                 return self._client_credentials(path, form, microsoft)
             if grant_type == JWT_BEARER:
                 return self._jwt_bearer(path, form)
+            if grant_type == "authorization_code":
+                return self._authorization_code(form, microsoft)
         return 400, {"error": "unsupported_grant_type"}
+
+    # -- the browser sign-in ------------------------------------------------------------
+
+    def authorize(self, path: str, query: dict[str, str]) -> Reply:
+        """``GET .../authorize``: the consent page, or an error page (never a redirect to
+        an unregistered URI)."""
+        with self.lock:
+            self.authorize_requests.append(dict(query))
+        microsoft = path.endswith("/oauth2/v2.0/authorize")
+        client_id = query.get("client_id", "")
+        redirect_uri = query.get("redirect_uri", "")
+        if client_id not in self.clients:
+            return _error_page(
+                "AADSTS700016: Application with identifier was not found in the directory."
+                if microsoft
+                else "Error 401: invalid_client. The OAuth client was not found."
+            )
+        if redirect_uri not in self.redirect_uris.get(client_id, set()):
+            return _error_page(
+                "AADSTS50011: The redirect URI specified in the request does not match the "
+                "redirect URIs configured for the application."
+                if microsoft
+                else "Error 400: redirect_uri_mismatch"
+            )
+        scopes = tuple(query.get("scope", "").split())
+        needed = (
+            ("https://outlook.office.com/SMTP.Send",)
+            if microsoft
+            else ("https://mail.google.com/",)
+        )
+        problem = None
+        if query.get("response_type") != "code":
+            problem = "unsupported_response_type"
+        elif not all(n in scopes for n in needed):
+            problem = "invalid_scope"
+        elif query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            problem = "invalid_request"  # this provider insists on PKCE with S256
+        if problem is not None:
+            target = (
+                redirect_uri
+                + "?"
+                + urlencode(
+                    {
+                        "error": problem,
+                        "error_description": f"{problem} (test provider)",
+                        "state": query.get("state", ""),
+                    }
+                )
+            )
+            return Reply(302, location=target)
+        offline = (
+            ("offline_access" in scopes) if microsoft else query.get("access_type") == "offline"
+        )
+        consent = Consent(
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            state=query.get("state", ""),
+            code_challenge=query["code_challenge"],
+            mailbox=self.sign_in_as or query.get("login_hint", "user@example.com"),
+            microsoft=microsoft,
+            offline=offline,
+        )
+        ticket = secrets.token_urlsafe(16)
+        with self.lock:
+            self.consents[ticket] = consent
+        listed = "".join(f"<li>{html.escape(sc)}</li>" for sc in scopes)
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Permissions requested · test provider</title></head><body>
+<h1>Permissions requested</h1>
+<p id="consent-text">visitmail wants to send mail as <strong>{html.escape(consent.mailbox)}</strong>.</p>
+<ul>{listed}</ul>
+<form method="post" action="/consent">
+<input type="hidden" name="ticket" value="{ticket}">
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form></body></html>"""
+        return Reply(200, page.encode())
+
+    def decide(self, form: dict[str, str]) -> Reply:
+        """``POST /consent``: back to the redirect URI with a code, or with access_denied."""
+        with self.lock:
+            consent = self.consents.pop(form.get("ticket", ""), None)
+        if consent is None:
+            return _error_page("This sign-in request is unknown or was already answered.")
+        if form.get("decision") != "allow":
+            params = {"error": "access_denied", "state": consent.state}
+            if consent.microsoft:
+                params["error_description"] = (
+                    "AADSTS65004: User declined to consent to access the app."
+                )
+            return Reply(302, location=consent.redirect_uri + "?" + urlencode(params))
+        code = "code-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.codes[code] = consent
+            self.issued_codes.append(code)
+        return Reply(
+            302,
+            location=consent.redirect_uri + "?" + urlencode({"code": code, "state": consent.state}),
+        )
+
+    def _authorization_code(
+        self, form: dict[str, str], microsoft: bool
+    ) -> tuple[int, dict[str, Any]]:
+        refused = self._client_ok(form, microsoft)
+        if refused:
+            return refused
+        consent = self.codes.pop(form.get("code", ""), None)  # a code is good once
+        if (
+            consent is None
+            or consent.client_id != form.get("client_id")
+            or consent.redirect_uri != form.get("redirect_uri")
+        ):
+            text = (
+                "AADSTS70008: The provided authorization code or refresh token has expired "
+                "due to inactivity."
+                if microsoft
+                else "Malformed auth code."
+            )
+            return 400, {"error": "invalid_grant", "error_description": text}
+        verifier = form.get("code_verifier", "")
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
+        if not verifier or not secrets.compare_digest(challenge, consent.code_challenge):
+            text = (
+                "AADSTS501481: The Code_Verifier does not match the code_challenge supplied "
+                "in the authorization request."
+                if microsoft
+                else "Invalid code verifier."
+            )
+            return 400, {"error": "invalid_grant", "error_description": text}
+        grant = Grant(consent.client_id, consent.mailbox, consent.scopes)
+        body = self._issue(grant)
+        if consent.offline:
+            refresh = "rt-" + secrets.token_urlsafe(24)
+            self.refresh_tokens[refresh] = grant
+            body["refresh_token"] = refresh
+        return 200, body
 
     def _issue(self, grant: Grant) -> dict[str, Any]:
         token = "at-" + secrets.token_urlsafe(24)
@@ -306,9 +501,16 @@ class OAuthProvider:
             self._thread.join(5)
 
 
-def _b64(part: str) -> bytes:
-    import base64
+def _error_page(text: str) -> Reply:
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in error</title>'
+        f'</head><body><h1>Sign-in error</h1><p id="provider-error">{html.escape(text)}</p>'
+        "</body></html>"
+    )
+    return Reply(400, page.encode())
 
+
+def _b64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
@@ -324,10 +526,30 @@ def start_oauth_provider(**options: Any) -> OAuthProvider:
     provider = OAuthProvider(**options)
 
     class Handler(BaseHTTPRequestHandler):
+        def _reply(self, reply: Reply) -> None:
+            self.send_response(reply.status)
+            if reply.location is not None:
+                self.send_header("Location", reply.location)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            if not parts.path.endswith("/authorize"):
+                self._reply(_error_page("not found"))
+                return
+            query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            self._reply(provider.authorize(parts.path, query))
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
             form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+            if self.path == "/consent":
+                self._reply(provider.decide(form))
+                return
             status, body = provider.answer(self.path, form)
             data = json.dumps(body).encode()
             self.send_response(status)

@@ -32,6 +32,15 @@ def test_bearer_credentials_in_text_are_masked() -> None:
     assert scrub_text("Authorization: Bearer abc123") == f"Authorization: Bearer {REDACTED}"
 
 
+def test_the_oauth_callback_query_is_masked_in_access_logs() -> None:
+    line = (
+        '127.0.0.1:5 - "GET /settings/smtp/oauth/callback?code=c0de-Xyz&state=st4te HTTP/1.1" 303'
+    )
+    shown = scrub_text(line)
+    assert "c0de-Xyz" not in shown and "st4te" not in shown
+    assert f"/settings/smtp/oauth/callback?{REDACTED} HTTP/1.1" in shown
+
+
 def test_stdlib_and_structlog_output_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "json")
     try:

@@ -806,6 +806,7 @@ async def diagnose_settings(
         uow, box, org, inline, inline_secrets or {}, policy
     )
     domain_check = await _with_own_selector(uow, org, settings, domain_check)
+    await uow.commit()  # the read above began a transaction: none stays open across SMTP
     check = await _token_check(tokens, org, settings, plan)
     hidden = _hidden(plan, check)
     scrub = _scrubber(secrets, hidden)

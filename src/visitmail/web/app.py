@@ -20,6 +20,7 @@ from visitmail.web.api import health
 from visitmail.web.api import identity as identity_api
 from visitmail.web.api import mapping as mapping_api
 from visitmail.web.api import messages as messages_api
+from visitmail.web.api import oauth_connect as oauth_connect_api
 from visitmail.web.api import reports as reports_api
 from visitmail.web.api import smtp as smtp_api
 from visitmail.web.api import suppressions as suppressions_api
@@ -34,6 +35,7 @@ from visitmail.web.ui import dev_inbox as dev_inbox_pages
 from visitmail.web.ui import (
     event_pages,
     mapping_pages,
+    oauth_pages,
     outbox_pages,
     pages,
     report_pages,
@@ -96,6 +98,7 @@ def create_app(
     app.include_router(identity_api.router)
     app.include_router(smtp_api.router)
     app.include_router(dkim_api.router)
+    app.include_router(oauth_connect_api.router)
     app.include_router(messages_api.router)
     app.include_router(events_api.router)
     app.include_router(reports_api.router)
@@ -107,6 +110,7 @@ def create_app(
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(smtp_pages.router)
+    app.include_router(oauth_pages.router)
     app.include_router(dev_inbox_pages.router)
     app.include_router(outbox_pages.router)
     app.include_router(mapping_pages.router)

@@ -10,7 +10,8 @@ other site can frame an admin page (click-jacking). The dev inbox shows a mail's
 and remote images do not load.
 
 ``/api/docs`` is no exception: Swagger UI is served from this origin and started from a
-script file (``web/api_docs.py``), so the same policy holds there.
+script file (``web/api_docs.py``), so the same policy holds there. A response that sets
+its own ``Content-Security-Policy`` keeps it (:func:`policy_with_form_targets`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def policy_with_form_targets(origins: list[str]) -> str:
+    """The policy with ``form-action`` widened to ``origins``: a page whose form redirects
+    to another site (the mail server page's Connect, a 303 to the OAuth provider's sign-in)
+    sets this itself; browsers check ``form-action`` on the redirect too."""
+    allowed = " ".join(dict.fromkeys(o for o in origins if o))
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self' {allowed}")
+
+
 _EVERY_RESPONSE = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),

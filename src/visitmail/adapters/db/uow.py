@@ -34,6 +34,7 @@ from visitmail.adapters.db.identity_repos import (
     SqlUsers,
 )
 from visitmail.adapters.db.mapping_repo import SqlMappings
+from visitmail.adapters.db.oauth_connect_repo import SqlPendingConnects
 from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
 from visitmail.adapters.db.smtp_repo import SqlOAuthTokens, SqlSmtpSettings
@@ -46,6 +47,7 @@ from visitmail.services.follow_up_ports import (
     SuppressionRepository,
 )
 from visitmail.services.notification_ports import MappingRepository
+from visitmail.services.oauth_connect import PendingConnectRepository
 from visitmail.services.outbox_ports import HealthRepository, OutboxRepository, RateLimiter
 from visitmail.services.ports import (
     AuditLog,
@@ -76,6 +78,7 @@ class SqlUnitOfWork:
     audit: AuditLog
     smtp_settings: SmtpSettingsRepository
     oauth_tokens: OAuthTokenRepository
+    oauth_connects: PendingConnectRepository
     outbox: OutboxRepository
     health: HealthRepository
     rates: RateLimiter
@@ -116,6 +119,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(self.session)
         self.smtp_settings = SqlSmtpSettings(self.session)
         self.oauth_tokens = SqlOAuthTokens(self.session)
+        self.oauth_connects = SqlPendingConnects(self.session)
         self._outbox = SqlOutbox(self.session)
         self.outbox = self._outbox
         self.health = SqlHealth(self.session)

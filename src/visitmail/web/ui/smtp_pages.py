@@ -13,6 +13,13 @@ only says whether one is stored; a typed value replaces it, the "clear" action r
 anything else keeps it. Neither a re-rendered form nor any JSON answer echoes a secret.
 ``POST /settings/smtp/test`` and ``/autodetect`` answer JSON for ``smtp.js``; every POST
 checks the session's CSRF token.
+
+OAuth2 (``auth_method`` ``oauth2``): the ``oauth.*`` fields, of which only those the chosen
+provider uses are read; its secrets are write-only like the password. For saved delegated
+settings a panel shows the connection (mailbox, refresh token stored, last refresh, a
+Reconnect hint after ``invalid_grant``; never a token), the redirect URI to register, and
+the Connect form (``web/ui/oauth_pages.py``). The page's CSP lets that form continue to the
+operator's sign-in origins.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -35,10 +43,13 @@ from fastapi.responses import (
 from starlette.datastructures import FormData
 
 from visitmail.adapters.dkim.keys import DkimpyKeys
+from visitmail.config import Settings
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.diagnosis import DiagnosisReport, Step
 from visitmail.domain.dkim import check_algorithm, default_selector, txt_strings, zone_line
 from visitmail.domain.errors import InvalidInput, VisitmailError
+from visitmail.domain.oauth import GenericGrant, OAuthProvider, OAuthSettings
+from visitmail.domain.oauth_connect import provider_name
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.domain.smtp_settings import (
@@ -52,15 +63,17 @@ from visitmail.domain.smtp_settings import (
     Timeouts,
     TlsOptions,
 )
-from visitmail.oauth_wiring import build_token_service, token_policy
+from visitmail.oauth_wiring import build_token_service, connect_config, token_policy
 from visitmail.services import dkim, identity, sender_domain, smtp_config
 from visitmail.services.clock import utcnow
-from visitmail.services.ports import SmtpSecretField
+from visitmail.services.outbox_ports import ServerHealth
+from visitmail.services.ports import SmtpSecretField, StoredOAuth
 from visitmail.services.smtp_config import SecretChanges, SmtpSettingsView
 from visitmail.web.api.domain_check_schemas import DomainCheckOut
 from visitmail.web.api.smtp_schemas import SmtpAutodetectOut, SmtpTestOut, StepOut
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import error_body, status_for
+from visitmail.web.security_headers import policy_with_form_targets
 from visitmail.web.smtp_wiring import (
     DiagnoserDep,
     DomainCheckDep,
@@ -72,7 +85,7 @@ from visitmail.web.ui.pages import render, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
 
 router = APIRouter(include_in_schema=False)
-E = TypeVar("E", Security, AuthMethod, ProxyKind)
+E = TypeVar("E", Security, AuthMethod, ProxyKind, OAuthProvider, GenericGrant)
 
 PAGE = "/settings/smtp"
 SECRET_FIELDS = frozenset(s.value for s in SmtpSecretField)
@@ -99,7 +112,20 @@ AUTH_CHOICES: tuple[tuple[str, str], ...] = (
     ("plain", "PLAIN"),
     ("login", "LOGIN"),
     ("cram-md5", "CRAM-MD5"),
+    ("oauth2", "OAuth2 (Microsoft 365, Google, token endpoint)"),
 )
+OAUTH_PROVIDER_CHOICES: tuple[tuple[str, str], ...] = (
+    ("microsoft365_delegated", "Microsoft 365: sign in with the mailbox"),
+    ("google_delegated", "Google Workspace: sign in with the mailbox"),
+    ("microsoft365_app", "Microsoft 365: app-only (client credentials)"),
+    ("google_service_account", "Google: service account (domain-wide delegation)"),
+    ("generic", "Other provider (token endpoint)"),
+)
+GRANT_CHOICES: tuple[tuple[str, str], ...] = (
+    ("client_credentials", "Client credentials"),
+    ("refresh_token", "Refresh token"),
+)
+_MICROSOFT = (OAuthProvider.MICROSOFT365_DELEGATED, OAuthProvider.MICROSOFT365_APP)
 
 
 # --- form parsing ---------------------------------------------------------------------------
@@ -192,6 +218,30 @@ def parse_settings(form: Mapping[str, str]) -> SmtpSettings:
             recipients_per_day=_whole(form, "limits.recipients_per_day"),
         ),
         preset=_text(form, "preset"),
+        oauth=parse_oauth(form),
+    )
+
+
+def parse_oauth(form: Mapping[str, str]) -> OAuthSettings | None:
+    """The OAuth settings when the form chose ``oauth2``; only the fields the chosen
+    provider uses are read (a tenant left over from Microsoft does not stop Google)."""
+    if form.get("auth_method", "").strip() != AuthMethod.OAUTH2.value:
+        return None
+    p = _choice(form, "oauth.provider", OAuthProvider, OAuthProvider.MICROSOFT365_DELEGATED)
+    generic = p is OAuthProvider.GENERIC
+    return OAuthSettings(
+        provider=p,
+        client_id=_text(form, "oauth.client_id"),
+        tenant_id=_text(form, "oauth.tenant_id") if p in _MICROSOFT else None,
+        token_url=_text(form, "oauth.token_url") if generic else None,
+        scopes=tuple(form.get("oauth.scopes", "").split()) if generic else (),
+        include_imap=p.delegated and form.get("oauth.include_imap", "") not in ("", "off"),
+        grant=_choice(form, "oauth.grant", GenericGrant, GenericGrant.CLIENT_CREDENTIALS)
+        if generic
+        else GenericGrant.CLIENT_CREDENTIALS,
+        client_cert_pem=_text(form, "oauth.client_cert_pem")
+        if p is OAuthProvider.MICROSOFT365_APP
+        else None,
     )
 
 
@@ -225,6 +275,8 @@ def _settings_form(settings: SmtpSettings | None) -> dict[str, str]:
             "timeouts.overall": f"{t.overall:g}",
             "limits.max_connections": str(lim.max_connections),
             "limits.max_messages_per_connection": str(lim.max_messages_per_connection),
+            "oauth.provider": OAuthProvider.MICROSOFT365_DELEGATED.value,
+            "oauth.grant": GenericGrant.CLIENT_CREDENTIALS.value,
         }
 
     def s(value: object) -> str:
@@ -261,6 +313,25 @@ def _settings_form(settings: SmtpSettings | None) -> dict[str, str]:
         "limits.per_hour": s(settings.limits.per_hour),
         "limits.per_day": s(settings.limits.per_day),
         "limits.recipients_per_day": s(settings.limits.recipients_per_day),
+        **_oauth_form(settings.oauth),
+    }
+
+
+def _oauth_form(oauth: OAuthSettings | None) -> dict[str, str]:
+    if oauth is None:
+        return {
+            "oauth.provider": OAuthProvider.MICROSOFT365_DELEGATED.value,
+            "oauth.grant": GenericGrant.CLIENT_CREDENTIALS.value,
+        }
+    return {
+        "oauth.provider": oauth.provider.value,
+        "oauth.client_id": oauth.client_id or "",
+        "oauth.tenant_id": oauth.tenant_id or "",
+        "oauth.token_url": oauth.token_url or "",
+        "oauth.scopes": " ".join(oauth.scopes),
+        "oauth.include_imap": "on" if oauth.include_imap else "",
+        "oauth.grant": oauth.grant.value,
+        "oauth.client_cert_pem": oauth.client_cert_pem or "",
     }
 
 
@@ -326,6 +397,7 @@ async def _page(
     dkim_form: dict[str, str] | None = None,
     dkim_notice: str | None = None,
     domain: DomainPanel | None = None,
+    connected: bool = False,
 ) -> HTMLResponse:
     principal = session.principal
     view: SmtpSettingsView | None = None
@@ -340,9 +412,10 @@ async def _page(
         audit = await smtp_config.list_audit(uow, principal, limit=50)
         users = await identity.list_users(uow, principal)
         health = await uow.health.get(principal.organization_id)
+        tokens = await uow.oauth_tokens.get(principal.organization_id)
     emails = {u.id: u.email for u in users}
     secrets_set = view.secrets_set if view else frozenset()
-    return render(
+    page = render(
         request,
         "smtp_settings.html",
         session,
@@ -353,6 +426,9 @@ async def _page(
         password_set=SmtpSecretField.PASSWORD in secrets_set,
         proxy_password_set=SmtpSecretField.PROXY_PASSWORD in secrets_set,
         client_key_set=SmtpSecretField.CLIENT_KEY in secrets_set,
+        oauth_set={s.value: s in secrets_set for s in SmtpSecretField if s.is_oauth},
+        connect=_connect_status(request, runtime, view, tokens, health),
+        connected=connected,
         updated_at=view.updated_at if view else None,
         updated_by=emails.get(view.updated_by) if view and view.updated_by else None,
         error=error.message if error else load_error,
@@ -381,7 +457,60 @@ async def _page(
         proxy_choices=PROXY_CHOICES,
         auth_choices=AUTH_CHOICES,
         domain=domain or DomainPanel(),
+        oauth_provider_choices=OAUTH_PROVIDER_CHOICES,
+        grant_choices=GRANT_CHOICES,
     )
+    # "Connect" posts here and is redirected to the provider's sign-in page.
+    page.headers["content-security-policy"] = policy_with_form_targets(
+        sign_in_origins(runtime.settings)
+    )
+    return page
+
+
+def sign_in_origins(settings: Settings) -> list[str]:
+    """The origins of the operator's OAuth sign-in pages (Microsoft, Google)."""
+    origins = []
+    for url in (settings.oauth_microsoft_authority, settings.oauth_google_authorization_url):
+        parts = urlsplit(url)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+_RECONNECT_WORDS = ("invalid_grant", "expired or revoked", "Reconnect the account")
+
+
+def _connect_status(
+    request: Request,
+    runtime: RuntimeDep,
+    view: SmtpSettingsView | None,
+    tokens: StoredOAuth | None,
+    health: ServerHealth | None,
+) -> dict[str, Any] | None:
+    """What the Connect panel shows for saved delegated OAuth settings (never a token):
+    the mailbox, whether a refresh token is stored, the last refresh, and whether the last
+    failure says the sign-in must be repeated."""
+    if view is None or view.settings.oauth is None or not view.settings.oauth.provider.delegated:
+        return None
+    oauth = view.settings.oauth
+    refreshed_at = tokens.refreshed_at if tokens else None
+    failure = (
+        " ".join(t for t in (health.paused_reason, health.last_failure) if t) if health else ""
+    )
+    failed_after = (
+        health is not None
+        and health.last_failure_at is not None
+        and (refreshed_at is None or health.last_failure_at > refreshed_at)
+    )
+    return {
+        "provider": oauth.provider.value,
+        "provider_name": provider_name(oauth.provider),
+        "mailbox": view.settings.username,
+        "refresh_token_set": view.is_set(SmtpSecretField.OAUTH_REFRESH_TOKEN),
+        "refreshed_at": refreshed_at,
+        "access_token_expires_at": tokens.access_token_expires_at if tokens else None,
+        "reconnect": failed_after and any(w in failure for w in _RECONNECT_WORDS),
+        "redirect_uri": connect_config(runtime, str(request.base_url)).redirect_uri,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,17 +555,19 @@ async def smtp_page(request: Request, runtime: RuntimeDep) -> Response:
         return to_login()
     if not session.principal.role.at_least(Role.ADMIN):
         return _forbidden(request, session)
-    notice = DKIM_NOTICES.get(request.query_params.get("dkim", ""))
+    q = request.query_params
+    notice = DKIM_NOTICES.get(q.get("dkim", ""))
     domain = None
-    if request.query_params.get("domain_check") == "1":
+    if q.get("domain_check") == "1":
         domain = await _domain_panel(request, runtime, session)
     return await _page(
         request,
         runtime,
         session,
-        saved=request.query_params.get("saved") == "1",
+        saved=q.get("saved") == "1",
         dkim_notice=notice,
         domain=domain,
+        connected=q.get("connected") == "1",
     )
 
 

@@ -222,6 +222,22 @@
     return item;
   }
 
+  // OAuth2: the fields show with the method, and per provider only the ones it uses.
+  const authSelect = $("f-auth-method");
+  const oauthBox = $("oauth-fields");
+  const providerSelect = $("f-oauth-provider");
+  function followAuth() {
+    if (!oauthBox || !authSelect) return;
+    oauthBox.hidden = authSelect.value !== "oauth2";
+    const provider = providerSelect ? providerSelect.value : "";
+    oauthBox.querySelectorAll("[data-oauth-for]").forEach((node) => {
+      node.hidden = !node.dataset.oauthFor.split(" ").includes(provider);
+    });
+  }
+  if (authSelect) authSelect.addEventListener("change", followAuth);
+  if (providerSelect) providerSelect.addEventListener("change", followAuth);
+  followAuth();
+
   const testButton = $("run-test");
   testButton.addEventListener("click", async () => {
     const target = $("test-result");
@@ -362,4 +378,18 @@
       detectButton.disabled = false;
     }
   });
+
+  // The redirect URI to register: one click copies it (the field is selectable anyway).
+  document.querySelectorAll("[data-copy]").forEach((button) =>
+    button.addEventListener("click", async () => {
+      const input = $(button.dataset.copy);
+      input.select();
+      try {
+        await navigator.clipboard.writeText(input.value);
+        button.textContent = "Copied";
+      } catch (_e) {
+        button.textContent = "Press Ctrl+C";
+      }
+    }),
+  );
 })();
