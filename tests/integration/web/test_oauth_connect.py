@@ -26,7 +26,7 @@ from sqlalchemy import text as sql
 
 from tests.conftest import make_settings
 from tests.integration.web.test_ui_login import log_in
-from tests.support.oauth_provider import OAuthProvider, start_oauth_provider
+from tests.support.oauth_provider import KeyPair, OAuthProvider, start_oauth_provider
 from tests.support.oauth_smtp import OAuthSmtpServer, start_oauth_smtp_server
 from tests.support.orgs import OrgFixture, new_org, unique_email
 from tests.support.outbox import LOOPBACK, ManualClock, enqueue, make_worker, run_until
@@ -684,3 +684,69 @@ async def test_only_the_mail_server_page_lets_forms_continue_to_the_sign_in_orig
     assert f"form-action 'self' {provider.base_url};" in csp  # Microsoft and Google: one here
     other = (await browser.get("/")).headers["content-security-policy"]
     assert "form-action 'self';" in other
+
+
+# --- the kinds that need no browser sign-in, set up by the page's form ----------------------
+
+
+@pytest.mark.parametrize("kind", ["microsoft365_app", "google_service_account", "generic"])
+async def test_each_kind_without_a_sign_in_is_set_up_by_form_and_its_test_passes(
+    browser: httpx.AsyncClient,
+    org2: OrgFixture,
+    provider: OAuthProvider,
+    smtp: OAuthSmtpServer,
+    kind: str,
+) -> None:
+    """An admin with no JSON: the mail server page's form for app-only Microsoft 365, a
+    Google service account and a generic token endpoint; the page's connection test then
+    fetches a token from the (local) provider and logs in with XOAUTH2."""
+    csrf = await admin_csrf(browser, org2)
+    fields: dict[str, str] = {"oauth.provider": kind}
+    secret: str
+    if kind == "microsoft365_app":
+        provider.register_client("ms-app-only", "App~Only~Secret~91")
+        secret = "App~Only~Secret~91"
+        fields |= {
+            "oauth.tenant_id": TENANT,
+            "oauth.client_id": "ms-app-only",
+            "oauth.client_secret": secret,
+        }
+    elif kind == "google_service_account":
+        secret = provider.register_service_account(
+            "sender@proj.iam.gserviceaccount.com", KeyPair.generate()
+        )
+        fields |= {"oauth.client_id": "", "oauth.service_account_key": secret}
+    else:
+        provider.register_client("generic-form", "Generic~Form~Secret~92")
+        secret = "Generic~Form~Secret~92"
+        fields |= {
+            "oauth.token_url": provider.google_url,
+            "oauth.grant": "client_credentials",
+            "oauth.scopes": SCOPE_GOOGLE_MAIL,
+            "oauth.client_id": "generic-form",
+            "oauth.client_secret": secret,
+        }
+    form = page_form(
+        csrf,
+        host="127.0.0.1",
+        port=str(smtp.port),
+        security="none",
+        **{"oauth.client_secret": "", "oauth.include_imap": "", "oauth.tenant_id": ""},
+    )
+    form |= fields
+    saved = await browser.post("/settings/smtp", data=form)
+    assert saved.status_code == 303, saved.text
+    oauth = (await browser.get("/api/v1/smtp-settings", headers=org2.headers)).json()["oauth"]
+    assert oauth["provider"] == kind
+
+    tested = await browser.post("/settings/smtp/test", data={**form, "oauth.client_secret": ""})
+    assert tested.status_code == 200, tested.text
+    report = tested.json()
+    steps = {s["name"]: s["status"] for s in report["steps"]}
+    assert (steps.get("token"), steps.get("scope"), steps.get("auth")) == (
+        "passed",
+        "passed",
+        "passed",
+    ), report
+    page = (await browser.get("/settings/smtp")).text
+    assert secret not in page and secret not in tested.text
