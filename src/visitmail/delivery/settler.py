@@ -57,7 +57,8 @@ class Settler:
         self.clock = clock
         self._results: list[SettledMessage] = []
         self._releases: list[tuple[uuid.UUID, datetime | None]] = []
-        self._failures: list[tuple[uuid.UUID, str]] = []
+        # organization, reason, and whether only a person can repair it (pause at once)
+        self._failures: list[tuple[uuid.UUID, str, bool]] = []
         self._throttled: set[uuid.UUID] = set()
         # organization -> (limits, unused message tokens, unused recipient units)
         self._unused: dict[uuid.UUID, tuple[Limits, int, int]] = {}
@@ -92,7 +93,7 @@ class Settler:
         self._results.append(settled)
         if outcome.server_failure is not None:
             org = settled.message.organization_id
-            self._failures.append((org, settled.settlement.last_error or ""))
+            self._failures.append((org, settled.settlement.last_error or "", outcome.pause_queue))
         if settled.message.kind is MessageKind.WEBHOOK:
             return  # a receiver's 429 does not slow the organization's SMTP server down
         if settled.settlement.throttled:
@@ -152,7 +153,7 @@ class Settler:
                         if not r.settlement.server_failure
                         and r.message.kind is not MessageKind.WEBHOOK
                     }
-                    - {org for org, _ in failures}
+                    - {org for org, _, _ in failures}
                 )
                 # A server this worker recorded as healthy in the last few seconds needs no
                 # new write (a round trip per flush saved); other workers' failures may have
@@ -160,15 +161,12 @@ class Settler:
                 stale = time.monotonic() - HEALTHY_TTL
                 fresh = [org for org in healthy if self._known_healthy.get(org, 0) < stale]
                 await uow.health.record_successes(fresh, now)
-                for org, reason in failures:
+                for org, reason, at_once in failures:
+                    pause_after = 1 if at_once else policy.pause_after
                     health = await uow.health.record_failure(
-                        org,
-                        reason,
-                        now,
-                        pause_after=policy.pause_after,
-                        probe_in=policy.first_probe,
+                        org, reason, now, pause_after=pause_after, probe_in=policy.first_probe
                     )
-                    if health.paused and health.consecutive_failures == policy.pause_after:
+                    if health.paused_at == now:  # paused by this failure
                         log.warning("queue paused", organization=str(org), reason=reason)
                 for org in throttled:
                     await uow.rates.slow_down(org, now)
@@ -192,7 +190,7 @@ class Settler:
             # (flagged as a possible duplicate). Sending twice, flagged, beats losing it.
         else:
             self._known_healthy.update(dict.fromkeys(fresh, time.monotonic()))
-            for org, _ in failures:
+            for org, _, _ in failures:
                 self._known_healthy.pop(org, None)
             for r in results:
                 MESSAGES_SETTLED.labels(status=r.settlement.status.value).inc()
@@ -205,7 +203,7 @@ class Settler:
         self,
         results: list[SettledMessage],
         releases: list[tuple[uuid.UUID, datetime | None]],
-        failures: list[tuple[uuid.UUID, str]],
+        failures: list[tuple[uuid.UUID, str, bool]],
         throttled: set[uuid.UUID],
         unused: dict[uuid.UUID, tuple[Limits, int, int]],
     ) -> None:

@@ -84,6 +84,7 @@ class AttemptOutcome:
     server_failure: FailureStage | None = None
     failure_text: str = ""
     failure_reply: SmtpReply | None = None  # the server's reply that ended it, if any
+    pause_queue: bool = False  # a server failure only a person can repair: pause at once
     unknown_recipients: list[str] = field(default_factory=list)
     duration_ms: int = 0
 

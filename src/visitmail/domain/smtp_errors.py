@@ -21,7 +21,9 @@ Detail = str | int | list[str]
 
 
 class SmtpFailure(VisitmailError):
-    """Base of every SMTP conversation failure. ``stage`` names the step it failed at."""
+    """Base of every SMTP conversation failure. ``stage`` names the step it failed at.
+    ``needs_person``: retrying cannot help until someone acts (an OAuth sign-in was revoked,
+    a fresh token was refused too), so the organization's queue pauses at once."""
 
     code = "smtp_failure"
 
@@ -35,9 +37,11 @@ class SmtpFailure(VisitmailError):
         reply_text: str | None = None,
         details: Mapping[str, Detail] | None = None,
         code: str | None = None,
+        needs_person: bool = False,
     ) -> None:
         super().__init__(message, code=code)
         self.stage = stage
+        self.needs_person = needs_person
         self.fix = fix
         self.reply_code = reply_code
         self.reply_text = reply_text

@@ -364,6 +364,10 @@ async def test_a_revoked_grant_pauses_the_queue_with_the_reconnect_advice(
     assert "Token has been expired or revoked" in health.paused_reason
     assert "Reconnect the account" in health.paused_reason
     assert server.recorder.commands.count("AUTH") == 0  # no token, so no login attempt
+    # Only a person can repair a revoked sign-in: the queue pauses at the first failure,
+    # not after the worker's three failures in a row (make_worker's pause_after).
+    assert health.consecutive_failures == 1
+    assert health.paused_reason.startswith("paused after 1 failed connections in a row")
 
 
 async def test_google_challenge_and_a_refused_fresh_token_count_as_auth_failure(

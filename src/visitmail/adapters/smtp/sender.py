@@ -107,7 +107,11 @@ class SmtpSender:
         except OAuthTokenFailed as e:
             # The fix is part of the text: it is what the paused queue tells the admin.
             raise SmtpAuthFailed(
-                f"{e.message} {e.fix}", stage=StepName.AUTH, fix=e.fix, code=e.code
+                f"{e.message} {e.fix}",
+                stage=StepName.AUTH,
+                fix=e.fix,
+                code=e.code,
+                needs_person=e.reconnect,
             ) from e
         except VisitmailError as e:  # a sealed secret no master key opens
             raise SmtpAuthFailed(e.message, stage=StepName.AUTH, code=e.code) from e
@@ -137,6 +141,7 @@ class SmtpSender:
                 reply_code=failure.reply_code,
                 reply_text=failure.reply_text,
                 details=failure.details,
+                needs_person=True,
             ) from failure
 
     async def _open(self, org: UUID, settings: SmtpSettings, secrets: SmtpSecrets) -> SmtpSession:
@@ -308,6 +313,7 @@ def _server_failure(failure: SmtpFailure, started: float) -> AttemptOutcome:
         server_failure=_STAGES.get(failure.stage, FailureStage.PROTOCOL),
         failure_text=_failure_text(failure),
         failure_reply=failure.reply,
+        pause_queue=failure.needs_person,
         duration_ms=_ms(started),
     )
 
