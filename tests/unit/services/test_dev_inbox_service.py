@@ -54,7 +54,7 @@ async def subjects(
     db: FakeOutboxDatabase, box: FakeMailbox, who: Principal, **kw: int
 ) -> list[str]:
     async with db.uow() as uow:
-        return [m.subject for m in await dev_inbox.list_mail(uow, box, who, **kw)]
+        return [m.subject for m in (await dev_inbox.list_mail(uow, box, who, **kw)).mails]
 
 
 async def test_each_organization_sees_only_mail_its_outbox_sent() -> None:
