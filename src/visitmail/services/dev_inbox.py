@@ -113,7 +113,7 @@ def _raw_header(message: EmailMessage, key: str) -> str:
 def _header(message: EmailMessage, key: str) -> str:
     try:
         return str(message.get(key, ""))
-    except Exception:  # noqa: BLE001 (a malformed header: shown raw, never an error)
+    except Exception:  # a malformed header: shown raw, never an error
         return _raw_header(message, key)
 
 

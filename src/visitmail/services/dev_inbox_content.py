@@ -30,9 +30,7 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 
-INLINE_TYPES = frozenset(
-    {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp"}
-)
+INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp"})
 INLINE_IMAGE_LIMIT = 2_000_000
 SEARCH_TEXT_LIMIT = 100_000
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
@@ -135,7 +133,7 @@ def attachment(message: EmailMessage, index: int) -> tuple[Attachment, bytes] | 
 def _header_value(value: object) -> str:
     try:
         return str(value)
-    except Exception:  # noqa: BLE001 (a malformed header is shown raw, never an error page)
+    except Exception:  # a malformed header is shown raw, never an error page
         return repr(value)
 
 
@@ -145,8 +143,8 @@ def headers(message: EmailMessage) -> list[tuple[str, str]]:
     out = []
     for key, raw in message.raw_items():
         try:
-            value = _header_value(message.policy.header_factory(key, raw))
-        except Exception:  # noqa: BLE001 (see _header_value)
+            value = _header_value(message.policy.header_fetch_parse(key, raw))
+        except Exception:  # a malformed header: shown raw (see _header_value)
             value = str(raw)
         out.append((key, value))
     return out

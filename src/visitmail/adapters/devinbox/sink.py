@@ -94,7 +94,7 @@ class Mailbox:
         except FileNotFoundError:
             raise KeyError(name) from None
         # The sink's two envelope lines come first; SMTP addresses hold no line breaks.
-        first, second, raw = (stored.split(b"\r\n", 2) + [b"", b""])[:3]
+        first, second, raw = [*stored.split(b"\r\n", 2), b"", b""][:3]
         mail_from = _envelope_value(first, b"X-Dev-Inbox-Mail-From:")
         rcpt = _envelope_value(second, b"X-Dev-Inbox-Rcpt-To:")
         return mail_from, [a.strip() for a in rcpt.split(",") if a.strip()], raw
