@@ -554,7 +554,7 @@ class FakeMailbox:
         self._noted: OrderedDict[str, uuid.UUID] = OrderedDict()
 
     def deliver(self, raw: bytes, mail_from: str, rcpt_to: list[str], at: datetime) -> str:
-        name = f"{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
+        name = f"{at:%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex}.eml"
         summary = summarize(name, at.replace(microsecond=0), mail_from, list(rcpt_to), raw)
         self.mails[name] = (summary, raw)
         return name

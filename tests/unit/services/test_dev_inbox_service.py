@@ -12,7 +12,7 @@ import pytest
 from tests.support.fakes import FakeMailbox
 from tests.support.outbox_fakes import FakeOutboxDatabase
 from visitmail.domain.diagnosis import SENT_MESSAGE_ID, DiagnosisReport, Step, StepName, StepStatus
-from visitmail.domain.errors import NotFound, PermissionDenied
+from visitmail.domain.errors import InvalidInput, NotFound, PermissionDenied
 from visitmail.domain.identity import Principal, User
 from visitmail.domain.outbox import MessageKind
 from visitmail.domain.roles import Role
@@ -121,3 +121,42 @@ async def test_only_admins_read_it(role: Role) -> None:
             await dev_inbox.list_mail(uow, box, actor(ACME, role))
         with pytest.raises(PermissionDenied):
             await dev_inbox.open_mail(uow, box, actor(ACME, role), name)
+
+
+async def test_pages_and_search_count_only_the_organizations_own_mail() -> None:
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    for i in range(5):
+        await sent(db, ACME, f"<a{i}@x>")
+        box.deliver(raw(f"acme {i}", f"<a{i}@x>"), "s@x", ["a@y"], T0 + timedelta(seconds=i))
+    await sent(db, GLOBEX, "<g@x>")
+    box.deliver(raw("globex acme", "<g@x>"), "s@x", ["a@y"], T0 + timedelta(seconds=9))
+    async with db.uow() as uow:
+        first = await dev_inbox.list_mail(uow, box, actor(ACME), limit=2)
+        last = await dev_inbox.list_mail(uow, box, actor(ACME), limit=2, offset=4)
+        searched = await dev_inbox.list_mail(uow, box, actor(ACME), search=" ACME   3 ")
+    assert ([m.subject for m in first.mails], first.total) == (["acme 4", "acme 3"], 5)
+    assert ([m.subject for m in last.mails], last.total) == (["acme 0"], 5)
+    assert ([m.subject for m in searched.mails], searched.total) == (["acme 3"], 1)
+
+
+@pytest.mark.parametrize("search", ["x" * 201, "a\r\nb", "a\x00b"])
+async def test_a_bad_search_is_refused_naming_the_field(search: str) -> None:
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    async with db.uow() as uow:
+        with pytest.raises(InvalidInput) as refused:
+            await dev_inbox.list_mail(uow, box, actor(ACME), search=search)
+    assert refused.value.field == "q"
+
+
+async def test_delete_all_deletes_the_organizations_mail_and_nothing_else() -> None:
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    await sent(db, ACME, "<a@x>")
+    await sent(db, GLOBEX, "<g@x>")
+    box.deliver(raw("acme", "<a@x>"), "s@x", ["a@y"], T0)
+    box.deliver(raw("globex", "<g@x>"), "s@x", ["a@y"], T0)
+    box.deliver(raw("nobody's", "<n@x>"), "s@x", ["a@y"], T0)
+    async with db.uow() as uow:
+        assert await dev_inbox.delete_all(uow, box, actor(ACME)) == 1
+        with pytest.raises(PermissionDenied):
+            await dev_inbox.delete_all(uow, box, actor(GLOBEX, Role.EVENT_MANAGER))
+    assert sorted(m.subject for m in box.received()) == ["globex", "nobody's"]

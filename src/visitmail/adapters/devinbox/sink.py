@@ -23,7 +23,9 @@ from visitmail.adapters.private_files import DIR_MODE, FILE_MODE, make_private_d
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.dev_inbox import ReceivedMail, summarize
 
-_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.eml$")
+# Microseconds in the name keep "newest first" exact for mail of the same second (names
+# of older versions, without them, still count as ours).
+_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}(?:\.[0-9]{6})?-[0-9a-f]{32}\.eml$")
 NOTED_LIMIT = 5000  # connection-test Message-IDs kept in memory
 
 
@@ -45,7 +47,7 @@ class Mailbox:
         self._noted: OrderedDict[str, UUID] = OrderedDict()
 
     def store(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> str:
-        name = f"{self._clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
+        name = f"{self._clock():%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex}.eml"
         envelope = (
             f"X-Dev-Inbox-Mail-From: {mail_from}\r\nX-Dev-Inbox-Rcpt-To: {', '.join(rcpt_to)}\r\n"
         )
