@@ -156,7 +156,7 @@ def test_a_notification_with_its_pdf_in_every_view(
             time.sleep(0.5)
             page.reload()
         expect(row).to_be_visible()
-        expect(row.locator(".attachment-marker")).to_contain_text("1")
+        expect(row.locator(".attachment-marker")).to_have_text("1 attachment")
         fits(page, width, "the dev inbox")
 
         # Search by a word of the body text finds it; a word of nothing finds nothing.
