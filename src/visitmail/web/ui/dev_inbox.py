@@ -190,8 +190,11 @@ async def one(request: Request, runtime: RuntimeDep, name: str, view: str = "") 
             message = await dev_inbox.open_mail(uow, box, session.principal, name)
     except VisitmailError as exc:
         return _error(request, session, exc)
+    try:
+        summary = box.summary(name)
+    except KeyError:  # deleted (in another tab) since it was opened
+        return render(request, "error.html", session, status=404, message=_MESSAGES[404])
     mail = content_of.content(message)
-    summary = box.summary(name)
     if view not in VIEWS:
         view = "html" if mail.html is not None else "text"
     return render(
