@@ -295,6 +295,15 @@ async def test_delivered_mail_is_rendered_with_html_sandboxed(
         assert "data:image/png;base64," + base64.b64encode(PIXEL).decode() in body.text
         assert "https://tracker.example/open.gif" in body.text
 
+        # The inline logo is listed as an attachment too, and opens as the image it is.
+        assert "<strong>logo.png</strong>" in detail.text
+        logo = await browser.get(f"/dev-inbox/{name}/attachments/0")
+        assert logo.status_code == 200
+        assert logo.headers["content-type"] == "image/png"
+        assert logo.headers["content-disposition"].startswith('inline; filename="logo.png"')
+        assert "sandbox" in logo.headers["content-security-policy"]
+        assert logo.content == PIXEL
+
         text = await browser.get(f"/dev-inbox/{name}?view=text")
         assert '<pre class="mail-text">Plain body' in text.text
         assert "<iframe" not in text.text
@@ -360,6 +369,32 @@ async def test_attachments_open_and_download_and_the_raw_mail_parses(
         assert b"X-Dev-Inbox-" not in raw.content  # the mail as received, not the sink's notes
         parsed = email.message_from_bytes(raw.content, policy=email.policy.default)
         assert parsed["Message-ID"] == sent_message_id
+
+
+async def test_an_attachment_of_any_other_type_only_downloads_under_its_exact_name(
+    runtime: Runtime, org: OrgFixture, inbox: DevInbox, new_client: ClientFactory
+) -> None:
+    mail = EmailMessage()
+    mail["Subject"] = "Page"
+    mail.set_content("see attached")
+    page = b"<script>alert(document.cookie)</script>"
+    mail.add_attachment(page, maintype="text", subtype="html", filename="Grüße.html")
+    name = await deliver_own(runtime, org, inbox, mail)
+    async with new_client() as browser:
+        await log_in(browser, org.admin.email, org.admin_password)
+        detail = await browser.get(f"/dev-inbox/{name}")
+        assert "<strong>Grüße.html</strong>" in detail.text
+        assert f'href="/dev-inbox/{name}/attachments/0"' not in detail.text  # no "Open"
+        for path in ("", "?download=1"):
+            reply = await browser.get(f"/dev-inbox/{name}/attachments/0{path}")
+            assert reply.status_code == 200
+            assert reply.headers["content-type"].startswith("text/html")
+            assert reply.headers["content-disposition"] == (
+                "attachment; filename=\"Gr__e.html\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe.html"
+            )
+            assert reply.headers["content-security-policy"].endswith("sandbox")
+            assert reply.headers["x-content-type-options"] == "nosniff"
+            assert reply.content == page
 
 
 async def test_another_organizations_mail_is_not_served_by_any_route(
