@@ -237,3 +237,33 @@ def test_a_notification_with_its_pdf_in_every_view(
             other.close()
     finally:
         context.close()
+
+
+def test_without_javascript_views_switch_and_a_mail_is_deleted_after_confirming(
+    browser: Browser, server: Server, notification: str
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        log_in(page, server, server.admin_email, server.admin_password)
+        row = page.locator("tr.dev-inbox-mail", has_text=notification)
+        deadline = time.monotonic() + 20
+        page.goto(f"{server.url}/dev-inbox")
+        while not row.count() and time.monotonic() < deadline:
+            time.sleep(0.5)
+            page.reload()
+        row.get_by_role("link", name=notification).click()
+        page.get_by_role("link", name="Text", exact=True).click()
+        expect(page.locator("pre.mail-text")).to_contain_text("visited the booth")
+        page.get_by_role("link", name="Headers", exact=True).click()
+        expect(page.locator("table.mail-headers")).to_contain_text("Message-ID")
+
+        page.get_by_text("Delete this message…").click()  # a <details>: no script needed
+        page.get_by_role("button", name="Yes, delete").click()
+        expect(page).to_have_url(f"{server.url}/dev-inbox?done=deleted")
+        expect(page.get_by_role("status")).to_contain_text("The message was deleted.")
+        expect(page.locator("body")).not_to_contain_text(notification)
+        page.reload()  # Post/Redirect/Get: a reload repeats nothing
+        expect(page.get_by_role("status")).to_contain_text("The message was deleted.")
+    finally:
+        context.close()
