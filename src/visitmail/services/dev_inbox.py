@@ -82,11 +82,20 @@ def summarize(
     name: str, received_at: datetime, mail_from: str, rcpt_to: list[str], raw: bytes
 ) -> ReceivedMail:
     """The listing's facts about one received mail (``raw`` as received, without the
-    sink's envelope). ``message_id`` is ``None`` unless there is exactly one."""
+    sink's envelope). ``message_id`` is ``None`` unless there is exactly one, and for a
+    mail the ``email`` package cannot take apart (shown to nobody, never an error page)."""
+    try:
+        return _summarize(name, received_at, mail_from, rcpt_to, raw)
+    except Exception:  # anyone can write to the sink: one odd mail must not break the list
+        return ReceivedMail(name, received_at, mail_from, rcpt_to, "(unreadable)", None, len(raw))
+
+
+def _summarize(
+    name: str, received_at: datetime, mail_from: str, rcpt_to: list[str], raw: bytes
+) -> ReceivedMail:
     message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
     ids = message.get_all("Message-ID") or []
-    message_id = "".join(str(_raw_header(message, "Message-ID")).split()) if len(ids) == 1 else ""
+    message_id = "".join(_raw_header(message, "Message-ID").split()) if len(ids) == 1 else ""
     envelope = f"{mail_from} {' '.join(rcpt_to)}"
     return ReceivedMail(
         name=name,

@@ -160,3 +160,21 @@ async def test_delete_all_deletes_the_organizations_mail_and_nothing_else() -> N
         with pytest.raises(PermissionDenied):
             await dev_inbox.delete_all(uow, box, actor(GLOBEX, Role.EVENT_MANAGER))
     assert sorted(m.subject for m in box.received()) == ["globex", "nobody's"]
+
+
+async def test_a_mail_the_parser_chokes_on_is_listed_for_nobody(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anyone can write to the sink: a mail the email package cannot take apart must not
+    break the listing; it is shown to no organization."""
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    await sent(db, ACME, "<a@x>")
+    box.deliver(raw("fine", "<a@x>"), "s@x", ["a@y"], T0)
+
+    def choke(*_: object) -> None:
+        raise IndexError("a parser bug")
+
+    monkeypatch.setattr(dev_inbox.content_of, "attachments", choke)
+    odd = box.deliver(raw("odd", "<a@x>"), "s@x", ["a@y"], T0 + timedelta(seconds=1))
+    assert (box.summary(odd).subject, box.summary(odd).message_id) == ("(unreadable)", None)
+    assert await subjects(db, box, actor(ACME)) == ["fine"]
