@@ -8,7 +8,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -39,6 +39,9 @@ class Server:
     admin_password: str
     token: str
     dev_inbox_port: int
+    # For ``visitmail`` commands against the same database (``run_cli(args, env, cwd)``).
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = Path()
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +84,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) 
         password = re.search(r"password:\s+(\S+)", output)
         token = re.search(r"API token:\s+(\S+)", output)
         assert password and token, output
-        yield Server(url, "admin@example.com", password.group(1), token.group(1), inbox_port)
+        yield Server(
+            url,
+            "admin@example.com",
+            password.group(1),
+            token.group(1),
+            inbox_port,
+            env=env,
+            cwd=tmp,
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=20)

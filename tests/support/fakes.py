@@ -15,7 +15,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 
 from tests.support.fake_transaction import CopyOnCommit
 from tests.support.outbox_fakes import FakeHealth
@@ -25,7 +24,7 @@ from visitmail.domain.identity import ApiToken, Organization, User
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_replies import SmtpReply, rejects_the_address
 from visitmail.domain.smtp_settings import SmtpSettings
-from visitmail.services.dev_inbox import ReceivedMail
+from visitmail.services.dev_inbox import ReceivedMail, summarize
 from visitmail.services.follow_up_ports import Refusal, Suppression, SuppressionPage
 from visitmail.services.outbox_ports import ServerHealth
 from visitmail.services.ports import AuditEntry, SmtpSecretField, StoredSmtpSettings
@@ -555,19 +554,8 @@ class FakeMailbox:
         self._noted: OrderedDict[str, uuid.UUID] = OrderedDict()
 
     def deliver(self, raw: bytes, mail_from: str, rcpt_to: list[str], at: datetime) -> str:
-        name = f"{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
-        ids = headers.get_all("Message-ID") or []
-        message_id = "".join(str(ids[0]).split()) if len(ids) == 1 else ""
-        summary = ReceivedMail(
-            name=name,
-            received_at=at.replace(microsecond=0),
-            mail_from=mail_from,
-            rcpt_to=list(rcpt_to),
-            subject=str(headers.get("Subject", "(no subject)")),
-            message_id=message_id or None,
-            size=len(raw),
-        )
+        name = f"{at:%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex}.eml"
+        summary = summarize(name, at.replace(microsecond=0), mail_from, list(rcpt_to), raw)
         self.mails[name] = (summary, raw)
         return name
 
@@ -582,6 +570,12 @@ class FakeMailbox:
             self.mails[name][1], policy=email.policy.default
         )
         return parsed
+
+    def raw(self, name: str) -> bytes:
+        return self.mails[name][1]
+
+    def delete(self, name: str) -> None:
+        self.mails.pop(name, None)
 
     def note(self, message_id: str, organization_id: uuid.UUID) -> None:
         self._noted[message_id] = organization_id

@@ -5,9 +5,9 @@ Every response: ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: same-
 get a Content-Security-Policy that allows only the app's own scripts, styles and images
 (``data:`` images too), no plugins, no ``<base>`` and forms posting only to the app, and
 ``frame-ancestors 'none'`` (with ``X-Frame-Options: DENY`` for older browsers), so no
-other site can frame an admin page (click-jacking). The dev inbox shows a mail's HTML in a
-``sandbox`` iframe via ``srcdoc``: that document inherits this policy, so a mail's scripts
-and remote images do not load.
+other site can frame an admin page (click-jacking). A response that sets its own policy
+keeps it: the dev inbox serves a mail's HTML for its ``sandbox`` iframe with a stricter one
+(no script, no remote image) and ``X-Frame-Options: SAMEORIGIN`` (``web/ui/dev_inbox.py``).
 
 ``/api/docs`` is no exception: Swagger UI is served from this origin and started from a
 script file (``web/api_docs.py``), so the same policy holds there. A response that sets

@@ -110,6 +110,12 @@ async def _indexes(engine, table: str) -> set[str]:  # type: ignore[no-untyped-d
             "outbox_messages",
             {"ix_outbox_org_status"},
         ),
+        (
+            "0016_outbox_message_id",
+            "0015_recipient_limits",
+            "outbox_messages",
+            {"ix_outbox_org_message_id"},
+        ),
     ],
 )
 async def test_index_migrations_come_and_go(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,51 @@ def test_noted_message_ids_are_per_organization_and_bounded(
     mailbox.note("<4@x>", acme)  # the limit is 3: the oldest is forgotten
     assert mailbox.noted(acme) == {"<3@x>", "<4@x>"}
     assert mailbox.noted(globex) == {"<2@x>"}
+
+
+def test_mail_of_the_same_second_is_listed_in_arrival_order(
+    box: tuple[Mailbox | FakeMailbox, Deliver],
+) -> None:
+    mailbox, deliver = box
+    names = [
+        deliver(mail(f"m{i}", f"<{i}@example.com>"), "s@x", ["a@y"], T0 + timedelta(microseconds=i))
+        for i in range(1, 6)
+    ]
+    assert [m.name for m in mailbox.received()] == names[::-1]
+    assert {m.received_at for m in mailbox.received()} == {T0}  # shown to the second
+
+
+def test_raw_is_the_mail_as_received_and_delete_forgets_it(
+    box: tuple[Mailbox | FakeMailbox, Deliver],
+) -> None:
+    mailbox, deliver = box
+    sent = mail("kept", "<k@example.com>")
+    kept = deliver(sent, "s@example.com", ["x@example.org"], T0)
+    gone = deliver(mail("gone", "<g@example.com>"), "s@example.com", ["x@example.org"], T0)
+    assert mailbox.raw(kept) == sent  # without the sink's envelope notes
+    mailbox.delete(gone)
+    mailbox.delete(gone)  # twice: nothing happens
+    mailbox.delete("../../etc/passwd")  # not one of ours: nothing happens
+    assert [m.name for m in mailbox.received()] == [kept]
+    for read in (mailbox.summary, mailbox.parse, mailbox.raw):
+        with pytest.raises(KeyError):
+            read(gone)
+
+
+def test_the_summary_names_sender_attachments_and_search_text(
+    box: tuple[Mailbox | FakeMailbox, Deliver],
+) -> None:
+    mailbox, deliver = box
+    message = EmailMessage()
+    message["From"] = "=?utf-8?q?J=C3=BCrgen?= <j@example.com>"
+    message["To"] = "lead@example.org"
+    message["Subject"] = "Catalogue"
+    message["Message-ID"] = "<c@example.com>"
+    message.set_content("Hello from Hannover")
+    message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="a.pdf")
+    name = deliver(message.as_bytes(), "s@example.com", ["x@example.org"], T0)
+    summary = mailbox.summary(name)
+    assert summary.sender == "Jürgen <j@example.com>"
+    assert summary.attachments == 1
+    for word in ("catalogue", "jürgen", "lead@example.org", "x@example.org", "hannover"):
+        assert word in summary.search_text

@@ -12,7 +12,7 @@ import pytest
 from tests.support.fakes import FakeMailbox
 from tests.support.outbox_fakes import FakeOutboxDatabase
 from visitmail.domain.diagnosis import SENT_MESSAGE_ID, DiagnosisReport, Step, StepName, StepStatus
-from visitmail.domain.errors import NotFound, PermissionDenied
+from visitmail.domain.errors import InvalidInput, NotFound, PermissionDenied
 from visitmail.domain.identity import Principal, User
 from visitmail.domain.outbox import MessageKind
 from visitmail.domain.roles import Role
@@ -54,7 +54,7 @@ async def subjects(
     db: FakeOutboxDatabase, box: FakeMailbox, who: Principal, **kw: int
 ) -> list[str]:
     async with db.uow() as uow:
-        return [m.subject for m in await dev_inbox.list_mail(uow, box, who, **kw)]
+        return [m.subject for m in (await dev_inbox.list_mail(uow, box, who, **kw)).mails]
 
 
 async def test_each_organization_sees_only_mail_its_outbox_sent() -> None:
@@ -121,3 +121,60 @@ async def test_only_admins_read_it(role: Role) -> None:
             await dev_inbox.list_mail(uow, box, actor(ACME, role))
         with pytest.raises(PermissionDenied):
             await dev_inbox.open_mail(uow, box, actor(ACME, role), name)
+
+
+async def test_pages_and_search_count_only_the_organizations_own_mail() -> None:
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    for i in range(5):
+        await sent(db, ACME, f"<a{i}@x>")
+        box.deliver(raw(f"acme {i}", f"<a{i}@x>"), "s@x", ["a@y"], T0 + timedelta(seconds=i))
+    await sent(db, GLOBEX, "<g@x>")
+    box.deliver(raw("globex acme", "<g@x>"), "s@x", ["a@y"], T0 + timedelta(seconds=9))
+    async with db.uow() as uow:
+        first = await dev_inbox.list_mail(uow, box, actor(ACME), limit=2)
+        last = await dev_inbox.list_mail(uow, box, actor(ACME), limit=2, offset=4)
+        searched = await dev_inbox.list_mail(uow, box, actor(ACME), search=" ACME   3 ")
+    assert ([m.subject for m in first.mails], first.total) == (["acme 4", "acme 3"], 5)
+    assert ([m.subject for m in last.mails], last.total) == (["acme 0"], 5)
+    assert ([m.subject for m in searched.mails], searched.total) == (["acme 3"], 1)
+
+
+@pytest.mark.parametrize("search", ["x" * 201, "a\r\nb", "a\x00b"])
+async def test_a_bad_search_is_refused_naming_the_field(search: str) -> None:
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    async with db.uow() as uow:
+        with pytest.raises(InvalidInput) as refused:
+            await dev_inbox.list_mail(uow, box, actor(ACME), search=search)
+    assert refused.value.field == "q"
+
+
+async def test_delete_all_deletes_the_organizations_mail_and_nothing_else() -> None:
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    await sent(db, ACME, "<a@x>")
+    await sent(db, GLOBEX, "<g@x>")
+    box.deliver(raw("acme", "<a@x>"), "s@x", ["a@y"], T0)
+    box.deliver(raw("globex", "<g@x>"), "s@x", ["a@y"], T0)
+    box.deliver(raw("nobody's", "<n@x>"), "s@x", ["a@y"], T0)
+    async with db.uow() as uow:
+        assert await dev_inbox.delete_all(uow, box, actor(ACME)) == 1
+        with pytest.raises(PermissionDenied):
+            await dev_inbox.delete_all(uow, box, actor(GLOBEX, Role.EVENT_MANAGER))
+    assert sorted(m.subject for m in box.received()) == ["globex", "nobody's"]
+
+
+async def test_a_mail_the_parser_chokes_on_is_listed_for_nobody(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anyone can write to the sink: a mail the email package cannot take apart must not
+    break the listing; it is shown to no organization."""
+    db, box = FakeOutboxDatabase(), FakeMailbox()
+    await sent(db, ACME, "<a@x>")
+    box.deliver(raw("fine", "<a@x>"), "s@x", ["a@y"], T0)
+
+    def choke(*_: object) -> None:
+        raise IndexError("a parser bug")
+
+    monkeypatch.setattr(dev_inbox.content_of, "attachments", choke)
+    odd = box.deliver(raw("odd", "<a@x>"), "s@x", ["a@y"], T0 + timedelta(seconds=1))
+    assert (box.summary(odd).subject, box.summary(odd).message_id) == ("(unreadable)", None)
+    assert await subjects(db, box, actor(ACME)) == ["fine"]

@@ -221,6 +221,8 @@ class OutboxMessageRow(Base):
         Index("ix_outbox_org_created", "organization_id", "created_at"),
         # Counts per status come from this index alone (migration 0012).
         Index("ix_outbox_org_status", "organization_id", "status"),
+        # The dev inbox: which received Message-IDs an organization sent (migration 0016).
+        Index("ix_outbox_org_message_id", "organization_id", "message_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

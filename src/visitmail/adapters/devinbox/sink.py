@@ -12,7 +12,6 @@ import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,10 +21,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from visitmail.adapters.private_files import DIR_MODE, FILE_MODE, make_private_dir
 from visitmail.services.clock import Clock, utcnow
-from visitmail.services.dev_inbox import ReceivedMail
+from visitmail.services.dev_inbox import ReceivedMail, summarize
 
-_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.eml$")
-_SPACE = re.compile(r"\s+")
+# Microseconds in the name keep "newest first" exact for mail of the same second (names
+# of older versions, without them, still count as ours).
+_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}(?:\.[0-9]{6})?-[0-9a-f]{32}\.eml$")
 NOTED_LIMIT = 5000  # connection-test Message-IDs kept in memory
 
 
@@ -47,7 +47,7 @@ class Mailbox:
         self._noted: OrderedDict[str, UUID] = OrderedDict()
 
     def store(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> str:
-        name = f"{self._clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.eml"
+        name = f"{self._clock():%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex}.eml"
         envelope = (
             f"X-Dev-Inbox-Mail-From: {mail_from}\r\nX-Dev-Inbox-Rcpt-To: {', '.join(rcpt_to)}\r\n"
         )
@@ -78,23 +78,28 @@ class Mailbox:
         return found
 
     def _summary(self, name: str) -> ReceivedMail | None:
+        try:
+            mail_from, rcpt_to, raw = self._read(name)
+        except KeyError:
+            return None
+        stamp = datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        return summarize(name, stamp, mail_from, rcpt_to, raw)
+
+    def _read(self, name: str) -> tuple[str, list[str], bytes]:
+        """The envelope the sink noted and the message as received; ``KeyError`` for a
+        name that is not one of ours (or was deleted meanwhile)."""
         path = self._path(name)
         if path is None:
-            return None
-        with path.open("rb") as file:
-            headers = BytesHeaderParser(policy=email.policy.default).parse(file)
-        stamp = datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-        ids = headers.get_all("Message-ID") or []
-        message_id = _SPACE.sub("", str(ids[0])) if len(ids) == 1 else ""
-        return ReceivedMail(
-            name=name,
-            received_at=stamp,
-            mail_from=str(headers.get("X-Dev-Inbox-Mail-From", "")),
-            rcpt_to=[a.strip() for a in str(headers.get("X-Dev-Inbox-Rcpt-To", "")).split(",")],
-            subject=str(headers.get("Subject", "(no subject)")),
-            message_id=message_id or None,
-            size=path.stat().st_size,
-        )
+            raise KeyError(name)
+        try:
+            stored = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyError(name) from None
+        # The sink's two envelope lines come first; SMTP addresses hold no line breaks.
+        first, second, raw = [*stored.split(b"\r\n", 2), b"", b""][:3]
+        mail_from = _envelope_value(first, b"X-Dev-Inbox-Mail-From:")
+        rcpt = _envelope_value(second, b"X-Dev-Inbox-Rcpt-To:")
+        return mail_from, [a.strip() for a in rcpt.split(",") if a.strip()], raw
 
     def _path(self, name: str) -> Path | None:
         path = self.directory / name
@@ -111,12 +116,23 @@ class Mailbox:
 
     def parse(self, name: str) -> EmailMessage:
         """The stored message; ``KeyError`` for a name that is not one of ours."""
-        path = self._path(name)
-        if path is None:
-            raise KeyError(name)
-        raw = path.read_bytes()
-        parsed: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
+        parsed: EmailMessage = email.message_from_bytes(self.raw(name), policy=email.policy.default)
         return parsed
+
+    def raw(self, name: str) -> bytes:
+        return self._read(name)[2]
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        if path is not None:
+            path.unlink(missing_ok=True)
+        self._summaries.pop(name, None)
+
+
+def _envelope_value(line: bytes, prefix: bytes) -> str:
+    if not line.startswith(prefix):
+        return ""
+    return line[len(prefix) :].decode("utf-8", errors="replace").strip()
 
 
 class _Handler:
