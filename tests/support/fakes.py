@@ -265,7 +265,8 @@ class FakeSessions(_Repo):
 
     async def delete_for_user(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> int:
         ended = [
-            h for h, (org, uid, _, _) in self.s.sessions.items()
+            h
+            for h, (org, uid, _, _) in self.s.sessions.items()
             if org == organization_id and uid == user_id
         ]
         for secret_hash in ended:

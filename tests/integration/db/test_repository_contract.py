@@ -141,7 +141,11 @@ async def test_a_users_sessions_and_tokens_end_together_and_only_theirs(
             "theirs": (other_org, other_admin),
         }.items():
             await uow.sessions.add(
-                o, user_id=u, secret_hash=keys[name], csrf_token="c", now=NOW,
+                o,
+                user_id=u,
+                secret_hash=keys[name],
+                csrf_token="c",
+                now=NOW,
                 expires_at=NOW + timedelta(hours=1),
             )
             await uow.tokens.add(
