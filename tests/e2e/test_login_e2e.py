@@ -54,7 +54,7 @@ def test_admin_logs_in_adds_a_user_and_logs_out(page: Page, server: Server) -> N
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{server.url}/login")
     page.goto(f"{server.url}/users")
-    expect(page).to_have_url(f"{server.url}/login")
+    expect(page).to_have_url(f"{server.url}/login?next=/users")
 
 
 def test_keyboard_reaches_the_login_form_with_visible_focus(page: Page, server: Server) -> None:

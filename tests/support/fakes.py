@@ -20,7 +20,7 @@ from tests.support.fake_transaction import CopyOnCommit
 from tests.support.outbox_fakes import FakeHealth
 from visitmail.domain.dkim import DkimKey, DkimState
 from visitmail.domain.follow_up import SuppressionReason
-from visitmail.domain.identity import ApiToken, Organization, User
+from visitmail.domain.identity import ApiToken, Organization, PasswordState, User
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_replies import SmtpReply, rejects_the_address
 from visitmail.domain.smtp_settings import SmtpSettings
@@ -149,6 +149,7 @@ class FakeUsers(_Repo):
         disabled: bool | None = None,
         display_name: str | None = None,
         password_hash: str | None = None,
+        password_state: PasswordState | None = None,
         now: datetime,
     ) -> User | None:
         user = await self.get(organization_id, user_id)
@@ -156,6 +157,7 @@ class FakeUsers(_Repo):
             return None
         user = replace(
             user,
+            password_state=password_state if password_state is not None else user.password_state,
             role=role if role is not None else user.role,
             disabled=disabled if disabled is not None else user.disabled,
             display_name=display_name if display_name is not None else user.display_name,
@@ -221,6 +223,14 @@ class FakeTokens(_Repo):
         if token and token.revoked_at is None:
             self.s.tokens[token_id] = replace(token, revoked_at=now)
 
+    async def revoke_for_user(
+        self, organization_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+    ) -> int:
+        mine = [t for t in await self.list(organization_id, user_id) if t.revoked_at is None]
+        for token in mine:
+            self.s.tokens[token.id] = replace(token, revoked_at=now)
+        return len(mine)
+
     async def touch(self, token_id: uuid.UUID, now: datetime) -> None:
         token = self.s.tokens.get(token_id)
         if token:
@@ -251,6 +261,16 @@ class FakeSessions(_Repo):
 
     async def delete(self, secret_hash: str) -> None:
         self.s.sessions.pop(secret_hash, None)
+
+    async def delete_for_user(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        ended = [
+            h
+            for h, (org, uid, _, _) in self.s.sessions.items()
+            if org == organization_id and uid == user_id
+        ]
+        for secret_hash in ended:
+            del self.s.sessions[secret_hash]
+        return len(ended)
 
 
 class FakeLoginFailures(_Repo):

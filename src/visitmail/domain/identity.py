@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from visitmail.domain.errors import InvalidInput
@@ -21,6 +22,19 @@ class Organization:
     require_follow_up_consent: bool = True  # follow-ups only to leads who consented
 
 
+class PasswordState(StrEnum):
+    """Where a user's password came from, which decides what it may still do.
+
+    ``SET``: the user chose it (or it was generated at creation) and it logs in freely.
+    ``ONE_TIME``: an admin reset it; the generated password opens exactly one session.
+    ``ONE_TIME_USED``: that session was opened; the password logs in no more, and the
+    session may do nothing but change it (the user must change it)."""
+
+    SET = "set"
+    ONE_TIME = "one_time"
+    ONE_TIME_USED = "one_time_used"
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     id: UUID
@@ -30,6 +44,12 @@ class User:
     role: Role
     disabled: bool
     created_at: datetime
+    password_state: PasswordState = PasswordState.SET
+
+    @property
+    def must_change_password(self) -> bool:
+        """True after an admin reset, until the user has chosen a new password."""
+        return self.password_state is not PasswordState.SET
 
 
 @dataclass(frozen=True, slots=True)

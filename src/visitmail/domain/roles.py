@@ -28,3 +28,21 @@ _ORDER: tuple[Role, ...] = (
     Role.EVENT_MANAGER,
     Role.ADMIN,
 )
+
+_DESCRIPTIONS: dict[Role, str] = {
+    Role.REPORTER: "captures visit reports in the app, exports them and sends a follow-up "
+    "to one lead of their own reports",
+    Role.USER: "the same as reporter: captures and exports their own reports, sends a "
+    "follow-up to one lead",
+    Role.EVENT_CURATOR: "also sees every report, draft events, the outbox and the "
+    "suppression list; checks reports and sends bulk follow-ups from the dashboard",
+    Role.EVENT_MANAGER: "also creates and edits events, follow-up templates and the media "
+    "library, and lifts suppressions",
+    Role.ADMIN: "everything, and the mail server settings, the notification mapping and "
+    "the organization's users",
+}
+
+
+def describe(role: Role) -> str:
+    """What ``role`` may do, in one line (shown where roles are chosen)."""
+    return _DESCRIPTIONS[role]

@@ -23,6 +23,7 @@ from visitmail.domain.errors import Conflict, InvalidInput, NotFound, Permission
 from visitmail.domain.identity import (
     ApiToken,
     Organization,
+    PasswordState,
     Principal,
     User,
     clean_name,
@@ -242,7 +243,8 @@ async def set_password(
     password: str | None,
     clock: Clock = utcnow,
 ) -> str | None:
-    """Set a user's password (own, or any as admin); ``None`` generates one and returns it."""
+    """Set a user's password (own, or any as admin; the CLI's operator recovery); ``None``
+    generates one and returns it. The password logs in freely (``PasswordState.SET``)."""
     if user_id != actor.user.id:
         require_role(actor, Role.ADMIN)
     if password is not None:
@@ -253,6 +255,7 @@ async def set_password(
         actor.organization_id,
         user_id,
         password_hash=hasher.hash(password or generated or ""),
+        password_state=PasswordState.SET,
         now=now,
     )
     if user is None:
@@ -272,7 +275,10 @@ async def set_password(
 async def issue_token(
     uow: UnitOfWork, actor: Principal, *, name: str, clock: Clock = utcnow
 ) -> IssuedToken:
-    """A new API token for the acting user; the secret is returned once and stored hashed."""
+    """A new API token for the acting user; the secret is returned once and stored hashed.
+    ``PermissionDenied`` while the user must change a password an admin reset."""
+    if actor.user.must_change_password:
+        raise PermissionDenied("change your password first", field="password")
     label = clean_name(name, field="name")
     secret, prefix = new_api_token()
     now = clock()

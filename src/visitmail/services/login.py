@@ -1,5 +1,9 @@
 """Password login for the web UI, server-side sessions and the login rate limit.
 
+A password an admin reset (``PasswordState.ONE_TIME``) opens one session and is marked
+used (``ONE_TIME_USED``); a second login with it is refused, and the session it opened may
+only change the password (the UI enforces that on every page).
+
 The rate limit counts failures per email and per client address in the database, so every
 API node shares it. Unknown emails cost the same hash verification as known ones, so the
 reply time does not reveal which addresses exist.
@@ -8,15 +12,18 @@ reply time does not reveal which addresses exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from visitmail.domain.errors import NotAuthenticated, RateLimited
-from visitmail.domain.identity import Principal
+from visitmail.domain.identity import PasswordState, Principal, User
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.ports import PasswordHasher, UnitOfWork
 from visitmail.services.secrets_gen import digest, new_session_secret
 
 _BAD_LOGIN = "email or password is wrong"
+_USED_ONE_TIME = (
+    "this one-time password was used already; ask an admin to reset your password again"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +41,10 @@ class NewSession:
     principal: Principal
 
 
-async def _check_limit(uow: UnitOfWork, keys: list[str], policy: LoginPolicy, clock: Clock) -> None:
+async def check_login_limit(
+    uow: UnitOfWork, keys: list[str], policy: LoginPolicy, clock: Clock
+) -> None:
+    """``RateLimited`` if any of ``keys`` (``email:…``, ``client:…``) failed too often."""
     now = clock()
     since = now - policy.window
     for key in keys:
@@ -62,7 +72,7 @@ async def log_in(
     :class:`RateLimited`. ``dummy_hash`` is verified when the email is unknown."""
     address = email.strip().lower()
     keys = [f"email:{address}", f"client:{client}"]
-    await _check_limit(uow, keys, policy, clock)
+    await check_login_limit(uow, keys, policy, clock)
     found = await uow.users.find_for_login(address)
     ok = hasher.verify(found[1] if found else dummy_hash, password)
     if found is None or not ok or found[0].disabled:
@@ -72,12 +82,29 @@ async def log_in(
         await uow.commit()
         raise NotAuthenticated(_BAD_LOGIN, field="password")
     user, stored = found
+    if user.password_state is PasswordState.ONE_TIME_USED:
+        # The right one-time password, a second time: it opened its one session already.
+        raise NotAuthenticated(_USED_ONE_TIME, field="password")
     now = clock()
-    if hasher.needs_rehash(stored):
+    if user.password_state is PasswordState.ONE_TIME:
+        marked = await uow.users.update(
+            user.organization_id, user.id, password_state=PasswordState.ONE_TIME_USED, now=now
+        )
+        user = marked or user
+    elif hasher.needs_rehash(stored):
         await uow.users.update(
             user.organization_id, user.id, password_hash=hasher.hash(password), now=now
         )
     await uow.login_failures.clear(keys[0])
+    opened = await open_session(uow, user, policy, now)
+    await uow.commit()
+    return opened
+
+
+async def open_session(
+    uow: UnitOfWork, user: User, policy: LoginPolicy, now: datetime
+) -> NewSession:
+    """Add a session for ``user`` (not committed): its secret goes into the cookie only."""
     secret = new_session_secret()
     csrf = new_session_secret()
     await uow.sessions.add(
@@ -88,7 +115,6 @@ async def log_in(
         now=now,
         expires_at=now + policy.session_lifetime,
     )
-    await uow.commit()
     return NewSession(secret, csrf, Principal(user=user, via="session"))
 
 

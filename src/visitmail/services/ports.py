@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from visitmail.domain.identity import ApiToken, Organization, User
+from visitmail.domain.identity import ApiToken, Organization, PasswordState, User
 from visitmail.domain.oauth import OAuthSettings
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import SmtpSettings
@@ -77,6 +77,7 @@ class UserRepository(Protocol):
         disabled: bool | None = None,
         display_name: str | None = None,
         password_hash: str | None = None,
+        password_state: PasswordState | None = None,
         now: datetime,
     ) -> User | None: ...
 
@@ -109,6 +110,10 @@ class TokenRepository(Protocol):
 
     async def revoke(self, organization_id: UUID, token_id: UUID, now: datetime) -> None: ...
 
+    async def revoke_for_user(self, organization_id: UUID, user_id: UUID, now: datetime) -> int:
+        """Revoke every active token of the user; how many were revoked."""
+        ...
+
     async def touch(self, token_id: UUID, now: datetime) -> None: ...
 
 
@@ -129,6 +134,10 @@ class SessionRepository(Protocol):
         ...
 
     async def delete(self, secret_hash: str) -> None: ...
+
+    async def delete_for_user(self, organization_id: UUID, user_id: UUID) -> int:
+        """End every web session of the user; how many were ended."""
+        ...
 
 
 class LoginFailureRepository(Protocol):

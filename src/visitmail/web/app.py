@@ -31,8 +31,8 @@ from visitmail.web.metrics import router as metrics_router
 from visitmail.web.openapi_doc import document_guards
 from visitmail.web.security_headers import SecurityHeaders
 from visitmail.web.text_guard import InvalidTextGuard
-from visitmail.web.ui import dev_inbox as dev_inbox_pages
 from visitmail.web.ui import (
+    account_pages,
     event_pages,
     mapping_pages,
     oauth_pages,
@@ -42,6 +42,9 @@ from visitmail.web.ui import (
     smtp_pages,
     suppression_pages,
 )
+from visitmail.web.ui import dev_inbox as dev_inbox_pages
+from visitmail.web.ui.return_to import ReturnToAfterLogin
+from visitmail.web.ui.session import PasswordChangeRequired, password_change_required
 
 STATIC = Path(__file__).parent / "ui" / "static"
 
@@ -88,8 +91,10 @@ def create_app(
     app.state.dev_inbox = dev_inbox.mailbox if dev_inbox else None
     app.state.dev_inbox_port = dev_inbox.port if dev_inbox else None
     install_error_handlers(app)
+    app.add_exception_handler(PasswordChangeRequired, password_change_required)
     document_guards(app, runtime.settings.max_body_bytes)
     # Added last = runs first: the size limit bounds what the text guard buffers.
+    app.add_middleware(ReturnToAfterLogin)  # pages: to /login?next=<the page>
     app.add_middleware(InvalidTextGuard)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: also on the guards' own answers
@@ -117,6 +122,7 @@ def create_app(
     app.include_router(event_pages.router)
     app.include_router(report_pages.router)
     app.include_router(suppression_pages.router)
+    app.include_router(account_pages.router)
     app.mount(api_docs.ASSETS_URL, api_docs.assets(), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

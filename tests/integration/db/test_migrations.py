@@ -184,6 +184,41 @@ async def test_recipient_budget_column_comes_and_goes_with_0015(empty_database: 
         await engine.dispose()
 
 
+async def test_password_state_column_comes_and_goes_with_0017(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0016_outbox_message_id")
+        async with engine.begin() as conn:  # a user from before the column
+            org = "00000000-0000-4000-8000-000000000001"
+            await conn.execute(
+                text(
+                    "INSERT INTO organizations (id, name, created_at, require_follow_up_consent)"
+                    " VALUES (:id, 'Old', CURRENT_TIMESTAMP, true)"
+                ),
+                {"id": org},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, organization_id, email, display_name, role,"
+                    " password_hash, disabled, created_at, updated_at) VALUES (:id, :org,"
+                    " 'old@example.com', 'Old', 'user', 'x', false, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"id": "00000000-0000-4000-8000-000000000002", "org": org},
+            )
+        await migrate.upgrade(engine, "0017_password_reset")
+        assert "password_state" in await _columns(engine, "users")
+        async with engine.connect() as conn:
+            state = await conn.scalar(text("SELECT password_state FROM users"))
+        assert state == "set"  # existing users keep their password as chosen
+        await migrate.downgrade(engine, "0016_outbox_message_id")
+        assert "password_state" not in await _columns(engine, "users")
+        await migrate.upgrade(engine)
+        assert "password_state" in await _columns(engine, "users")
+    finally:
+        await engine.dispose()
+
+
 async def test_oauth_credentials_table_comes_and_goes_with_0013(empty_database: str) -> None:
     engine = create_engine(to_async_url(empty_database))
     try:

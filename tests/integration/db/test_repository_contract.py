@@ -128,6 +128,62 @@ async def test_session_lookup_respects_expiry_and_delete(make_uow: UowFactory) -
         assert await uow.sessions.find_active(key, NOW) is None
 
 
+async def test_a_users_sessions_and_tokens_end_together_and_only_theirs(
+    make_uow: UowFactory,
+) -> None:
+    org, admin = await _org_with_admin(make_uow)
+    other_org, other_admin = await _org_with_admin(make_uow)
+    keys = {who: uuid.uuid4().hex for who in ("mine1", "mine2", "theirs")}
+    async with make_uow() as uow:
+        for name, (o, u) in {
+            "mine1": (org, admin),
+            "mine2": (org, admin),
+            "theirs": (other_org, other_admin),
+        }.items():
+            await uow.sessions.add(
+                o,
+                user_id=u,
+                secret_hash=keys[name],
+                csrf_token="c",
+                now=NOW,
+                expires_at=NOW + timedelta(hours=1),
+            )
+            await uow.tokens.add(
+                o, user_id=u, name=name, prefix="vm_x", secret_hash=keys[name] + "t", now=NOW
+            )
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.sessions.delete_for_user(other_org, admin) == 0  # wrong organization
+        assert await uow.tokens.revoke_for_user(other_org, admin, NOW) == 0
+        assert await uow.sessions.delete_for_user(org, admin) == 2
+        assert await uow.tokens.revoke_for_user(org, admin, NOW) == 2
+        await uow.commit()
+    async with make_uow() as uow:
+        assert await uow.sessions.find_active(keys["mine1"], NOW) is None
+        assert await uow.sessions.find_active(keys["mine2"], NOW) is None
+        assert await uow.tokens.find_active(keys["mine1"] + "t") is None
+        assert await uow.sessions.find_active(keys["theirs"], NOW) is not None
+        assert await uow.tokens.find_active(keys["theirs"] + "t") is not None
+
+
+async def test_password_state_is_stored(make_uow: UowFactory) -> None:
+    from visitmail.domain.identity import PasswordState
+
+    org, admin = await _org_with_admin(make_uow)
+    async with make_uow() as uow:
+        assert (await uow.users.get(org, admin)).password_state is PasswordState.SET  # type: ignore[union-attr]
+        await uow.users.update(
+            org, admin, password_hash="h2", password_state=PasswordState.ONE_TIME, now=NOW
+        )
+        await uow.commit()
+    async with make_uow() as uow:
+        user = await uow.users.get(org, admin)
+        assert user is not None and user.must_change_password
+        found = await uow.users.find_for_login(user.email)
+        assert found is not None and found[1] == "h2"
+        assert found[0].password_state is PasswordState.ONE_TIME
+
+
 async def test_login_failures_count_within_window_and_clear(make_uow: UowFactory) -> None:
     key = f"email:{uuid.uuid4().hex}"
     async with make_uow() as uow:

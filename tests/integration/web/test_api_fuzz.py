@@ -108,8 +108,15 @@ async def seed_objects(
     assert mapping.status_code == 200, mapping.text
     exported = await client.post(f"/api/v1/reports/{report['id']}/export", headers=h)
     assert exported.status_code == 200, exported.text  # queues a notification: a message id
+    # Two DKIM keys: the first signs (and cannot be deleted), the second is offered.
+    for selector in ("fuzz1", "fuzz2"):
+        made = await client.post(
+            "/api/v1/smtp-settings/dkim", headers=h, json={"selector": selector}
+        )
+        assert made.status_code == 201, made.text
     revisions = await client.get("/api/v1/notification-mapping/revisions", headers=h)
     ids = {
+        "key_id": made.json()["id"],
         "event_id": event["id"],
         "report_id": report["id"],
         "user_id": member.json()["id"],

@@ -248,7 +248,7 @@ async def test_pages_need_a_session(client: httpx.AsyncClient, org: OrgFixture) 
     event = await live_event(client, org)
     for url in ("/events", f"/events/{event['id']}"):
         reply = await client.get(url)
-        assert reply.status_code == 303 and reply.headers["location"] == "/login"
+        assert reply.status_code == 303 and reply.headers["location"] == f"/login?next={url}"
 
 
 async def test_an_event_is_created_from_the_page_with_errors_at_their_field(

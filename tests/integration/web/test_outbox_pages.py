@@ -190,4 +190,4 @@ async def test_another_organizations_message_is_the_404_page(
 async def test_the_pages_need_a_session(client: httpx.AsyncClient) -> None:
     for path in ("/outbox", f"/outbox/{uuid.uuid4()}", "/mapping"):
         reply = await client.get(path)
-        assert reply.status_code == 303 and reply.headers["location"] == "/login"
+        assert reply.status_code == 303 and reply.headers["location"] == f"/login?next={path}"

@@ -192,4 +192,4 @@ async def test_pages_need_a_session(client: httpx.AsyncClient, org: OrgFixture) 
     report = await capture(client, org.headers, event["id"], lead=lead())
     for url in ("/reports", f"/reports/{report['id']}"):
         reply = await client.get(url)
-        assert reply.status_code == 303 and reply.headers["location"] == "/login"
+        assert reply.status_code == 303 and reply.headers["location"] == f"/login?next={url}"

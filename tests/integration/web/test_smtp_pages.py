@@ -91,7 +91,7 @@ def diagnoser(app: FastAPI) -> Iterator[FakeDiagnoser]:
 async def test_not_logged_in_goes_to_login(client: httpx.AsyncClient) -> None:
     reply = await client.get(PAGE)
     assert reply.status_code == 303
-    assert reply.headers["location"] == "/login"
+    assert reply.headers["location"] == f"/login?next={PAGE}"
 
 
 async def test_admin_sees_the_form_presets_and_nav(

@@ -176,7 +176,7 @@ async def test_non_admins_have_no_users_page_or_link(
 
 
 async def test_pages_need_a_session(client: httpx.AsyncClient) -> None:
-    for path in ("/", "/users"):
+    for path, login in (("/", "/login"), ("/users", "/login?next=/users")):
         reply = await client.get(path)
         assert reply.status_code == 303
-        assert reply.headers["location"] == "/login"
+        assert reply.headers["location"] == login

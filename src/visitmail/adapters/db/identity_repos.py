@@ -19,7 +19,7 @@ from visitmail.adapters.db.tables import (
     UserRow,
     WebSessionRow,
 )
-from visitmail.domain.identity import ApiToken, Organization, User
+from visitmail.domain.identity import ApiToken, Organization, PasswordState, User
 from visitmail.domain.ids import new_id
 from visitmail.domain.roles import Role
 
@@ -42,6 +42,7 @@ def _user(row: UserRow) -> User:
         role=Role(row.role),
         disabled=row.disabled,
         created_at=row.created_at,
+        password_state=PasswordState(row.password_state or PasswordState.SET.value),
     )
 
 
@@ -120,6 +121,7 @@ class SqlUsers:
             disabled=False,
             created_at=now,
             updated_at=now,
+            password_state=PasswordState.SET.value,
         )
         self._s.add(row)
         await self._s.flush()
@@ -159,11 +161,14 @@ class SqlUsers:
         disabled: bool | None = None,
         display_name: str | None = None,
         password_hash: str | None = None,
+        password_state: PasswordState | None = None,
         now: datetime,
     ) -> User | None:
         row = await self._row(organization_id, user_id)
         if row is None:
             return None
+        if password_state is not None:
+            row.password_state = password_state.value
         if role is not None:
             row.role = role.value
         if disabled is not None:
@@ -266,6 +271,21 @@ class SqlTokens:
         )
         self.changed = True
 
+    async def revoke_for_user(
+        self, organization_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+    ) -> int:
+        revoked = await self._s.execute(
+            update(ApiTokenRow)
+            .where(
+                ApiTokenRow.organization_id == organization_id,
+                ApiTokenRow.user_id == user_id,
+                ApiTokenRow.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        self.changed = True
+        return int(getattr(revoked, "rowcount", 0) or 0)
+
     async def touch(self, token_id: uuid.UUID, now: datetime) -> None:
         await self._s.execute(
             update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_at=now)
@@ -317,6 +337,15 @@ class SqlSessions:
 
     async def delete(self, secret_hash: str) -> None:
         await self._s.execute(delete(WebSessionRow).where(WebSessionRow.secret_hash == secret_hash))
+
+    async def delete_for_user(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        ended = await self._s.execute(
+            delete(WebSessionRow).where(
+                WebSessionRow.organization_id == organization_id,
+                WebSessionRow.user_id == user_id,
+            )
+        )
+        return int(getattr(ended, "rowcount", 0) or 0)
 
 
 class SqlLoginFailures:

@@ -66,6 +66,8 @@ class UserRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: ``set`` | ``one_time`` | ``one_time_used`` (domain.identity.PasswordState; 0017)
+    password_state: Mapped[str] = mapped_column(String(16), default="set", server_default="set")
 
 
 class ApiTokenRow(Base):

@@ -8,12 +8,14 @@ from fastapi import APIRouter, status
 
 from visitmail.domain.errors import NotFound
 from visitmail.domain.identity import Organization
-from visitmail.services import identity
+from visitmail.services import identity, passwords
 from visitmail.web.api.schemas import (
     ErrorResponse,
     Me,
     OrganizationOut,
     OrganizationUpdate,
+    PasswordChange,
+    PasswordResetDone,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -41,6 +43,50 @@ async def me(principal: PrincipalDep, uow: ReadUowDep) -> Me:
     if org is None:  # the token outlived its organization
         raise NotFound("no such organization")
     return Me(user=UserOut.of(principal.user), organization=_org_out(org))
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change your own password",
+    description="Checks `current_password` (a wrong one is answered 422 with code "
+    "`wrong_password` and counts as a failed login: 429 after too many) and the rules for "
+    "`new_password` (12 to 1024 characters, not the current one); every error names its "
+    "field. Ends every web session of the user; API tokens stay valid. Audited without "
+    "the password.",
+    responses={429: {"model": ErrorResponse}},
+)
+async def change_my_password(
+    body: PasswordChange, principal: PrincipalDep, uow: UowDep, runtime: RuntimeDep
+) -> None:
+    await passwords.change_own_password(
+        uow,
+        runtime.hasher,
+        principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        policy=runtime.login_policy,
+    )
+
+
+@router.post(
+    "/users/{user_id}/password-reset",
+    summary="Reset a user's password to a one-time password (admin)",
+    description="Generates a one-time password, returned this once: it logs in once, and "
+    "the user must then choose a new password. Ends the user's web sessions and revokes "
+    "their API tokens. A user of another organization is 404; your own account is 409 "
+    "(change it with `POST /api/v1/me/password`). Audited without the password.",
+)
+async def reset_user_password(
+    user_id: UUID, principal: AdminDep, uow: UowDep, runtime: RuntimeDep
+) -> PasswordResetDone:
+    reset = await passwords.reset_password(uow, runtime.hasher, principal, user_id)
+    return PasswordResetDone(
+        user=UserOut.of(reset.user),
+        one_time_password=reset.one_time_password,
+        sessions_ended=reset.sessions_ended,
+        tokens_revoked=reset.tokens_revoked,
+    )
 
 
 def _org_out(org: Organization) -> OrganizationOut:

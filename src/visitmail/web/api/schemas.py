@@ -38,6 +38,11 @@ class UserOut(BaseModel):
     role: Role
     disabled: bool
     created_at: datetime
+    must_change_password: bool = Field(
+        default=False,
+        description="an admin reset the password: the one-time password logs in once, "
+        "and the user must choose a new one before anything else",
+    )
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -48,6 +53,7 @@ class UserOut(BaseModel):
             role=user.role,
             disabled=user.disabled,
             created_at=user.created_at,
+            must_change_password=user.must_change_password,
         )
 
 
@@ -74,6 +80,26 @@ class UserUpdate(Strict):
     role: Role | None = None
     disabled: bool | None = None
     display_name: str | None = Field(default=None, max_length=200)
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(
+        max_length=1024, description="the password in use now (write-only, never echoed)"
+    )
+    new_password: str = Field(
+        max_length=1024,
+        description="12 to 1024 characters, not the current one (write-only, never echoed)",
+    )
+
+
+class PasswordResetDone(BaseModel):
+    user: UserOut
+    one_time_password: str = Field(
+        description="shown this once, stored only as its hash: it logs in once, and the "
+        "user must then choose a new password"
+    )
+    sessions_ended: int = Field(description="the user's web sessions that were ended")
+    tokens_revoked: int = Field(description="the user's API tokens that were revoked")
 
 
 class TokenOut(BaseModel):

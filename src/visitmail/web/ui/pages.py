@@ -1,10 +1,15 @@
 """Pages: login/logout, dashboard, organization users. Thin: parse the form, call one
-service, render the result or the error next to its field."""
+service, render the result or the error next to its field.
+
+The login returns to the page that was asked for (``next``, checked by
+:func:`~visitmail.web.ui.return_to.safe_next`); a session opened with a one-time password
+goes to the change-password form first."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Request
@@ -13,10 +18,13 @@ from fastapi.templating import Jinja2Templates
 
 from visitmail.domain.errors import RateLimited, VisitmailError
 from visitmail.domain.identity import has_own_name
-from visitmail.domain.roles import Role
+from visitmail.domain.roles import Role, describe
 from visitmail.services import identity, login
 from visitmail.web.deps import RuntimeDep
+from visitmail.web.ui.reset_notice import RESET_COOKIE, forget_reset_notice, open_reset_notice
+from visitmail.web.ui.return_to import safe_next
 from visitmail.web.ui.session import (
+    PASSWORD_PAGE,
     SESSION_COOKIE,
     UiSession,
     current_session,
@@ -49,7 +57,7 @@ def to_login() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
-def _csrf_failed(request: Request) -> HTMLResponse:
+def csrf_failed(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "error.html",
@@ -66,7 +74,17 @@ def _csrf_failed(request: Request) -> HTMLResponse:
 @router.get("/login")
 async def login_form(request: Request, runtime: RuntimeDep) -> Response:
     token = pre_login_csrf(request)
-    response = render(request, "login.html", None, csrf_token=token, email="", error=None)
+    next_path = safe_next(request.query_params.get("next"))
+    response = render(
+        request,
+        "login.html",
+        None,
+        csrf_token=token,
+        email="",
+        error=None,
+        next_path=next_path,
+        asked_for=next_path is not None,
+    )
     set_csrf_cookie(response, token, runtime)
     return response
 
@@ -78,10 +96,12 @@ async def login_submit(
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     cookie = request.cookies.get("vm_csrf")
+    next_path = safe_next(next)
     if not tokens_match(cookie, csrf_token):
-        return _csrf_failed(request)
+        return csrf_failed(request)
     client = request.client.host if request.client else "unknown"
     try:
         async with runtime.uow() as uow:
@@ -103,11 +123,16 @@ async def login_submit(
             csrf_token=csrf_token,
             email=email,
             error=exc.message,
+            next_path=next_path,
+            asked_for=False,
         )
         if isinstance(exc, RateLimited):  # every 429 says when to come back (RFC 6585)
             page.headers["Retry-After"] = str(exc.retry_after)
         return page
-    response = RedirectResponse("/", status_code=303)
+    target = next_path or "/"
+    if opened.principal.user.must_change_password:  # a one-time password: choose one first
+        target = PASSWORD_PAGE + (f"?next={quote(next_path, safe='/')}" if next_path else "")
+    response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, opened.secret, runtime)
     return response
 
@@ -116,11 +141,11 @@ async def login_submit(
 async def logout(
     request: Request, runtime: RuntimeDep, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
-    session = await current_session(request, runtime)
+    session = await current_session(request, runtime, password_change=True)
     if session is None:
         return to_login()
     if not tokens_match(session.csrf_token, csrf_token):
-        return _csrf_failed(request)
+        return csrf_failed(request)
     async with runtime.uow() as uow:
         await login.log_out(uow, request.cookies[SESSION_COOKIE])
     response = to_login()
@@ -138,14 +163,27 @@ async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
     return render(request, "dashboard.html", session, organization=org)
 
 
-async def _users_page(
+def not_admin(request: Request, session: UiSession) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        session,
+        status=403,
+        message="Only admins manage the organization's users.",
+    )
+
+
+async def users_page_with(
     request: Request,
     runtime: RuntimeDep,
     session: UiSession,
     status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    async with runtime.uow() as uow:
+    """The users page. ``error``/``error_field``: a problem of the add form, shown in it;
+    ``member_error`` (``user_id``, ``message``, ``field``, optional ``value``): a problem
+    of one member's row, shown in that row."""
+    async with runtime.uow(read_only=True) as uow:
         users = await identity.list_users(uow, session.principal)
     context.setdefault(
         "unnamed", {u.id for u in users if not has_own_name(u.display_name, u.email)}
@@ -155,9 +193,19 @@ async def _users_page(
     context.setdefault("error_field", None)
     context.setdefault("created", None)
     context.setdefault("form", {"email": "", "role": "user", "display_name": ""})
-    return render(
-        request, "users.html", session, status=status, users=users, roles=list(Role), **context
+    context.setdefault("reset", None)
+    page = render(
+        request,
+        "users.html",
+        session,
+        status=status,
+        users=users,
+        roles=list(Role),
+        role_descriptions={r: describe(r) for r in Role},
+        **context,
     )
+    page.headers["Cache-Control"] = "no-store"  # an initial or one-time password may be on it
+    return page
 
 
 @router.get("/users")
@@ -166,14 +214,14 @@ async def users_page(request: Request, runtime: RuntimeDep) -> Response:
     if session is None:
         return to_login()
     if not session.principal.role.at_least(Role.ADMIN):
-        return render(
-            request,
-            "error.html",
-            session,
-            status=403,
-            message="Only admins manage the organization's users.",
-        )
-    return await _users_page(request, runtime, session)
+        return not_admin(request, session)
+    reset = open_reset_notice(request, runtime, session)
+    if reset is not None and request.query_params.get("done") != "reset":
+        reset = None
+    page = await users_page_with(request, runtime, session, reset=reset)
+    if RESET_COOKIE in request.cookies:
+        forget_reset_notice(page, runtime)  # shown once: a reload does not show it again
+    return page
 
 
 @router.post("/users")
@@ -189,12 +237,14 @@ async def users_create(
     if session is None:
         return to_login()
     if not tokens_match(session.csrf_token, csrf_token):
-        return _csrf_failed(request)
+        return csrf_failed(request)
+    if not session.principal.role.at_least(Role.ADMIN):
+        return not_admin(request, session)
     form = {"email": email, "role": role, "display_name": display_name}
     try:
         chosen = Role(role)
     except ValueError:
-        return await _users_page(
+        return await users_page_with(
             request,
             runtime,
             session,
@@ -214,8 +264,10 @@ async def users_create(
                 display_name=display_name,
             )
     except VisitmailError as exc:
-        status = 403 if exc.code == "forbidden" else 422
-        return await _users_page(
+        if exc.code == "forbidden":
+            return not_admin(request, session)
+        status = 409 if exc.code == "conflict" else 422
+        return await users_page_with(
             request,
             runtime,
             session,
@@ -224,7 +276,7 @@ async def users_create(
             error_field=exc.field,
             form=form,
         )
-    return await _users_page(request, runtime, session, created=created)
+    return await users_page_with(request, runtime, session, created=created)
 
 
 @router.post("/users/{user_id}")
@@ -242,7 +294,9 @@ async def users_update(
     if session is None:
         return to_login()
     if not tokens_match(session.csrf_token, csrf_token):
-        return _csrf_failed(request)
+        return csrf_failed(request)
+    if not session.principal.role.at_least(Role.ADMIN):
+        return not_admin(request, session)
     try:
         chosen = Role(role) if role else None
         async with runtime.uow() as uow:
@@ -255,20 +309,27 @@ async def users_update(
                 display_name=display_name or None,
             )
     except ValueError:
-        return await _users_page(
-            request,
-            runtime,
-            session,
-            status=422,
-            error="Choose one of the listed roles.",
-            error_field="role",
+        role_problem: dict[str, object] = {
+            "user_id": user_id,
+            "message": "Choose one of the listed roles.",
+            "field": "role",
+        }
+        return await users_page_with(
+            request, runtime, session, status=422, member_error=role_problem
         )
     except VisitmailError as exc:
-        status = {"forbidden": 403, "not_found": 404}.get(exc.code, 422)
-        if exc.field == "display_name":  # shown at the member's row, with what was typed
-            problem = {"user_id": user_id, "message": exc.message, "value": display_name}
-            return await _users_page(request, runtime, session, status=status, member_error=problem)
-        return await _users_page(
-            request, runtime, session, status=status, error=exc.message, error_field=exc.field
-        )
-    return RedirectResponse("/users", status_code=303)
+        status = 409 if exc.code == "conflict" else 422
+        if exc.code == "forbidden":
+            return not_admin(request, session)
+        if exc.code == "not_found":
+            return render(request, "error.html", session, status=404, message="No such user.")
+        # Shown in the member's row, beside the field at fault, with what was typed.
+        problem: dict[str, object] = {
+            "user_id": user_id,
+            "message": exc.message,
+            "field": exc.field or "row",
+        }
+        if exc.field == "display_name":
+            problem["value"] = display_name
+        return await users_page_with(request, runtime, session, status=status, member_error=problem)
+    return RedirectResponse(f"/users#name-{user_id}", status_code=303)

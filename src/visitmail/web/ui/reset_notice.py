@@ -1,0 +1,99 @@
+"""The one-time password of an admin's reset, shown once after the redirect.
+
+Post/Redirect/Get and "shown only once" meet here: the password travels to the admin's
+browser in a short-lived cookie (path ``/users``, HttpOnly, SameSite=Strict, five
+minutes) sealed with the master key and bound to the organization and the admin, which
+the users page opens, shows once and deletes. It is never stored on the server in clear,
+and a reload does not show it again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from visitmail.adapters.crypto.secret_box import SecretBox
+from visitmail.domain.errors import VisitmailError
+from visitmail.runtime import Runtime
+from visitmail.services.passwords import PasswordReset
+from visitmail.web.ui.session import UiSession
+
+RESET_COOKIE = "vm_reset_notice"
+RESET_COOKIE_PATH = "/users"
+RESET_NOTICE_SECONDS = 300  # the admin reads it right after the redirect
+MAX_COOKIE_LENGTH = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class ResetNotice:
+    user_id: UUID
+    email: str
+    sessions_ended: int
+    tokens_revoked: int
+    password: str = field(repr=False)  # never in a repr or a log line
+
+
+def _box(runtime: Runtime) -> SecretBox:
+    return SecretBox(runtime.keyring)
+
+
+def _cookie_field(session: UiSession) -> str:
+    return f"ui.password_reset_notice.{session.principal.user.id}"
+
+
+def seal_notice(runtime: Runtime, session: UiSession, reset: PasswordReset) -> str:
+    body = json.dumps(
+        {
+            "u": str(reset.user.id),
+            "e": reset.user.email,
+            "p": reset.one_time_password,
+            "s": reset.sessions_ended,
+            "t": reset.tokens_revoked,
+            "at": int(time.time()),
+        }
+    )
+    return _box(runtime).seal(
+        body, organization_id=session.principal.organization_id, field=_cookie_field(session)
+    )
+
+
+def open_reset_notice(request: Request, runtime: Runtime, session: UiSession) -> ResetNotice | None:
+    """The reset notice the redirect carried, if any, readable and fresh; the caller shows
+    it and deletes the cookie (:func:`forget_reset_notice`)."""
+    sealed = request.cookies.get(RESET_COOKIE)
+    if not sealed or len(sealed) > MAX_COOKIE_LENGTH:
+        return None
+    try:
+        plain = _box(runtime).open(
+            sealed,
+            organization_id=session.principal.organization_id,
+            field=_cookie_field(session),
+        )
+        data: dict[str, Any] = json.loads(plain)
+        if time.time() - int(data["at"]) > RESET_NOTICE_SECONDS:
+            return None
+        return ResetNotice(
+            UUID(str(data["u"])),
+            str(data["e"]),
+            int(data["s"]),
+            int(data["t"]),
+            password=str(data["p"]),
+        )
+    except (VisitmailError, ValueError, KeyError, TypeError):
+        return None  # another admin's, altered or stale: nothing to show
+
+
+def forget_reset_notice(response: Response, runtime: Runtime) -> None:
+    response.delete_cookie(
+        RESET_COOKIE,
+        path=RESET_COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=runtime.settings.secure_cookies,
+    )
