@@ -26,7 +26,7 @@ MAX_ATTACHMENTS = 50
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 # Folded by hand: NFKD leaves these alone (they are letters, not letters with marks).
-_FOLD = str.maketrans(
+LETTER_FOLDS = str.maketrans(
     {"ß": "ss", "ẞ": "SS", "Æ": "AE", "æ": "ae", "Ø": "O", "ø": "o", "Œ": "OE", "œ": "oe"}
     | {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Þ": "Th", "þ": "th"}
 )
@@ -50,7 +50,7 @@ class MailView:
 def ascii_filename(name: str, *, fallback: str = "file") -> str:
     """``name`` as a safe ASCII file name: ``Broschüre Straße.pdf`` →
     ``Broschure-Strasse.pdf``; at most 100 characters; ``fallback`` when nothing is left."""
-    folded = unicodedata.normalize("NFKD", name.translate(_FOLD))
+    folded = unicodedata.normalize("NFKD", name.translate(LETTER_FOLDS))
     plain = folded.encode("ascii", "ignore").decode("ascii")
     safe = _UNSAFE.sub("-", plain).strip("-.")
     if len(safe) > 100:
