@@ -20,7 +20,7 @@ from tests.integration.web.test_outbox_pages import csrf_of, log_in_as
 from tests.integration.web.test_report_pages import log_in_member
 from tests.integration.web.test_reports_api import capture as capture_with
 from tests.support.orgs import OrgFixture, new_org
-from tests.support.outbox import LOOPBACK, configure_server, enqueue, make_worker
+from tests.support.outbox import LOOPBACK, ManualClock, configure_server, enqueue, make_worker
 from tests.support.smtp_servers import Script, SmtpServer, start_smtp_server
 from visitmail.adapters.db.health_repo import SqlHealth
 from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
@@ -31,6 +31,7 @@ from visitmail.web.app import create_app
 ANSWERS = {"interest": "Demo", "budget": 12500.5, "products": ["crm", "mail"], "call_back": True}
 STEP = re.compile(r'data-step="(\w+)" data-done="(yes|no)"')
 REFUSED = "gone@example.net"
+BUSY = "busy@example.net"
 
 
 @pytest.fixture
@@ -62,7 +63,12 @@ async def stranger(tester_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def smtp() -> AsyncIterator[SmtpServer]:
-    script = Script(rcpt=lambda a: "550 5.1.1 no such mailbox here" if a == REFUSED else None)
+    script = Script(
+        rcpt=lambda a: {
+            REFUSED: "550 5.1.1 no such mailbox here",
+            BUSY: "451 4.3.0 try again later",
+        }.get(a)
+    )
     server = await start_smtp_server(script=script)
     try:
         yield server
@@ -188,7 +194,9 @@ async def test_an_event_manager_sees_only_the_steps_they_can_take(
 ) -> None:
     await log_in_member(ui, runtime, org, Role.EVENT_MANAGER)
     assert set(await steps(ui)) == {"event", "template", "export"}
-    assert "An admin still has 2 steps to do." in (await ui.get("/")).text
+    page = (await ui.get("/")).text
+    assert "An admin still has 2 steps to do." in page
+    assert 'data-health="not_configured"' in page and "sending" not in page.lower()
 
 
 async def test_a_reporter_gets_no_checklist_and_no_health(
@@ -233,6 +241,26 @@ async def test_health_shows_the_pause_with_its_reason_and_failed_mail(
     await log_in_as(ui, runtime, other, Role.ADMIN)
     page = await ui.get("/")
     assert "data-health" not in page.text and "failed</a>" not in page.text
+
+
+async def test_deferred_mail_counts_and_failures_older_than_a_day_do_not(
+    ui: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, smtp: SmtpServer
+) -> None:
+    await configure_server(runtime, org, smtp.port)
+    two_days_ago = ManualClock(datetime.now(UTC) - timedelta(days=2))
+    await enqueue(runtime, org, [REFUSED], subject="Old", clock=two_days_ago)
+    await make_worker(runtime, org, clock=two_days_ago).run_until_idle()
+    await log_in_as(ui, runtime, org, Role.ADMIN)
+    assert "failed</a>" not in (await ui.get("/")).text  # failed, but two days ago
+
+    # a 451: deferred; the test's clock stands still, so the retry is not due yet
+    today = ManualClock()
+    await enqueue(runtime, org, [BUSY], subject="Busy", clock=today)
+    await make_worker(runtime, org, clock=today).run_until_idle()
+    page = await ui.get("/")
+    assert 'href="/outbox?status=deferred"' in page.text
+    assert "1 message deferred, to be retried" in page.text
+    assert "failed</a>" not in page.text
 
 
 async def test_the_smtp_page_does_not_say_sending_without_settings(
