@@ -152,6 +152,15 @@ async def test_the_checklist_ticks_step_by_step_from_real_state(
     assert (await steps(ui))["smtp"] is False  # saved, not tested
     assert "no connection test passed since the settings last changed" in page.text
 
+    # a passing test of other, unsaved values says nothing about the saved ones
+    unsaved = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+    unsaved |= {"sender_email": "other@example.com", "sender_name": "Other"}
+    other_values = await ui.post(
+        "/api/v1/smtp-settings/test", headers=org.headers, json={"settings": unsaved}
+    )
+    assert other_values.status_code == 200 and other_values.json()["ok"], other_values.text
+    assert (await steps(ui))["smtp"] is False
+
     tested = await ui.post("/api/v1/smtp-settings/test", headers=org.headers)
     assert tested.status_code == 200 and tested.json()["ok"], tested.text
     assert (await steps(ui))["smtp"] is True
