@@ -3,7 +3,8 @@ attachments, parsed from the MIME bytes the outbox keeps (rendered once, at enqu
 
 Bounded: a message is at most 25 MB (``services.outbox.MAX_MESSAGE_BYTES``); at most
 :data:`MAX_PARTS` parts are walked and at most :data:`MAX_ATTACHMENTS` attachments listed,
-so a hostile structure cannot make a page slow. The first ``text/plain`` and the first
+and each body is cut at :data:`MAX_TEXT_CHARS` (``truncated`` says so), so a hostile
+structure or a huge body cannot make a page slow. The first ``text/plain`` and the first
 ``text/html`` part that are not attachments are the bodies; every part with a filename or
 ``Content-Disposition: attachment`` is an attachment, numbered from 0 in document order
 (the number is how :func:`attachment` finds it again). Undecodable text is shown with
@@ -23,6 +24,7 @@ from email.message import EmailMessage, Message
 
 MAX_PARTS = 200
 MAX_ATTACHMENTS = 50
+MAX_TEXT_CHARS = 200_000  # of each body shown on a page; the rest is cut, and said so
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 # Folded by hand: NFKD leaves these alone (they are letters, not letters with marks).
@@ -45,6 +47,7 @@ class MailView:
     text: str | None
     html: str | None
     attachments: tuple[AttachmentInfo, ...]
+    truncated: bool = False
 
 
 def ascii_filename(name: str, *, fallback: str = "file") -> str:
@@ -121,7 +124,13 @@ def view(mime: bytes) -> MailView:
             text = _text(part)
         elif kind == "text/html" and html is None:
             html = _text(part)
-    return MailView(text=text, html=html, attachments=tuple(attachments))
+    cut = any(len(b) > MAX_TEXT_CHARS for b in (text, html) if b is not None)
+    return MailView(
+        text=text[:MAX_TEXT_CHARS] if text is not None else None,
+        html=html[:MAX_TEXT_CHARS] if html is not None else None,
+        attachments=tuple(attachments),
+        truncated=cut,
+    )
 
 
 def attachment(mime: bytes, index: int) -> tuple[AttachmentInfo, bytes] | None:

@@ -6,10 +6,12 @@ and which of retry and cancel apply to its status (``domain.outbox.RETRYABLE`` /
 
 Same authority as reading the outbox (``outbox.READ_ROLE``); another organization's
 message is :class:`NotFound`. A webhook's body is JSON, shown as text, never parsed as mail.
+Parsing runs in a thread: a message may be 25 MB and the event loop serves everyone else.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,7 +19,13 @@ from uuid import UUID
 
 from visitmail.domain.errors import NotFound
 from visitmail.domain.identity import Principal
-from visitmail.domain.mail_view import AttachmentInfo, MailView, attachment, view
+from visitmail.domain.mail_view import (
+    MAX_TEXT_CHARS,
+    AttachmentInfo,
+    MailView,
+    attachment,
+    view,
+)
 from visitmail.domain.outbox import MessageKind
 from visitmail.services import outbox
 from visitmail.services.identity import require_role
@@ -74,16 +82,24 @@ async def message_detail(
     message = await outbox.get_message(uow, actor, message_id)
     stored = await _content(contents, actor, message_id)
     if stored.kind is MessageKind.WEBHOOK:
-        mail = MailView(text=stored.mime.decode("utf-8", "replace"), html=None, attachments=())
-    else:
-        mail = view(stored.mime)
+        body = stored.mime.decode("utf-8", "replace")
+        mail = MailView(
+            text=body[:MAX_TEXT_CHARS],
+            html=None,
+            attachments=(),
+            truncated=len(body) > MAX_TEXT_CHARS,
+        )
+    else:  # up to 25 MB of MIME: parsed off the event loop
+        mail = await asyncio.to_thread(view, stored.mime)
     return MessageDetail(message=message, mail=mail, report_id=_report_id(stored.meta))
 
 
 async def message_html(contents: MessageContents, actor: Principal, message_id: UUID) -> str:
     """The HTML part of a mail message; :class:`NotFound` when it has none."""
     stored = await _content(contents, actor, message_id)
-    html = view(stored.mime).html if stored.kind is not MessageKind.WEBHOOK else None
+    if stored.kind is MessageKind.WEBHOOK:
+        raise NotFound("the message has no HTML part")
+    html = (await asyncio.to_thread(view, stored.mime)).html
     if html is None:
         raise NotFound("the message has no HTML part")
     return html
@@ -94,7 +110,9 @@ async def message_attachment(
 ) -> tuple[AttachmentInfo, bytes]:
     """Attachment ``index`` (as numbered in the detail) and its bytes, or :class:`NotFound`."""
     stored = await _content(contents, actor, message_id)
-    found = attachment(stored.mime, index) if stored.kind is not MessageKind.WEBHOOK else None
+    found = None
+    if stored.kind is not MessageKind.WEBHOOK:
+        found = await asyncio.to_thread(attachment, stored.mime, index)
     if found is None:
         raise NotFound("no such attachment")
     return found

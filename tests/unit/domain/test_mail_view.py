@@ -6,6 +6,7 @@ from email.message import EmailMessage
 
 from visitmail.domain.mail_view import (
     MAX_ATTACHMENTS,
+    MAX_TEXT_CHARS,
     ascii_filename,
     attachment,
     content_type_of,
@@ -68,3 +69,11 @@ def test_a_malformed_type_is_octet_stream() -> None:
     message["Content-Type"] = 'text/plain"><script>'
     assert content_type_of(message) in ("text/plain", "application/octet-stream")
     assert "<" not in content_type_of(message)
+
+
+def test_a_huge_body_is_cut_and_says_so() -> None:
+    message = EmailMessage()
+    message.set_content("x" * (MAX_TEXT_CHARS + 10))
+    seen = view(message.as_bytes())
+    assert seen.text is not None and len(seen.text) == MAX_TEXT_CHARS and seen.truncated
+    assert not view(mail()).truncated
