@@ -145,7 +145,9 @@ def _health_state(smtp: SmtpState, server: ServerHealth | None) -> str:
 
 async def _checklist(state: SetupState, org: UUID, role: Role, smtp: SmtpState) -> Checklist:
     event_id = await state.first_event(org)
+    template = await state.has_template(org)
     rules = await state.active_rules(org)
+    exported = await state.has_notification(org)
     smtp_hint = (
         "Enter your outgoing mail server's settings, save them, then run the connection test."
         if not smtp.configured
@@ -163,7 +165,9 @@ async def _checklist(state: SetupState, org: UUID, role: Role, smtp: SmtpState) 
         Step(
             "event",
             "An event",
-            "Create the trade fair or visit campaign your reports belong to.",
+            "Reports are captured for your events."
+            if event_id is not None
+            else "Create the trade fair or visit campaign your reports belong to.",
             "/events/new" if event_id is None else "/events",
             event_id is not None,
             events.MANAGE_ROLE,
@@ -171,9 +175,11 @@ async def _checklist(state: SetupState, org: UUID, role: Role, smtp: SmtpState) 
         Step(
             "template",
             "A follow-up template",
-            "Write the email leads receive after the visit, on the event's page.",
+            "Leads can get a follow-up email."
+            if template
+            else "Write the email leads receive after the visit, on the event's page.",
             f"/events/{event_id}" if event_id is not None else "/events",
-            await state.has_template(org),
+            template,
             events.MANAGE_ROLE,
         ),
         Step(
@@ -189,9 +195,11 @@ async def _checklist(state: SetupState, org: UUID, role: Role, smtp: SmtpState) 
         Step(
             "export",
             "A first export",
-            "Export a report: the mapping's notification lands in the outbox.",
+            "An export notified colleagues: see the outbox."
+            if exported
+            else "Export a report: the mapping's notification lands in the outbox.",
             "/reports",
-            await state.has_notification(org),
+            exported,
             CHECKLIST_ROLE,
         ),
     )
