@@ -29,8 +29,29 @@ class MessageStatus(StrEnum):
     def final(self) -> bool:
         return self in _FINAL
 
+    @property
+    def retryable(self) -> bool:
+        """An operator may send it again now (the outbox repository's rule)."""
+        return self in RETRYABLE
+
+    @property
+    def cancellable(self) -> bool:
+        """An operator may stop it: it waits, no worker holds it."""
+        return self in CANCELLABLE
+
 
 _FINAL = {MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED, MessageStatus.EXPIRED}
+# What an operator's retry and cancel accept (adapters/db/outbox_repo.py applies them in SQL).
+RETRYABLE = frozenset(
+    {
+        MessageStatus.FAILED,
+        MessageStatus.EXPIRED,
+        MessageStatus.DEFERRED,
+        MessageStatus.CANCELLED,
+        MessageStatus.QUEUED,
+    }
+)
+CANCELLABLE = frozenset({MessageStatus.QUEUED, MessageStatus.DEFERRED})
 
 
 class RecipientStatus(StrEnum):

@@ -52,6 +52,7 @@ from uuid import UUID
 from visitmail.domain.errors import Conflict, InvalidInput
 from visitmail.domain.events import Event, QuestionType
 from visitmail.domain.mail import Attachment, Mailbox, MailSpec
+from visitmail.domain.mail_view import LETTER_FOLDS
 from visitmail.domain.mapping import (
     EMPTY_MAPPING,
     MappingInvalid,
@@ -202,7 +203,9 @@ def pdf_filename(report: Report) -> str:
     a dash); the lead's last name when there is no company."""
     lead = report.lead
     name = lead.company or lead.last_name or "lead"
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    # ß → ss, æ → ae, ł → l first: NFKD alone would drop them (issue 12)
+    folded = unicodedata.normalize("NFKD", name.translate(LETTER_FOLDS))
+    folded = folded.encode("ascii", "ignore").decode("ascii")
     slug = _UNSAFE_FILENAME.sub("-", folded).strip("-")[:60].strip("-") or "lead"
     return f"report-{slug}-{report.captured_at.date().isoformat()}.pdf"
 

@@ -77,6 +77,8 @@ AUDIT_TARGET = "smtp_settings"
 ACTION_CREATE = "smtp_settings.create"
 ACTION_UPDATE = "smtp_settings.update"
 ACTION_ROTATE = "smtp_settings.rotate_keys"
+# A connection test of the stored settings passed (services/setup_checklist.py reads it).
+ACTION_TEST_PASSED = "smtp_settings.test_passed"
 MAX_PASSWORD_LENGTH = 1024
 MAX_KEY_PEM_LENGTH = 100_000
 MAX_OAUTH_TOKEN_LENGTH = 8192  # Microsoft refresh tokens run to a few kB
@@ -791,6 +793,7 @@ async def diagnose_settings(
     domain_check: DomainCheck | None = None,
     tokens: TokenService | None = None,
     policy: NetworkPolicy | None = None,
+    clock: Clock = utcnow,
 ) -> DiagnosisReport:
     """Run the connection test (admin only) on the stored settings, or on ``inline``
     settings before they are saved. Inline secrets win; an omitted one is taken from the
@@ -816,7 +819,46 @@ async def diagnose_settings(
     run = diagnoser.diagnose(settings, secrets, send_to=recipient, **extra)
     report, domain, domain_notes = await _with_domain_check(run, settings, domain_check)
     warnings = [*notes, *_test_warnings(settings, secrets, plan), *domain_notes]
-    return _finish(report, secrets, warnings, hidden, domain)
+    finished = _finish(report, secrets, warnings, hidden, domain)
+    if finished.ok:
+        await _record_pass(uow, box, org, settings, secrets, principal.user.id, clock())
+    return finished
+
+
+async def _record_pass(
+    uow: UnitOfWork,
+    box: SecretSealer,
+    organization_id: UUID,
+    tested: SmtpSettings,
+    secrets: SmtpSecrets,
+    actor_id: UUID | None,
+    now: datetime,
+) -> None:
+    """Note in the audit log that a test passed, when what was tested is what is stored
+    (the same settings and connection secrets): the dashboard's "connected and tested"
+    step is ticked until the settings change again. A test of unsaved values records
+    nothing (the admin saves, then tests)."""
+    stored = await uow.smtp_settings.get(organization_id)
+    if stored is None or stored.settings != tested:
+        return
+    for secret in SMTP_CONNECTION_SECRETS:
+        sealed = stored.sealed.get(secret)
+        kept = (
+            box.open(sealed, organization_id=organization_id, field=secret.sealed_as)
+            if sealed is not None
+            else None
+        )
+        if kept != _secret_of(secrets, secret):
+            return
+    await uow.audit.record(
+        organization_id,
+        actor_id=actor_id,
+        action=ACTION_TEST_PASSED,
+        target=AUDIT_TARGET,
+        fields=[],
+        now=now,
+    )
+    await uow.commit()
 
 
 def _hidden(plan: _OAuthPlan | None, check: TokenCheck | None) -> list[str]:
@@ -874,7 +916,10 @@ async def diagnose_organization(
         diagnoser.diagnose(settings, secrets, send_to=recipient, **extra), settings, domain_check
     )
     warnings = [*_test_warnings(settings, secrets, plan), *domain_notes]
-    return _finish(report, secrets, warnings, hidden, domain)
+    finished = _finish(report, secrets, warnings, hidden, domain)
+    if finished.ok:
+        await _record_pass(uow, box, organization_id, settings, secrets, None, utcnow())
+    return finished
 
 
 async def autodetect(

@@ -108,7 +108,9 @@ async def test_the_detail_shows_a_550_rejection_with_the_servers_text(
     assert "550 5.1.1" in page.text
     assert "rejected" in page.text and "accepted" in page.text
     assert "ms</td>" in page.text  # every attempt with its duration
-    assert "Retry now" in page.text and "Cancel message" in page.text
+    # sent (one recipient accepted, one refused for good): neither retry nor cancel applies
+    assert "Retry now" not in page.text and "Cancel message" not in page.text
+    assert "can be neither retried nor cancelled" in page.text
 
 
 async def test_cancel_and_retry_through_the_forms_and_nothing_without_csrf(
@@ -124,13 +126,25 @@ async def test_cancel_and_retry_through_the_forms_and_nothing_without_csrf(
     assert missing.status_code == 403
     assert await status_of(client, org, message_id) == "queued"
 
-    cancelled = await client.post(f"/outbox/{message_id}/cancel", data={"csrf_token": token})
+    # Without the confirmation: the detail asks, with the question open; nothing changes.
+    asked = await client.post(f"/outbox/{message_id}/cancel", data={"csrf_token": token})
+    assert asked.status_code == 200
+    assert '<details class="confirm confirm-cancel" open>' in asked.text
+    assert "Yes, cancel the message" in asked.text
+    assert await status_of(client, org, message_id) == "queued"
+
+    cancelled = await client.post(
+        f"/outbox/{message_id}/cancel", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert cancelled.status_code == 303
     assert await status_of(client, org, message_id) == "cancelled"
     shown = await client.get(cancelled.headers["location"])
     assert "was cancelled" in shown.text
 
-    again = await client.post(f"/outbox/{message_id}/cancel", data={"csrf_token": token})
+    assert "Cancel message" not in shown.text and "Retry now" in shown.text
+    again = await client.post(
+        f"/outbox/{message_id}/cancel", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert again.status_code == 409
     assert "cannot be cancelled" in again.text and 'role="alert"' in again.text
 
@@ -181,8 +195,12 @@ async def test_another_organizations_message_is_the_404_page(
     token = await csrf_of(client, "/outbox")
     assert (await client.get(f"/outbox/{theirs}")).status_code == 404
     assert (await client.get("/outbox/not-a-uuid")).status_code == 404
-    cancel = await client.post(f"/outbox/{theirs}/cancel", data={"csrf_token": token})
+    cancel = await client.post(
+        f"/outbox/{theirs}/cancel", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert cancel.status_code == 404
+    asked = await client.post(f"/outbox/{theirs}/cancel", data={"csrf_token": token})
+    assert asked.status_code == 404
     assert await status_of(client, other, theirs) == "queued"
     assert "Theirs" not in (await client.get("/outbox")).text
 

@@ -41,7 +41,13 @@ from visitmail.adapters.db.tables import (
     SmtpHealthRow,
 )
 from visitmail.domain.ids import new_id
-from visitmail.domain.outbox import MessageKind, MessageStatus, RecipientStatus
+from visitmail.domain.outbox import (
+    CANCELLABLE,
+    RETRYABLE,
+    MessageKind,
+    MessageStatus,
+    RecipientStatus,
+)
 from visitmail.services.outbox_ports import (
     AttemptView,
     ClaimedMessage,
@@ -578,15 +584,7 @@ class SqlOutbox:
             .where(
                 M.organization_id == organization_id,
                 M.id == message_id,
-                M.status.in_(
-                    [
-                        MessageStatus.FAILED.value,
-                        MessageStatus.EXPIRED.value,
-                        MessageStatus.DEFERRED.value,
-                        MessageStatus.CANCELLED.value,
-                        MessageStatus.QUEUED.value,
-                    ]
-                ),
+                M.status.in_(sorted(st.value for st in RETRYABLE)),
             )
             .values(status=MessageStatus.QUEUED.value, not_before=now, updated_at=now)
             .execution_options(synchronize_session=False)
@@ -612,7 +610,7 @@ class SqlOutbox:
             .where(
                 M.organization_id == organization_id,
                 M.id == message_id,
-                M.status.in_(_WAITING),
+                M.status.in_(sorted(st.value for st in CANCELLABLE)),
             )
             .values(status=MessageStatus.CANCELLED.value, updated_at=now)
             .execution_options(synchronize_session=False)

@@ -15,9 +15,11 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from visitmail.adapters.db.outbox_content import SqlMessageContents
 from visitmail.domain.errors import PermissionDenied, VisitmailError
+from visitmail.domain.mail_view import ascii_filename
 from visitmail.domain.outbox import MessageKind, MessageStatus
-from visitmail.services import outbox
+from visitmail.services import outbox, outbox_detail
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import status_for
 from visitmail.web.ui.pages import render, templates, to_login
@@ -34,6 +36,9 @@ NOTICES = {
     "cancelled": "The message was cancelled; no worker will send it.",
 }
 ACTIONS = ("retry", "cancel")
+NO_MESSAGE = "No such message in this organization."
+READ_FORBIDDEN = "The outbox is open to event curators, managers and admins."
+ACT_FORBIDDEN = "Only admins retry or cancel messages."
 
 
 def error_page(
@@ -123,26 +128,34 @@ async def _detail(
     status: int = 200,
     notice: str | None = None,
     problem: str | None = None,
+    confirm_cancel: bool = False,
 ) -> HTMLResponse:
     parsed = _parse_uuid(message_id)
     try:
         if parsed is None:
             raise _Missing
-        async with runtime.uow() as uow:
-            message = await outbox.get_message(uow, session.principal, parsed)
+        async with runtime.uow(read_only=True) as uow:
+            detail = await outbox_detail.message_detail(
+                uow, SqlMessageContents(uow.session), session.principal, parsed
+            )
     except (VisitmailError, _Missing) as exc:
         code = status_for(exc) if isinstance(exc, VisitmailError) else 404
-        text = "No such message in this organization." if code == 404 else str(exc)
+        text = NO_MESSAGE if code == 404 else str(exc)
         if code == 403:
-            text = "The outbox is open to event curators, managers and admins."
+            text = READ_FORBIDDEN
         return error_page(request, session, code, text)
     return render(
         request,
         "outbox_message.html",
         session,
         status=status,
-        message=message,
+        message=detail.message,
+        mail=detail.mail,
+        report_id=detail.report_id,
         can_act=session.principal.role.at_least(outbox.ACT_ROLE),
+        can_retry=detail.can_retry,
+        can_cancel=detail.can_cancel,
+        confirm_cancel=confirm_cancel,
         notice=notice,
         problem=problem,
     )
@@ -162,6 +175,75 @@ async def outbox_message(
     return await _detail(request, runtime, session, message_id, notice=NOTICES.get(done))
 
 
+# The HTML part is its own document, framed by the detail page in a sandbox without
+# scripts: nothing may load (default-src 'none') but its inline styles and data: images,
+# and only this app may frame it.
+HTML_PART_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
+)
+# Types a browser could run as a page of this site are downloaded as plain bytes.
+_ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml")
+
+
+@router.get("/outbox/{message_id}/body.html")
+async def outbox_message_html(request: Request, runtime: RuntimeDep, message_id: str) -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    parsed = _parse_uuid(message_id)
+    if parsed is None:
+        return error_page(request, session, 404, NO_MESSAGE)
+    try:
+        async with runtime.uow(read_only=True) as uow:
+            html = await outbox_detail.message_html(
+                SqlMessageContents(uow.session), session.principal, parsed
+            )
+    except VisitmailError as exc:
+        code = status_for(exc)
+        return error_page(request, session, code, READ_FORBIDDEN if code == 403 else NO_MESSAGE)
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": HTML_PART_POLICY,
+            "X-Frame-Options": "SAMEORIGIN",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get("/outbox/{message_id}/attachments/{index}")
+async def outbox_attachment(
+    request: Request, runtime: RuntimeDep, message_id: str, index: str
+) -> Response:
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    parsed = _parse_uuid(message_id)
+    number = int(index) if index.isdecimal() and len(index) < 4 else None
+    if parsed is None or number is None:
+        return error_page(request, session, 404, "No such attachment.")
+    try:
+        async with runtime.uow(read_only=True) as uow:
+            info, data = await outbox_detail.message_attachment(
+                SqlMessageContents(uow.session), session.principal, parsed, number
+            )
+    except VisitmailError as exc:
+        code = status_for(exc)
+        text = READ_FORBIDDEN if code == 403 else "No such attachment."
+        return error_page(request, session, code, text)
+    kind = "application/octet-stream" if info.content_type in _ACTIVE_TYPES else info.content_type
+    name = ascii_filename(info.filename, fallback=f"attachment-{number + 1}")
+    return Response(
+        data,
+        media_type=kind,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
 @router.post("/outbox/{message_id}/{action}")
 async def outbox_action(
     request: Request,
@@ -169,6 +251,7 @@ async def outbox_action(
     message_id: str,
     action: str,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
+    confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     session = await current_session(request, runtime)
     if session is None:
@@ -177,7 +260,12 @@ async def outbox_action(
         return csrf_failed(request, session)
     parsed = _parse_uuid(message_id)
     if action not in ACTIONS or parsed is None:
-        return error_page(request, session, 404, "No such message in this organization.")
+        return error_page(request, session, 404, NO_MESSAGE)
+    if action == "cancel" and confirm != "yes":
+        # The confirmation step (no script needed): the detail with the question open.
+        if not session.principal.role.at_least(outbox.ACT_ROLE):
+            return error_page(request, session, 403, ACT_FORBIDDEN)
+        return await _detail(request, runtime, session, message_id, confirm_cancel=True)
     try:
         async with runtime.uow() as uow:
             if action == "retry":
@@ -185,11 +273,11 @@ async def outbox_action(
             else:
                 await outbox.cancel_message(uow, session.principal, parsed)
     except PermissionDenied:
-        return error_page(request, session, 403, "Only admins retry or cancel messages.")
+        return error_page(request, session, 403, ACT_FORBIDDEN)
     except VisitmailError as exc:
         code = status_for(exc)
         if code == 404:
-            return error_page(request, session, 404, "No such message in this organization.")
+            return error_page(request, session, 404, NO_MESSAGE)
         return await _detail(
             request, runtime, session, message_id, status=code, problem=exc.message
         )

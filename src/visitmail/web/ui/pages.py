@@ -16,10 +16,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from visitmail.adapters.db.setup_queries import SqlSetupState
 from visitmail.domain.errors import RateLimited, VisitmailError
 from visitmail.domain.identity import has_own_name
 from visitmail.domain.roles import Role, describe
-from visitmail.services import identity, login
+from visitmail.services import identity, login, setup_checklist
+from visitmail.services.clock import utcnow
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.ui.reset_notice import RESET_COOKIE, forget_reset_notice, open_reset_notice
 from visitmail.web.ui.return_to import safe_next
@@ -158,9 +160,19 @@ async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
     session = await current_session(request, runtime)
     if session is None:
         return to_login()
-    async with runtime.uow() as uow:
+    async with runtime.uow(read_only=True) as uow:
         org = await uow.organizations.get(session.principal.organization_id)
-    return render(request, "dashboard.html", session, organization=org)
+        board = await setup_checklist.dashboard(
+            SqlSetupState(uow.session), session.principal, utcnow()
+        )
+    return render(
+        request,
+        "dashboard.html",
+        session,
+        organization=org,
+        checklist=board.checklist,
+        health=board.health,
+    )
 
 
 def not_admin(request: Request, session: UiSession) -> HTMLResponse:

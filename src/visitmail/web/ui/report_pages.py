@@ -17,14 +17,19 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from visitmail.adapters.db.uow import SqlUnitOfWork
+from visitmail.adapters.render.report_pdf import ThreadedReportPdf
 from visitmail.domain.errors import VisitmailError
-from visitmail.domain.reports import LEAD_FIELDS
-from visitmail.services import events, follow_ups, reports
+from visitmail.domain.mail_view import ascii_filename
+from visitmail.domain.reports import LEAD_FIELDS, Report
+from visitmail.services import events, follow_ups, report_view, reports
+from visitmail.services.notification_ports import PdfUnavailable
+from visitmail.services.notifications import format_answers
 from visitmail.services.report_ports import FiredNotification, ReportTriggers
 from visitmail.web.api.follow_ups import SendersDep
 from visitmail.web.api.reports import report_triggers
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import status_for
+from visitmail.web.ui.locale_format import answer_rows, country, language, viewer_locale
 from visitmail.web.ui.outbox_pages import csrf_failed, error_page
 from visitmail.web.ui.pages import render, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
@@ -34,6 +39,7 @@ router = APIRouter(include_in_schema=False)
 TriggersDep = Annotated[ReportTriggers[SqlUnitOfWork], Depends(report_triggers)]
 CsrfForm = Annotated[str, Form(max_length=200)]
 PAGE_SIZE = 50
+PDF = ThreadedReportPdf()  # its own small thread pool: rendering stays off the event loop
 NO_REPORT = "No such report, or it is not yours to see."
 FOLLOW_UP_TEXT = {
     "queued": "The follow-up email is queued for delivery.",
@@ -111,22 +117,17 @@ async def _detail(
     if parsed is None:
         return error_page(request, session, 404, NO_REPORT)
     try:
-        async with runtime.uow() as uow:
-            report = await reports.get_report(uow, session.principal, parsed)
+        async with runtime.uow(read_only=True) as uow:
+            report, event = await report_view.report_with_event(uow, session.principal, parsed)
     except VisitmailError as exc:
         code = status_for(exc)
         return error_page(request, session, code, NO_REPORT if code == 404 else exc.message)
-    event = None
-    try:
-        async with runtime.uow() as uow:
-            event = await events.get_event(uow, session.principal, report.event_id)
-    except VisitmailError:
-        event = None
-    labels = {}
-    if event is not None:
-        for q in event.questions:
-            labels[q.key] = next(iter(q.label.values()), q.key) if q.label else q.key
+    locale = viewer_locale(request.headers.get("accept-language"))
     lead = report.lead.as_context()
+    if lead.get("country"):
+        lead["country"] = country(lead["country"], locale)
+    if lead.get("language"):
+        lead["language"] = language(lead["language"], locale)
     context.setdefault("notifications", None)
     context.setdefault("action", None)
     context.setdefault("follow_up", None)
@@ -139,10 +140,53 @@ async def _detail(
         report=report,
         event=event,
         lead_rows=[(f, lead.get(f, "")) for f in LEAD_FIELDS if lead.get(f)],
-        answer_rows=[(labels.get(k, k), v) for k, v in report.answers.items()],
+        answer_rows=answer_rows(event, dict(report.answers), locale),
         can_check=session.principal.role.at_least(reports.CHECK_ROLE),
         **context,
     )
+
+
+@router.get("/reports/{report_id}.pdf")
+async def report_pdf(request: Request, runtime: RuntimeDep, report_id: str) -> Response:
+    """The report as the PDF that notifications attach, in the viewer's language (German or
+    English labels), shown inline. Only a report the viewer may see; else the 404 page."""
+    session = await current_session(request, runtime)
+    if session is None:
+        return to_login()
+    parsed = _parse_uuid(report_id)
+    if parsed is None:
+        return error_page(request, session, 404, NO_REPORT)
+    try:
+        async with runtime.uow(read_only=True) as uow:
+            report, event = await report_view.report_with_event(uow, session.principal, parsed)
+    except VisitmailError as exc:
+        code = status_for(exc)
+        return error_page(request, session, code, NO_REPORT if code == 404 else exc.message)
+    tag = viewer_locale(request.headers.get("accept-language")).language
+    try:
+        data = await PDF.render(
+            report,
+            event.name if event else "",
+            format_answers(event, dict(report.answers), tag),
+            tag,
+        )
+    except PdfUnavailable as exc:
+        return error_page(request, session, 503, f"The PDF cannot be made: {exc}")
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="{_pdf_name(report)}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+def _pdf_name(report: Report) -> str:
+    """``report-<company or last name>-<date>.pdf`` in ASCII, ``ß`` as ``ss``."""
+    lead = report.lead
+    who = lead.company or lead.last_name or "lead"
+    return ascii_filename(f"report-{who}-{report.captured_at.date().isoformat()}.pdf")
 
 
 @router.get("/reports/{report_id}")
