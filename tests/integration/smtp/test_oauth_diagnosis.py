@@ -190,3 +190,30 @@ async def test_auto_detect_with_oauth2_leaves_the_login_to_the_connection_test(
     assert plain.ok, plain
     assert provider.token_requests() == []  # no token spent by auto-detect
     assert server.recorder.commands.count("AUTH") == 0
+
+
+async def test_microsoft_refusing_a_valid_token_is_explained_with_the_mailbox_switch(
+    runtime: Runtime, org: OrgFixture, provider: OAuthProvider
+) -> None:
+    """A good token, but SMTP AUTH is off for the mailbox: the one reply explainer names
+    the switch to turn on (not a generic "token refused")."""
+    refusing = await start_oauth_smtp_server(
+        provider,
+        refuse=lambda _m: (
+            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled "
+            "for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information."
+        ),
+    )
+    try:
+        setup = setup_kind(provider, Kind.MICROSOFT365_DELEGATED)
+        await configure_oauth(runtime, org, refusing.port, setup.oauth, setup.secrets)
+        report = await run_test(runtime, org, provider)
+    finally:
+        await refusing.close()
+
+    assert not report.ok
+    assert step(report, StepName.TOKEN).status is StepStatus.PASSED
+    auth = step(report, StepName.AUTH)
+    assert auth.status is StepStatus.FAILED
+    assert "Set-TransportConfig -SmtpClientAuthenticationDisabled $false" in (auth.fix or "")
+    assert auth.reply_code == 535

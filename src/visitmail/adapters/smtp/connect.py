@@ -19,11 +19,8 @@ Rules enforced here, not by callers:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import ipaddress
-import json
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -34,7 +31,7 @@ from python_socks import ProxyType
 from python_socks.async_.asyncio import Proxy
 
 from visitmail.adapters.smtp import http_connect, tls
-from visitmail.adapters.smtp.errors import Target, target_of, translate
+from visitmail.adapters.smtp.errors import Target, auth_rejected, target_of, translate
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.network_policy import REFUSED, NetworkPolicy
 from visitmail.domain.oauth_tokens import xoauth2_initial_response
@@ -432,52 +429,15 @@ async def authenticate_xoauth2(
     target = target_of(settings)
     try:
         response = await client.execute_command(b"AUTH", b"XOAUTH2", initial)
-        challenge: dict[str, object] = {}
-        if response.code == 334:
-            challenge = _challenge_json(response.message)
+        challenge: str | None = None
+        if response.code == 334:  # Google's error challenge: base64 JSON, explained below
+            challenge = response.message
             response = await client.execute_command(b"")  # the empty reply RFC 7628 asks for
     except Exception as e:
         raise translate(e, stage=StepName.AUTH, target=target) from e
     if response.code != 235:
-        raise xoauth2_rejected(response.code, response.message, challenge)
+        raise auth_rejected(response.code, response.message, challenge=challenge, oauth=True)
     return "xoauth2", response
-
-
-def _challenge_json(text: str) -> dict[str, object]:
-    try:
-        decoded = json.loads(base64.b64decode(text.strip(), validate=True))
-    except (binascii.Error, ValueError):
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
-
-
-def xoauth2_rejected(code: int, text: str, challenge: dict[str, object]) -> SmtpAuthFailed:
-    """A refused XOAUTH2 login. Its explanation for each provider's reply is in
-    ``errors.py``'s hands; this names what the token path knows."""
-    details: dict[str, str | int | list[str]] = {}
-    status = challenge.get("status")
-    if isinstance(status, str):
-        details["oauth_status"] = status[:100]
-    scope = challenge.get("scope")
-    if isinstance(scope, str):
-        details["oauth_scope"] = scope[:300]
-    if status in ("401", "400"):
-        message = (
-            f"{code} The server refused the OAuth2 access token (status {status}): it is "
-            "expired, lacks the mail scope, or belongs to another account than the mailbox."
-        )
-    else:
-        message = f"{code} The server refused the OAuth2 login for the mailbox."
-    return SmtpAuthFailed(
-        message,
-        stage=StepName.AUTH,
-        fix="Check that the SMTP username is the mailbox that signed in (or that the app may "
-        "send as it), that SMTP AUTH is enabled for the mailbox, and reconnect the account "
-        "if the token was revoked.",
-        reply_code=code,
-        reply_text=text,
-        details=details,
-    )
 
 
 def _no_mechanism(

@@ -333,15 +333,30 @@ def _smtp_reply(exc: BaseException, stage: StepName, target: Target) -> SmtpFail
     return SmtpRejected(message, stage=stage, fix=fix, reply_code=code, reply_text=text)
 
 
-def auth_rejected(code: int, text: str, *, challenge: str | None = None) -> SmtpAuthFailed:
+_OAUTH_FIX = (
+    "Check that the SMTP username is the mailbox that signed in (or that the app may send as "
+    "it), that SMTP AUTH is enabled for the mailbox, and reconnect the account if the token "
+    "was revoked."
+)
+
+
+def auth_rejected(
+    code: int, text: str, *, challenge: str | None = None, oauth: bool = False
+) -> SmtpAuthFailed:
     """The failure for a rejected AUTH (535 and friends); a reply the explainer knows
     (:func:`visitmail.domain.reply_advice.advise`) says what it means and its fix.
 
     ``challenge``: the text of the ``334`` an XOAUTH2 attempt got before this final reply
     (Google's base64 JSON error): it says more than the final ``535 5.7.8``, so its
-    explanation wins, and its status and scope go into the details."""
-    message = f"{code} Authentication failed: check the username and password."
-    fix = "Check the username and password (re-enter the password)."
+    explanation wins, and its status and scope go into the details. ``oauth``: the login was
+    XOAUTH2 with an access token, so a reply nobody explains is about the token, not a
+    password."""
+    if oauth:
+        message = f"{code} The server refused the OAuth2 login for the mailbox."
+        fix = _OAUTH_FIX
+    else:
+        message = f"{code} Authentication failed: check the username and password."
+        fix = "Check the username and password (re-enter the password)."
     details: dict[str, Detail] = {}
     advice = advise(334, challenge) if challenge else None
     if advice is not None and challenge is not None:
