@@ -72,15 +72,70 @@ class DiagnosisReport:
         return next((s for s in self.steps if s.status is StepStatus.FAILED), None)
 
 
+class PortAnswer(StrEnum):
+    """What a port answered when auto-detect knocked, from what was seen on the wire."""
+
+    REFUSED = "refused"
+    TIMED_OUT = "timed_out"
+    PLAIN_NO_STARTTLS = "plain_no_starttls"  # EHLO answered without STARTTLS
+    PLAIN = "plain_smtp"  # answered in plain text to a TLS handshake; STARTTLS not known
+    STARTTLS = "starttls"
+    TLS = "tls"
+    FAILED = "failed"  # something else; the candidate's summary says what
+
+
+PORT_ANSWER_TEXT: dict[PortAnswer, str] = {
+    PortAnswer.REFUSED: "refused the connection",
+    PortAnswer.TIMED_OUT: "timed out (no answer)",
+    PortAnswer.PLAIN_NO_STARTTLS: "plain SMTP without STARTTLS (not encrypted)",
+    PortAnswer.PLAIN: "plain SMTP (not implicit TLS)",
+    PortAnswer.STARTTLS: "STARTTLS (encrypted after the greeting)",
+    PortAnswer.TLS: "TLS (implicit TLS from the first byte)",
+    PortAnswer.FAILED: "answered, but the test failed",
+}
+
+# When several combinations were tried on one port, the most telling answer wins.
+_PORT_ANSWER_RANK: tuple[PortAnswer, ...] = (
+    PortAnswer.TLS,
+    PortAnswer.STARTTLS,
+    PortAnswer.PLAIN_NO_STARTTLS,
+    PortAnswer.PLAIN,
+    PortAnswer.FAILED,
+    PortAnswer.TIMED_OUT,
+    PortAnswer.REFUSED,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class AutodetectCandidate:
     port: int
     security: str
     ok: bool
     summary: str
+    answer: PortAnswer = PortAnswer.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class PortResult:
+    """One port auto-detect tried and what it answered, in words for the admin."""
+
+    port: int
+    answer: PortAnswer
+    text: str
+
+
+def ports_answered(candidates: list[AutodetectCandidate]) -> list[PortResult]:
+    """Per port, in the order first tried, the most telling answer of its candidates."""
+    best: dict[int, PortAnswer] = {}
+    for c in candidates:
+        known = best.get(c.port)
+        if known is None or _PORT_ANSWER_RANK.index(c.answer) < _PORT_ANSWER_RANK.index(known):
+            best[c.port] = c.answer
+    return [PortResult(port, a, PORT_ANSWER_TEXT[a]) for port, a in best.items()]
 
 
 @dataclass(frozen=True, slots=True)
 class AutodetectReport:
     candidates: list[AutodetectCandidate]
     recommended: AutodetectCandidate | None
+    ports: list[PortResult] = field(default_factory=list)

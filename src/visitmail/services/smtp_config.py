@@ -945,7 +945,9 @@ async def autodetect(
 
     recommended = clean(found.recommended) if found.recommended else None
     return AutodetectReport(
-        candidates=[clean(c) for c in found.candidates], recommended=recommended
+        candidates=[clean(c) for c in found.candidates],
+        recommended=recommended,
+        ports=found.ports,
     )
 
 

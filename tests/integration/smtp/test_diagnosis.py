@@ -20,7 +20,7 @@ from tests.support.processes import free_port
 from tests.support.smtp_servers import Blackhole, Certificates, Script, leaf_sha256
 from visitmail.adapters.smtp import open_connection
 from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
-from visitmail.domain.diagnosis import DiagnosisReport, StepName, StepStatus
+from visitmail.domain.diagnosis import DiagnosisReport, PortAnswer, StepName, StepStatus
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.smtp_errors import SmtpStartTlsUnavailable
 from visitmail.domain.smtp_settings import AuthMethod, Security, SmtpSecrets, Timeouts
@@ -224,7 +224,15 @@ async def test_starttls_not_offered_fails_at_tls_and_sends_no_password(
 
     assert_failed_at(report, StepName.TLS)
     explanation = step(report, StepName.TLS).explanation or ""
-    assert "The server did not offer STARTTLS, so the password was not sent" in explanation
+    tls_step = step(report, StepName.TLS)
+    assert f"Port {server.port} speaks plain SMTP without STARTTLS" in explanation
+    assert "the password was not sent" in explanation
+    # The advice ends: both ways forward, with the warning that goes with `none`.
+    fix = tls_step.fix or ""
+    assert "465 with `tls` or 587 with `starttls`" in fix
+    assert f"choose `none` for port {server.port}" in fix
+    assert "unencrypted" in fix and "trusted network" in fix
+    assert "VISITMAIL_ALLOW_PLAINTEXT_AUTH" in fix
     assert server.recorder.commands == ["EHLO"]
     assert not server.saw_auth
     assert server.recorder.auth_logins == []
@@ -583,6 +591,45 @@ async def test_plain_only_server_is_recommended_with_a_warning(
     assert report.recommended is not None
     assert (report.recommended.port, report.recommended.security) == (server.port, "none")
     assert "Only an unencrypted connection works" in report.recommended.summary
+
+
+async def test_autodetect_says_what_each_port_answered_for_plain_smtp_on_a_custom_port(
+    start_server: StartServer, tester: SmtpConnectionTester
+) -> None:
+    # A plain server without STARTTLS on a port none of the usual ones; the admin typed
+    # that port with `starttls`.
+    server = await start_server(security="none")
+    settings = settings_for(server, security=Security.STARTTLS, overall=60)
+
+    report = await tester.autodetect(settings, SmtpSecrets())
+
+    answered = {p.port: (p.answer, p.text) for p in report.ports}
+    assert answered[server.port] == (
+        PortAnswer.PLAIN_NO_STARTTLS,
+        "plain SMTP without STARTTLS (not encrypted)",
+    )
+    # The usual ports are tried too; nothing listens there on 127.0.0.1.
+    for usual in (465, 587, 25, 2525):
+        assert answered[usual][0] in (PortAnswer.REFUSED, PortAnswer.TIMED_OUT)
+    assert [p.port for p in report.ports][:2] == [465, 587]
+    tried = {(c.port, c.security): c for c in report.candidates}
+    assert tried[(server.port, "starttls")].answer is PortAnswer.PLAIN_NO_STARTTLS
+    assert "speaks plain SMTP without STARTTLS" in tried[(server.port, "starttls")].summary
+    assert tried[(server.port, "tls")].answer is PortAnswer.PLAIN
+    assert report.recommended is not None
+    assert (report.recommended.port, report.recommended.security) == (server.port, "none")
+
+
+async def test_autodetect_names_tls_and_starttls_ports(
+    start_server: StartServer, certs: Certificates, tester: SmtpConnectionTester
+) -> None:
+    tls_server = await start_server(security="tls", cert=certs.trusted_leaf)
+    starttls_server = await start_server(security="starttls", cert=certs.trusted_leaf)
+    for server, expected in ((tls_server, PortAnswer.TLS), (starttls_server, PortAnswer.STARTTLS)):
+        settings = settings_for(server, security=Security.NONE, ca_pem=certs.trusted_ca_pem)
+        report = await tester.autodetect(settings, SmtpSecrets())
+        answered = {p.port: p.answer for p in report.ports}
+        assert answered[server.port] is expected
 
 
 async def test_nothing_works_recommends_nothing(tester: SmtpConnectionTester) -> None:

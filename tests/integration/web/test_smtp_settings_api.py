@@ -17,8 +17,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from tests.support.orgs import OrgFixture, new_member, new_org
+from tests.support.outbox import LOOPBACK
+from tests.support.smtp_servers import start_smtp_server
 from visitmail.adapters.crypto.keyring import KeyRing, new_key
 from visitmail.adapters.crypto.secret_box import SecretBox
+from visitmail.adapters.smtp.diagnosis import SmtpConnectionTester
 from visitmail.domain.diagnosis import (
     AutodetectCandidate,
     AutodetectReport,
@@ -748,6 +751,7 @@ async def test_autodetect_recommends(
         "security": "starttls",
         "ok": True,
         "summary": "STARTTLS on 587 works",
+        "answer": "failed",
     }
     assert len(body["candidates"]) == 2
 
@@ -856,3 +860,32 @@ async def test_with_the_dev_inbox_only_its_own_port_on_loopback_is_reachable(
             assert (resolve["status"] != "failed") is reachable, (port, resolve)
     finally:
         app.state.dev_inbox = None
+
+
+async def test_autodetect_says_what_each_port_answered_against_a_real_server(
+    app: FastAPI, client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    # A real aiosmtpd server speaking plain SMTP without STARTTLS on a custom port, typed
+    # in with `starttls`: auto-detect tries that port besides the usual ones.
+    server = await start_smtp_server(security="none")
+    app.state.diagnoser = SmtpConnectionTester(LOOPBACK, autodetect_timeout=2.0)
+    try:
+        inline = settings_body(host="127.0.0.1", port=server.port, username=None, password=None)
+        reply = await client.post(
+            f"{URL}/autodetect", headers=org.headers, json={"settings": inline}
+        )
+    finally:
+        app.state.diagnoser = None
+        await server.close()
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    ports = {p["port"]: p for p in body["ports"]}
+    assert ports[server.port]["answer"] == "plain_no_starttls"
+    assert ports[server.port]["text"] == "plain SMTP without STARTTLS (not encrypted)"
+    assert {465, 587, 25, 2525} <= set(ports)
+    assert ports[587]["answer"] in ("refused", "timed_out")
+    tried = {(c["port"], c["security"]): c for c in body["candidates"]}
+    assert tried[(server.port, "starttls")]["answer"] == "plain_no_starttls"
+    assert "speaks plain SMTP without STARTTLS" in tried[(server.port, "starttls")]["summary"]
+    assert body["recommended"]["port"] == server.port
+    assert body["recommended"]["security"] == "none"

@@ -31,7 +31,13 @@ from python_socks import ProxyType
 from python_socks.async_.asyncio import Proxy
 
 from visitmail.adapters.smtp import http_connect, tls
-from visitmail.adapters.smtp.errors import Target, auth_rejected, target_of, translate
+from visitmail.adapters.smtp.errors import (
+    Target,
+    auth_rejected,
+    starttls_unavailable,
+    target_of,
+    translate,
+)
 from visitmail.domain.diagnosis import StepName
 from visitmail.domain.network_policy import REFUSED, NetworkPolicy
 from visitmail.domain.oauth_tokens import xoauth2_initial_response
@@ -41,7 +47,6 @@ from visitmail.domain.smtp_errors import (
     SmtpDnsFailed,
     SmtpFailure,
     SmtpPlaintextAuthRefused,
-    SmtpStartTlsUnavailable,
 )
 from visitmail.domain.smtp_settings import (
     AuthMethod,
@@ -307,13 +312,7 @@ async def start_tls(
     target = target_of(settings)
     if not client.supports_extension("starttls"):
         client.close()
-        raise SmtpStartTlsUnavailable(
-            "The server did not offer STARTTLS, so the password was not sent and the "
-            "connection was closed.",
-            stage=StepName.TLS,
-            fix=f"Use implicit TLS (`tls`, usually port 465) if the server offers it, or ask "
-            f"the provider to enable STARTTLS on port {settings.port}.",
-        )
+        raise starttls_unavailable(target)
     try:
         response = await client.starttls(tls_context=context)
     except Exception as e:

@@ -21,7 +21,13 @@ from email.utils import formataddr, formatdate, make_msgid
 import aiosmtplib
 
 from visitmail.adapters.smtp import connect, tls
-from visitmail.adapters.smtp.errors import proxy_label, target_of, timeout_failure, translate
+from visitmail.adapters.smtp.errors import (
+    proxy_label,
+    speaks_plain,
+    target_of,
+    timeout_failure,
+    translate,
+)
 from visitmail.domain.addresses import normalize_email
 from visitmail.domain.diagnosis import (
     OAUTH_STEPS,
@@ -30,9 +36,11 @@ from visitmail.domain.diagnosis import (
     AutodetectCandidate,
     AutodetectReport,
     DiagnosisReport,
+    PortAnswer,
     Step,
     StepName,
     StepStatus,
+    ports_answered,
 )
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.oauth import missing_scopes
@@ -41,7 +49,11 @@ from visitmail.domain.smtp_errors import (
     Detail,
     SmtpAuthFailed,
     SmtpCertificateRejected,
+    SmtpConnectFailed,
     SmtpFailure,
+    SmtpStartTlsUnavailable,
+    SmtpTimedOut,
+    SmtpTlsFailed,
 )
 from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings, Timeouts
 
@@ -115,7 +127,11 @@ class SmtpConnectionTester:
         ]
         await asyncio.gather(*(run.execute() for run in runs))
         candidates = [_candidate(run) for run in runs]
-        return AutodetectReport(candidates=candidates, recommended=_recommend(candidates))
+        return AutodetectReport(
+            candidates=candidates,
+            recommended=_recommend(candidates),
+            ports=ports_answered(candidates),
+        )
 
     @property
     def policy(self) -> NetworkPolicy:
@@ -169,6 +185,7 @@ class _Run:
         self.client: aiosmtplib.SMTP | None = None
         self.mechanism: str | None = None
         self.oauth_token: TokenCheck | None = None
+        self.failure: SmtpFailure | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -207,6 +224,7 @@ class _Run:
         self.results[name] = Step(name=name, status=StepStatus.SKIPPED, explanation=explanation)
 
     def failed(self, failure: SmtpFailure) -> None:
+        self.failure = failure
         self.results[failure.stage] = Step(
             name=failure.stage,
             status=StepStatus.FAILED,
@@ -585,8 +603,38 @@ def _candidate(run: _Run) -> AutodetectCandidate:
             summary += f"; but AUTH failed: {failed.explanation}"
         summary += "."
     return AutodetectCandidate(
-        port=settings.port, security=settings.security.value, ok=ok, summary=summary
+        port=settings.port,
+        security=settings.security.value,
+        ok=ok,
+        summary=summary,
+        answer=_answer(run, ok),
     )
+
+
+def _answer(run: _Run, ok: bool) -> PortAnswer:
+    """What the port answered, read from the steps and the failure (not from texts)."""
+    security, failure = run.settings.security, run.failure
+    if ok:
+        if security is Security.NONE:
+            ehlo = next(s for s in run.steps() if s.name is StepName.EHLO)
+            offered = ehlo.details.get("capabilities") or []
+            assert isinstance(offered, list)
+            if any(str(c).upper().startswith("STARTTLS") for c in offered):
+                return PortAnswer.STARTTLS
+            return PortAnswer.PLAIN_NO_STARTTLS
+        return PortAnswer.TLS if security is Security.TLS else PortAnswer.STARTTLS
+    if isinstance(failure, SmtpStartTlsUnavailable):
+        return PortAnswer.PLAIN_NO_STARTTLS
+    if isinstance(failure, SmtpTlsFailed) and speaks_plain(failure):
+        return PortAnswer.PLAIN
+    if isinstance(failure, SmtpTimedOut) and failure.stage in (
+        StepName.CONNECT,
+        StepName.GREETING,
+    ):
+        return PortAnswer.TIMED_OUT
+    if isinstance(failure, SmtpConnectFailed) and failure.stage is StepName.CONNECT:
+        return PortAnswer.REFUSED
+    return PortAnswer.FAILED
 
 
 def _recommend(candidates: list[AutodetectCandidate]) -> AutodetectCandidate | None:

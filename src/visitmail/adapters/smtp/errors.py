@@ -30,6 +30,7 @@ from visitmail.domain.smtp_errors import (
     SmtpFailure,
     SmtpProxyFailed,
     SmtpRejected,
+    SmtpStartTlsUnavailable,
     SmtpTimedOut,
     SmtpTlsFailed,
 )
@@ -174,6 +175,27 @@ def timeout_failure(stage: StepName, target: Target, seconds: float) -> SmtpTime
         f"The server did not answer the {stage.value} step within {seconds:g} s.",
         stage=stage,
         fix="Try again later; if it persists, raise the command timeout or ask the provider.",
+    )
+
+
+def speaks_plain(failure: SmtpFailure) -> bool:
+    """Whether a failed TLS handshake was answered in plain text (an SMTP greeting)."""
+    return failure.details.get("tls_error") in _PLAIN_SPOKEN
+
+
+def starttls_unavailable(target: Target) -> SmtpStartTlsUnavailable:
+    """``starttls`` chosen, but the EHLO reply lists no STARTTLS: the port speaks plain
+    SMTP. Ends with the two ways forward, so the admin is not sent round in circles."""
+    return SmtpStartTlsUnavailable(
+        f"Port {target.port} speaks plain SMTP without STARTTLS: the server's EHLO reply "
+        "does not offer STARTTLS, so the connection cannot be encrypted on this port. "
+        "visitmail closed it before sending anything else (the password was not sent).",
+        stage=StepName.TLS,
+        fix="Two ways forward: (1) use an encrypted port if the server has one, 465 with "
+        "`tls` or 587 with `starttls` (auto-detect tries them); or (2) choose `none` for "
+        f"port {target.port}: mail and password then cross the network unencrypted, so "
+        "only do this on a trusted network, and the operator must allow plaintext login "
+        "(VISITMAIL_ALLOW_PLAINTEXT_AUTH=true) if a username is set.",
     )
 
 

@@ -15,6 +15,7 @@ from visitmail.domain.diagnosis import (
     AutodetectCandidate,
     AutodetectReport,
     DiagnosisReport,
+    PortAnswer,
     Step,
     StepName,
     StepStatus,
@@ -441,21 +442,33 @@ class CandidateOut(BaseModel):
     security: str
     ok: bool
     summary: str
+    answer: PortAnswer = Field(description="what the port answered to this combination")
 
     @classmethod
     def of(cls, c: AutodetectCandidate) -> CandidateOut:
-        return cls(port=c.port, security=c.security, ok=c.ok, summary=c.summary)
+        return cls(port=c.port, security=c.security, ok=c.ok, summary=c.summary, answer=c.answer)
+
+
+class PortResultOut(BaseModel):
+    port: int
+    answer: PortAnswer
+    text: str = Field(description="the answer in words, e.g. 'plain SMTP without STARTTLS'")
 
 
 class SmtpAutodetectOut(BaseModel):
     candidates: list[CandidateOut]
     recommended: CandidateOut | None
+    ports: list[PortResultOut] = Field(
+        description="every port tried (the usual ones and the one typed in) and what it "
+        "answered: refused, timed out, plain SMTP (with or without STARTTLS), STARTTLS, TLS"
+    )
 
     @classmethod
     def of(cls, report: AutodetectReport) -> SmtpAutodetectOut:
         return cls(
             candidates=[CandidateOut.of(c) for c in report.candidates],
             recommended=CandidateOut.of(report.recommended) if report.recommended else None,
+            ports=[PortResultOut(port=p.port, answer=p.answer, text=p.text) for p in report.ports],
         )
 
 

@@ -341,6 +341,22 @@
         showError(target, body.error || { message: "Auto-detect could not run." });
         return;
       }
+      if (body.ports && body.ports.length) {
+        const ports = el("table", { class: "port-answers", id: "port-answers" });
+        const phead = el("tr");
+        ["Port", "What it answered"].forEach((h) => phead.append(el("th", { scope: "col" }, h)));
+        const pthead = el("thead");
+        pthead.append(phead);
+        ports.append(pthead);
+        const pbody = el("tbody");
+        for (const p of body.ports) {
+          const row = el("tr", { "data-answer": p.answer });
+          row.append(el("td", {}, p.port), el("td", {}, p.text));
+          pbody.append(row);
+        }
+        ports.append(pbody);
+        target.append(el("h3", {}, "What each port answered"), ports);
+      }
       const table = el("table", { class: "candidates" });
       const head = el("tr");
       ["Port", "Security", "Works", "What happened"].forEach((h) => head.append(el("th", { scope: "col" }, h)));
