@@ -110,3 +110,22 @@ def rejects_the_address(reply: SmtpReply) -> bool:
     if enhanced is not None:
         return enhanced in _ADDRESS_ENHANCED
     return bool(_ADDRESS_WORDS.search(reply.text))
+
+
+def reply_text_shown(enhanced: str | None, text: str | None) -> str:
+    """The reply's text as shown beside its codes: a leading copy of the enhanced status
+    (servers repeat it: ``250 2.0.0 stored`` is stored as enhanced ``2.0.0`` and text
+    ``2.0.0 stored``) is dropped, so no page says ``2.0.0 2.0.0``."""
+    shown = (text or "").strip()
+    if enhanced and shown.startswith(enhanced):
+        rest = shown[len(enhanced) :]
+        if not rest or rest[0].isspace():
+            return rest.strip()
+    return shown
+
+
+def reply_line(code: int | None, enhanced: str | None, text: str | None) -> str:
+    """A stored reply in one line, each part once: ``550 5.1.1 User unknown``. The one
+    place reply text is formatted for people (pages, advice, health)."""
+    parts = [str(code) if code else "", enhanced or "", reply_text_shown(enhanced, text)]
+    return " ".join(p for p in parts if p)

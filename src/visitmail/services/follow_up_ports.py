@@ -25,6 +25,7 @@ from visitmail.domain.follow_up import (
 )
 from visitmail.domain.mail import BuiltMessage, MailSpec
 from visitmail.domain.reports import Report
+from visitmail.domain.smtp_replies import reply_line
 from visitmail.services.dkim_ports import DkimKeyRepository
 from visitmail.services.outbox_ports import OutboxUnitOfWork
 from visitmail.services.ports import AuditEntry, OrganizationRepository, SmtpSettingsRepository
@@ -54,6 +55,11 @@ class Refusal:
     text: str
     outbox_id: UUID | None = None
     message_id: str | None = None
+
+    @property
+    def reply_line(self) -> str:
+        """The refusal as shown: code, enhanced status and text, each once."""
+        return reply_line(self.code, self.enhanced, self.text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from visitmail.domain.outbox import (
     Settlement,
 )
 from visitmail.domain.reply_advice import ReplyAdvice, advise_stored
+from visitmail.domain.smtp_replies import reply_line, reply_text_shown
 from visitmail.domain.smtp_settings import Limits, SmtpSecrets, SmtpSettings
 
 
@@ -99,6 +100,16 @@ class RecipientView:
         """What the server's reply means and its fix (``domain.reply_advice``)."""
         return advise_stored(self.code, self.enhanced, self.text)
 
+    @property
+    def reply_line(self) -> str:
+        """The reply as shown: code, enhanced status and text, each once."""
+        return reply_line(self.code, self.enhanced, self.text)
+
+    @property
+    def text_shown(self) -> str:
+        """The text without a leading repeat of the enhanced status."""
+        return reply_text_shown(self.enhanced, self.text)
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptView:
@@ -114,6 +125,16 @@ class AttemptView:
     def advice(self) -> ReplyAdvice | None:
         """What the server's reply means and its fix (``domain.reply_advice``)."""
         return advise_stored(self.code, self.enhanced, self.text)
+
+    @property
+    def reply_line(self) -> str:
+        """The reply as shown: code, enhanced status and text, each once."""
+        return reply_line(self.code, self.enhanced, self.text)
+
+    @property
+    def text_shown(self) -> str:
+        """The text without a leading repeat of the enhanced status."""
+        return reply_text_shown(self.enhanced, self.text)
 
 
 @dataclass(frozen=True, slots=True)

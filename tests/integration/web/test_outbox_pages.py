@@ -209,3 +209,23 @@ async def test_the_pages_need_a_session(client: httpx.AsyncClient) -> None:
     for path in ("/outbox", f"/outbox/{uuid.uuid4()}", "/mapping"):
         reply = await client.get(path)
         assert reply.status_code == 303 and reply.headers["location"] == f"/login?next={path}"
+
+
+async def test_the_detail_says_the_enhanced_status_once(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    # Postfix and others repeat the enhanced status at the start of the text.
+    server = await start_smtp_server(script=Script(data=lambda _n: "250 2.0.0 stored"))
+    try:
+        await configure_server(runtime, org, server.port)
+        message_id, _ = await enqueue(runtime, org, ["team@example.com"], subject="Once")
+        await make_worker(runtime, org).run_until_idle()
+    finally:
+        await server.close()
+    await log_in_as(client, runtime, org, Role.ADMIN)
+
+    page = await client.get(f"/outbox/{message_id}")
+    assert page.status_code == 200
+    text = re.sub(r"<[^>]+>", "", page.text)
+    assert "250 2.0.0 stored" in text
+    assert "2.0.0 2.0.0" not in text

@@ -274,6 +274,7 @@ async def test_autodetect_returns_candidates_and_recommendation(
         "security": "starttls",
         "ok": True,
         "summary": "STARTTLS on 587 works",
+        "answer": "failed",
     }
     assert len(body["candidates"]) == 2
 
