@@ -295,8 +295,9 @@ def settings_warnings(settings: SmtpSettings, secrets_set: frozenset[SmtpSecretF
         warnings.append(sender)
     if settings.security is Security.NONE:
         warnings.append(
-            "security is 'none': messages travel unencrypted. Choose starttls (usually port "
-            "587) or tls (usually 465) if the server offers it."
+            "The connection is not encrypted (security `none`): messages, and any password, "
+            "cross the network in plain text. Choose `starttls` (usually port 587) or `tls` "
+            "(usually 465) if the server offers it."
         )
     if settings.oauth is not None:
         if (

@@ -349,3 +349,37 @@ async def test_recipients_per_day_is_saved_from_the_form_and_filled_by_the_prese
     refused = await client.post(PAGE, data=form_body(csrf, **{"limits.recipients_per_day": "0"}))
     assert refused.status_code == 422
     assert 'aria-invalid="true"' in input_tag(refused.text, "limits.recipients_per_day")
+
+
+async def test_unencrypted_settings_warn_once_with_code_and_no_empty_sender_strip(
+    client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    _page, csrf = await admin_page(client, org)
+    saved = await client.post(
+        PAGE, data=form_body(csrf, security="none", port="25", username="", password="")
+    )
+    assert saved.status_code == 303, saved.text
+    html = (await client.get(saved.headers["location"])).text
+
+    # The sender strip exists for smtp.js but is hidden: there is no sender warning.
+    strip = re.search(r'<p id="sender-warning"[^>]*>(.*?)</p>', html, re.S)
+    assert strip is not None
+    assert " hidden" in strip.group(0) and strip.group(1).strip() == ""
+    # "Not encrypted" said once, with `none` shown as code, no literal backticks.
+    assert html.count("not encrypted") == 1
+    assert "<code>none</code>" in html and "<code>starttls</code>" in html
+    warnings = re.findall(r'<p class="card warning"[^>]*>(.*?)</p>', html, re.S)
+    assert warnings and not any("`" in w for w in warnings)
+
+
+async def test_sender_strip_shows_the_sender_warning(
+    client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    _page, csrf = await admin_page(client, org)
+    saved = await client.post(PAGE, data=form_body(csrf, sender_email="sales@other.example"))
+    assert saved.status_code == 303, saved.text
+    html = (await client.get(saved.headers["location"])).text
+    strip = re.search(r'<p id="sender-warning"([^>]*)>(.*?)</p>', html, re.S)
+    assert strip is not None
+    assert "hidden" not in strip.group(1)
+    assert "The sender address is on other.example" in strip.group(2)

@@ -889,3 +889,24 @@ async def test_autodetect_says_what_each_port_answered_against_a_real_server(
     assert "speaks plain SMTP without STARTTLS" in tried[(server.port, "starttls")]["summary"]
     assert body["recommended"]["port"] == server.port
     assert body["recommended"]["security"] == "none"
+
+
+async def test_unencrypted_connection_test_warns_once(
+    app: FastAPI, client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    server = await start_smtp_server(security="none")
+    app.state.diagnoser = SmtpConnectionTester(LOOPBACK)
+    try:
+        inline = settings_body(
+            host="127.0.0.1", port=server.port, security="none", username=None, password=None
+        )
+        reply = await client.post(f"{URL}/test", headers=org.headers, json={"settings": inline})
+    finally:
+        app.state.diagnoser = None
+        await server.close()
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["ok"] is True
+    about_encryption = [w for w in body["warnings"] if "encrypt" in w]
+    assert len(about_encryption) == 1, body["warnings"]
+    assert "not encrypted" in about_encryption[0]

@@ -147,15 +147,10 @@ class SmtpConnectionTester:
 
 
 def _warnings(settings: SmtpSettings) -> list[str]:
-    warnings: list[str] = []
+    """The sender-domain trap only: the "not encrypted" warning is the service's
+    (``smtp_config.settings_warnings``), said once with its advice, not twice."""
     sender = settings.sender_domain_warning()
-    if sender:
-        warnings.append(sender)
-    if settings.security is Security.NONE:
-        warnings.append(
-            "The connection is not encrypted: messages cross the network in plain text."
-        )
-    return warnings
+    return [sender] if sender else []
 
 
 class _Run:

@@ -81,10 +81,12 @@ from visitmail.web.smtp_wiring import (
     get_domain_check,
     note_for_dev_inbox,
 )
-from visitmail.web.ui.pages import render, to_login
+from visitmail.web.ui.code_spans import code_spans
+from visitmail.web.ui.pages import render, templates, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
 
 router = APIRouter(include_in_schema=False)
+templates.env.filters["code_spans"] = code_spans
 E = TypeVar("E", Security, AuthMethod, ProxyKind, OAuthProvider, GenericGrant)
 
 PAGE = "/settings/smtp"

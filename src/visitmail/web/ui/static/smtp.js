@@ -34,6 +34,21 @@
     return node;
   }
 
+  // Texts from the server mark settings values with backticks (`starttls`): shown as
+  // <code>, never as literal backticks. Built with text nodes, so nothing is parsed as HTML.
+  function withCode(tag, attrs, text) {
+    const node = el(tag, attrs);
+    appendCode(node, text);
+    return node;
+  }
+
+  function appendCode(node, text) {
+    String(text ?? "").split("`").forEach((part, i) => {
+      if (!part) return;
+      node.append(i % 2 === 1 ? el("code", {}, part) : document.createTextNode(part));
+    });
+  }
+
   // The connection test's sender-domain block: informative, one line per check; the
   // section "Sender domain" below the form shows the records to publish in full.
   function renderDomain(domain) {
@@ -213,10 +228,11 @@
         el("p", { class: "reply" }, `Server replied: ${step.reply_code || ""} ${step.reply_text || ""}`.trim()),
       );
     }
-    if (step.explanation) item.append(el("p", { class: "explanation" }, step.explanation));
+    if (step.explanation) item.append(withCode("p", { class: "explanation" }, step.explanation));
     if (step.fix) {
       const fix = el("p", { class: "fix" });
-      fix.append(el("strong", {}, "Fix: "), step.fix);
+      fix.append(el("strong", {}, "Fix: "));
+      appendCode(fix, step.fix);
       item.append(fix);
     }
     return item;
@@ -318,7 +334,7 @@
         ? "Every step passed: the server accepts these settings."
         : "The test failed: see the failed step and its fix.";
       status.className = report.ok ? "result ok" : "result bad";
-      for (const warning of report.warnings || []) target.append(el("p", { class: "warning" }, warning));
+      for (const warning of report.warnings || []) target.append(withCode("p", { class: "warning" }, warning));
       if (report.domain) target.append(renderDomain(report.domain));
     } catch (_e) {
       showError(target, { message: "The page could not reach visitmail." });
@@ -366,7 +382,7 @@
       const tbody = el("tbody");
       for (const c of body.candidates) {
         const row = el("tr");
-        row.append(el("td", {}, c.port), el("td", {}, c.security), el("td", {}, c.ok ? "yes" : "no"), el("td", {}, c.summary));
+        row.append(el("td", {}, c.port), el("td", {}, c.security), el("td", {}, c.ok ? "yes" : "no"), withCode("td", {}, c.summary));
         tbody.append(row);
       }
       table.append(tbody);
