@@ -95,6 +95,7 @@ def test_admin_configures_tests_and_saves_the_mail_server(
     expect(page.get_by_label("STARTTLS", exact=True)).to_be_checked()
     expect(page.locator("#preset-note")).to_contain_text("Sender Authentication")
     expect(page.locator("#f-username-hint")).to_contain_text("apikey")
+    expect(page.get_by_label("Username", exact=True)).to_have_value("apikey")
 
     # The port hint follows the security choice.
     page.get_by_label("TLS", exact=True).check()

@@ -47,6 +47,9 @@ class SmtpPreset:
     limits: PresetLimits = field(default_factory=PresetLimits)
     limits_note: str | None = None
     parameters: tuple[tuple[str, str], ...] = ()  # (name, default)
+    # The login name when the provider fixes it (SendGrid's literal ``apikey``): choosing
+    # the preset fills the username with it. ``None``: the admin's own account name.
+    username: str | None = None
 
 
 PLAN_DEPENDENT = "depends on the plan or account; see the provider's dashboard"
@@ -60,6 +63,7 @@ PRESETS: tuple[SmtpPreset, ...] = (
         security=Security.STARTTLS,
         alternatives=(Endpoint(465, Security.TLS),),
         username_hint="apikey (literally)",
+        username="apikey",
         credential_hint="an API key with the 'Mail Send' permission",
         note="The sender address or its domain must be verified in SendGrid "
         "(Sender Authentication).",
@@ -189,6 +193,7 @@ PRESETS: tuple[SmtpPreset, ...] = (
         port=587,
         security=Security.STARTTLS,
         username_hint="SMTP_Injection (literally)",
+        username="SMTP_Injection",
         credential_hint="an API key with the 'Send via SMTP' permission",
         note="The sending domain must be verified. EU accounts use the 'SparkPost (EU)' preset.",
         limits_note=PLAN_DEPENDENT,
@@ -200,6 +205,7 @@ PRESETS: tuple[SmtpPreset, ...] = (
         port=587,
         security=Security.STARTTLS,
         username_hint="SMTP_Injection (literally)",
+        username="SMTP_Injection",
         credential_hint="an API key with the 'Send via SMTP' permission",
         note="For accounts hosted in SparkPost's EU region.",
         limits_note=PLAN_DEPENDENT,

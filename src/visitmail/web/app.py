@@ -34,6 +34,7 @@ from visitmail.web.text_guard import InvalidTextGuard
 from visitmail.web.ui import (
     account_pages,
     event_pages,
+    favicon,
     mapping_pages,
     oauth_pages,
     outbox_pages,
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(report_pages.router)
     app.include_router(suppression_pages.router)
     app.include_router(account_pages.router)
+    app.include_router(favicon.router)
     app.mount(api_docs.ASSETS_URL, api_docs.assets(), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -761,6 +761,9 @@ async def test_presets_endpoint(client: httpx.AsyncClient, org: OrgFixture) -> N
     assert reply.status_code == 200
     presets = {p["id"]: p for p in reply.json()}
     assert presets["sendgrid"]["host"] == "smtp.sendgrid.net"
+    # A login name the provider fixes is part of the preset; others leave it to the admin.
+    assert presets["sendgrid"]["username"] == "apikey"
+    assert presets["brevo"]["username"] is None
     assert presets["amazon-ses"]["host"] == "email-smtp.eu-central-1.amazonaws.com"
     assert presets["amazon-ses"]["parameters"] == {"region": "eu-central-1"}
     assert presets["microsoft-365"]["limits"] == {

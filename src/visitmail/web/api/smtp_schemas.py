@@ -494,6 +494,9 @@ class PresetOut(BaseModel):
     security: Security
     alternatives: list[EndpointOut]
     username_hint: str
+    username: str | None = Field(
+        description="the login name the provider fixes (SendGrid: apikey); null: your own"
+    )
     credential_hint: str
     limits: PresetLimitsOut = Field(description="documented, plan-independent limits only")
     limits_note: str | None
@@ -511,6 +514,7 @@ class PresetOut(BaseModel):
             security=p.security,
             alternatives=[EndpointOut(port=a.port, security=a.security) for a in p.alternatives],
             username_hint=p.username_hint,
+            username=p.username,
             credential_hint=p.credential_hint,
             limits=PresetLimitsOut(
                 per_minute=p.limits.per_minute,

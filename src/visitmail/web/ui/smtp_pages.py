@@ -347,6 +347,7 @@ def _presets_json() -> list[dict[str, Any]]:
             "security": p.security.value,
             "alternatives": [f"{a.port} ({a.security.value})" for a in p.alternatives],
             "username_hint": p.username_hint,
+            "username": p.username,
             "credential_hint": p.credential_hint,
             "note": p.note,
             "limits": {

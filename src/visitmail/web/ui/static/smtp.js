@@ -114,7 +114,10 @@
     const radio = $(`f-security-${preset.security}`);
     if (radio) radio.checked = true;
     const username = $("f-username");
-    if (username && !username.value) username.placeholder = preset.username_hint;
+    // A login name the provider fixes (SendGrid's "apikey") is filled in; otherwise
+    // the hint shows as a placeholder and the admin types their own.
+    if (username && preset.username) username.value = preset.username;
+    else if (username && !username.value) username.placeholder = preset.username_hint;
     const lim = preset.limits;
     setValue("f-limits-per-minute", lim.per_minute);
     setValue("f-limits-per-hour", lim.per_hour);
