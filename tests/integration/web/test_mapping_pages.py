@@ -153,6 +153,13 @@ async def test_activate_an_older_revision_and_see_the_diff(
         '<span class="diff-del">-      &#34;name&#34;: &#34;Regional sales teams&#34;,' in view.text
     )
     assert '<span class="diff-add">+      &#34;name&#34;: &#34;Regional teams&#34;,' in view.text
+    # One line per diff line: every line is a block span (app.css `.diff span`), so a
+    # newline between the spans as well rendered the diff double-spaced.
+    pre = re.search(r'<pre class="diff"[^>]*>(.*?)</pre>', view.text, re.S)
+    assert pre is not None
+    between = re.sub(r"<span[^>]*>.*?</span>", "", pre.group(1))
+    assert between == "", repr(between[:40])
+    assert pre.group(1).count("<span") > 3
 
     token = csrf_in(view.text)
     forged = await client.post(f"/mapping/revisions/{first['id']}/activate")
