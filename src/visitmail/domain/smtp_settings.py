@@ -31,6 +31,15 @@ class Security(StrEnum):
     NONE = "none"  # plain text; passwords refused unless the operator allows it
 
 
+# The one "not encrypted" warning: the saved settings, the connection test and the page
+# all say this text, so a report that merges their warnings says it once.
+UNENCRYPTED_WARNING = (
+    "The connection is not encrypted (security `none`): messages, and any password, cross "
+    "the network unencrypted. Choose `starttls` (usually port 587) or `tls` (usually 465) "
+    "if the server offers it."
+)
+
+
 class AuthMethod(StrEnum):
     AUTO = "auto"  # the strongest the server offers among the ones below
     PLAIN = "plain"

@@ -39,6 +39,7 @@ from visitmail.domain.roles import Role
 from visitmail.domain.sender_domain import DomainReport
 from visitmail.domain.smtp_presets import PRESETS, SmtpPreset, find_preset
 from visitmail.domain.smtp_settings import (
+    UNENCRYPTED_WARNING,
     AuthMethod,
     Security,
     SmtpSecrets,
@@ -294,11 +295,7 @@ def settings_warnings(settings: SmtpSettings, secrets_set: frozenset[SmtpSecretF
     if sender:
         warnings.append(sender)
     if settings.security is Security.NONE:
-        warnings.append(
-            "The connection is not encrypted (security `none`): messages, and any password, "
-            "cross the network in plain text. Choose `starttls` (usually port 587) or `tls` "
-            "(usually 465) if the server offers it."
-        )
+        warnings.append(UNENCRYPTED_WARNING)
     if settings.oauth is not None:
         if (
             settings.oauth.uses_refresh_token

@@ -55,7 +55,13 @@ from visitmail.domain.smtp_errors import (
     SmtpTimedOut,
     SmtpTlsFailed,
 )
-from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings, Timeouts
+from visitmail.domain.smtp_settings import (
+    UNENCRYPTED_WARNING,
+    Security,
+    SmtpSecrets,
+    SmtpSettings,
+    Timeouts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +153,15 @@ class SmtpConnectionTester:
 
 
 def _warnings(settings: SmtpSettings) -> list[str]:
-    """The sender-domain trap only: the "not encrypted" warning is the service's
-    (``smtp_config.settings_warnings``), said once with its advice, not twice."""
+    """The sender-domain trap and the "not encrypted" warning, in the same words as the
+    saved settings' (``smtp_config.settings_warnings``), so merged they are said once."""
+    warnings: list[str] = []
     sender = settings.sender_domain_warning()
-    return [sender] if sender else []
+    if sender:
+        warnings.append(sender)
+    if settings.security is Security.NONE:
+        warnings.append(UNENCRYPTED_WARNING)
+    return warnings
 
 
 class _Run:
