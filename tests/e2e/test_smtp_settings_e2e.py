@@ -197,3 +197,43 @@ def test_reporter_cannot_open_the_page(browser: Browser, server: Server) -> None
         expect(page.get_by_role("alert")).to_contain_text("Only admins")
     finally:
         context.close()
+
+
+def test_plain_port_without_starttls_gets_advice_and_autodetect_says_what_each_port_answered(
+    page: Page, server: Server, restore_settings: None
+) -> None:
+    with ThreadedSmtpServer(security="none") as plain:
+        log_in(page, server, server.admin_email, server.admin_password)
+        page.goto(f"{server.url}/settings/smtp")
+        page.get_by_label("Host", exact=True).fill(plain.host)
+        page.get_by_label("Port", exact=True).fill(str(plain.port))
+        page.get_by_label("STARTTLS", exact=True).check()
+        page.get_by_label("Username", exact=True).fill("")
+        page.get_by_label("Sender address").fill("sales@example.com")
+
+        run_test(page)
+        tls = page.locator('#test-result li[data-step="tls"]')
+        expect(tls).to_have_class(re.compile(r"\bfailed\b"))
+        expect(tls.locator(".explanation")).to_contain_text(
+            f"Port {plain.port} speaks plain SMTP without STARTTLS"
+        )
+        # The advice ends: both ways forward, values shown as code, no literal backticks.
+        fix = tls.locator(".fix")
+        expect(fix).to_contain_text("465 with tls or 587 with starttls")
+        expect(fix).to_contain_text(f"choose none for port {plain.port}")
+        expect(fix).to_contain_text("trusted network")
+        expect(fix.locator("code", has_text="none")).to_have_count(1)
+        assert "`" not in fix.inner_text()
+
+        page.get_by_role("button", name="Auto-detect").click()
+        ports = page.locator("#port-answers")
+        expect(ports).to_be_visible(timeout=30_000)
+        expect(ports.locator('tr[data-answer="plain_no_starttls"] td').first).to_have_text(
+            str(plain.port)
+        )
+        expect(ports).to_contain_text("plain SMTP without STARTTLS")
+        expect(ports.locator("tbody tr")).to_have_count(5)  # 465, 587, the typed port, 25, 2525
+        expect(page.locator("#autodetect-result")).to_contain_text(
+            f"Recommended: port {plain.port} with none"
+        )
+        screenshot(page, "smtp-autodetect-plain-port")
