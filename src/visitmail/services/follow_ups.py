@@ -69,6 +69,7 @@ from visitmail.domain.outbox import MessageKind
 from visitmail.domain.reports import Consent, Report, ReportStatus, checked_lead
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import SmtpSettings
+from visitmail.domain.unsubscribe_texts import with_footer
 from visitmail.services import outbox
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.dkim import DkimSigning
@@ -276,6 +277,7 @@ class _Planned:
     address: str
     sequence: int
     base: FollowUpResult
+    organization_name: str = ""  # named in the visible unsubscribe line
 
 
 def _templates_by_event(
@@ -466,7 +468,9 @@ async def _plan(
                 outbox_id=before[0].outbox_id,
             )
         else:
-            planned.append(_Planned(report, template, report.lead.email, len(before) + 1, base))
+            planned.append(
+                _Planned(report, template, report.lead.email, len(before) + 1, base, signer)
+            )
     return planned
 
 
@@ -539,7 +543,14 @@ def _build(
     signer: MessageSigner | None = None,
 ) -> NewMessage:
     report, template, address = plan.report, plan.template, plan.address
-    rendered = render_follow_up(template.spec, report, template.language)
+    link = senders.unsubscribe.url(org, address, template.language)
+    # The visible line carries the header's very URL: one link, one behaviour.
+    rendered = with_footer(
+        render_follow_up(template.spec, report, template.language),
+        link,
+        template.language,
+        plan.organization_name,
+    )
     files: list[Attachment] = []
     for i, media_id in enumerate(template.spec.attachments):
         found = media.get(media_id)
@@ -560,7 +571,6 @@ def _build(
         reply_to = None
     bcc = (reporter_email,) if template.spec.bcc_reporter and reporter_email else ()
     lead_name = " ".join(p for p in (report.lead.first_name, report.lead.last_name) if p)
-    link = senders.unsubscribe.url(org, address)
     spec = MailSpec(
         sender=Mailbox(settings.sender_email, settings.sender_name or ""),
         to=(Mailbox(address, lead_name),),
