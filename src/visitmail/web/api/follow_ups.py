@@ -143,7 +143,11 @@ async def put_template(
 ) -> TemplateOut:
     """`language` must be one of the event's. Subject, text and HTML are compiled in the
     sandbox now: a syntax error, an unknown placeholder or a refused construct
-    (`{{ ''.__class__ }}`) answers 422 naming `subject`, `text` or `html` and the line.
+    (`{{ ''.__class__ }}`) answers 422 naming `subject`, `text` or `html` and the line; so
+    does a script in the HTML part (`<script`, `javascript:` URLs, `on…=` attributes), at
+    save and again at render. Besides the mapping's names, templates see `event` (`id`,
+    `name`, `languages`) and `questions` (labels by key), and choice answers render as
+    their option labels in the template's language (still equal to their keys).
     Attachments must be files of the event's media library (`attachments[i]`)."""
     template = await follow_ups.put_template(uow, principal, event_id, language, body.to_domain())
     return TemplateOut.of(template)
