@@ -7,16 +7,17 @@ to attach, and two switches: ``reply_to_reporter`` (default on: answers go to th
 who met the lead, else to the organization's reply-to) and ``bcc_reporter`` (default off).
 
 Templates see exactly the names the notification mapping's templates see
-(:func:`~visitmail.domain.mapping_eval.template_context`: ``lead``, ``answers``,
-``notes``, ``reporter``, ``salutation`` in the template's language, …) with ``trigger``
-set to ``"follow_up"``, plus ``event`` and ``questions`` and choice answers as their
-labels (:mod:`visitmail.domain.follow_up_context`). A lead reads the reporter's name as
-the signature (``{{ reporter.name }}``) and in Reply-To: :func:`signed_by` puts the
+(:func:`~visitmail.domain.mapping_eval.template_context`: ``lead``, ``answers``, ``notes``,
+``reporter``, ``salutation`` in the template's language, …) with ``trigger`` set to
+``"follow_up"``, plus ``event`` and ``questions`` and choice answers as their labels
+(:mod:`visitmail.domain.follow_up_context`). A lead reads the reporter's name as the
+signature (``{{ reporter.name }}``) and in Reply-To: :func:`signed_by` puts the
 organization's name there when the reporter has no name of their own
-(:func:`~visitmail.domain.identity.has_own_name`), so a lead never reads "admin". :func:`checked_template` compiles all three parts in the sandbox
-when the template is saved and names the part (``subject``, ``text``, ``html``) and the
-line of the first problem. :func:`render_follow_up` refuses a subject that renders a line
-break (a text answer or the notes can hold one), naming ``subject``.
+(:func:`~visitmail.domain.identity.has_own_name`), so a lead never reads "admin".
+:func:`checked_template` compiles all three parts in the sandbox when the template is saved
+and names the part (``subject``, ``text``, ``html``) and the line of the first problem.
+:func:`render_follow_up` refuses a subject that renders a line break (a text answer or the
+notes can hold one), naming ``subject``.
 
 The unsubscribe token is ``<payload>.<mac>``, both unpadded base64url: the payload is the
 organization's 16 UUID bytes followed by the lower-cased address in UTF-8, the MAC is
