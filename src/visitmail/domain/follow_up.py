@@ -7,15 +7,17 @@ to attach, and two switches: ``reply_to_reporter`` (default on: answers go to th
 who met the lead, else to the organization's reply-to) and ``bcc_reporter`` (default off).
 
 Templates see exactly the names the notification mapping's templates see
-(:func:`~visitmail.domain.mapping_eval.template_context`: ``lead``, ``answers``,
-``notes``, ``reporter``, ``salutation`` in the template's language, …) with ``trigger``
-set to ``"follow_up"``. A lead reads the reporter's name as the signature (``{{ reporter.name
-}}``) and in Reply-To: :func:`signed_by` puts the organization's name there when the
-reporter has no name of their own (:func:`~visitmail.domain.identity.has_own_name`), so a
-lead never reads "admin". :func:`checked_template` compiles all three parts in the sandbox
-when the template is saved and names the part (``subject``, ``text``, ``html``) and the
-line of the first problem. :func:`render_follow_up` refuses a subject that renders a line
-break (a text answer or the notes can hold one), naming ``subject``.
+(:func:`~visitmail.domain.mapping_eval.template_context`: ``lead``, ``answers``, ``notes``,
+``reporter``, ``salutation`` in the template's language, …) with ``trigger`` set to
+``"follow_up"``, plus ``event`` and ``questions`` and choice answers as their labels
+(:mod:`visitmail.domain.follow_up_context`). A lead reads the reporter's name as the
+signature (``{{ reporter.name }}``) and in Reply-To: :func:`signed_by` puts the
+organization's name there when the reporter has no name of their own
+(:func:`~visitmail.domain.identity.has_own_name`), so a lead never reads "admin".
+:func:`checked_template` compiles all three parts in the sandbox when the template is saved
+and names the part (``subject``, ``text``, ``html``) and the line of the first problem.
+:func:`render_follow_up` refuses a subject that renders a line break (a text answer or the
+notes can hold one), naming ``subject``.
 
 The unsubscribe token is ``<payload>.<mac>``, both unpadded base64url: the payload is the
 organization's 16 UUID bytes followed by the lower-cased address in UTF-8, the MAC is
@@ -39,7 +41,10 @@ from typing import Any
 from uuid import UUID
 
 from visitmail.domain.errors import InvalidInput
+from visitmail.domain.events import Event
+from visitmail.domain.follow_up_context import EVENT_FIELDS, event_context, labeled_answers
 from visitmail.domain.header_text import header_safe
+from visitmail.domain.html_scripts import refuse_scripts
 from visitmail.domain.identity import has_own_name
 from visitmail.domain.mapping import TEMPLATE_FIELDS, TEMPLATE_NAMES, Trigger
 from visitmail.domain.mapping_eval import template_context
@@ -51,6 +56,10 @@ MAX_BODY_TEMPLATE_CHARS = 100_000
 MAX_ATTACHMENTS = 10
 MAX_RENDERED_SUBJECT_CHARS = 900  # what a MailSpec accepts
 FOLLOW_UP_TRIGGER = "follow_up"
+# The mapping's names plus the event's (domain.follow_up_context); ``event`` has fixed
+# fields, so ``{{ event.start }}`` is reported when the template is saved.
+FOLLOW_UP_NAMES: frozenset[str] = TEMPLATE_NAMES | {"event", "questions"}
+FOLLOW_UP_FIELDS: dict[str, tuple[str, ...]] = {**TEMPLATE_FIELDS, "event": EVENT_FIELDS}
 _LINE_BREAKS = ("\r", "\n", "\x00", "\u2028", "\u2029", "\x85", "\x0b", "\x0c")
 
 
@@ -107,9 +116,11 @@ def _checked_part(source: str, field: str, *, limit: int) -> str:
     if "\x00" in source:
         raise InvalidInput("must not contain NUL characters", field=field)
     try:
-        check_template(source, known_names=TEMPLATE_NAMES, known_fields=TEMPLATE_FIELDS)
+        check_template(source, known_names=FOLLOW_UP_NAMES, known_fields=FOLLOW_UP_FIELDS)
     except TemplateInvalid as exc:
         raise TemplateInvalid(exc.reason, line=exc.line, field=field) from None
+    if field == "html":
+        refuse_scripts(source, field=field)
     return source
 
 
@@ -157,10 +168,15 @@ def signed_by(report: Report, organization_name: str) -> Report:
     return replace(report, reporter={**report.reporter, "name": organization_name.strip()})
 
 
-def follow_up_context(report: Report, language: str) -> dict[str, Any]:
-    """The mapping's template context (same names) with ``trigger`` = ``"follow_up"``."""
+def follow_up_context(report: Report, language: str, event: Event | None = None) -> dict[str, Any]:
+    """The mapping's template context (same names) with ``trigger`` = ``"follow_up"``;
+    with ``event``, also ``event`` and ``questions`` and the answers with their labels
+    (:mod:`visitmail.domain.follow_up_context`)."""
     context = template_context(report, Trigger.EXPORTED, language)
     context["trigger"] = FOLLOW_UP_TRIGGER
+    if event is not None:
+        context.update(event_context(event, language))
+        context["answers"] = labeled_answers(report.answers, event, language)
     return context
 
 
@@ -171,11 +187,17 @@ def _render(source: str, context: dict[str, Any], field: str, *, autoescape: boo
         raise type(exc)(exc.reason, line=exc.line, field=field) from None
 
 
-def render_follow_up(spec: FollowUpTemplateSpec, report: Report, language: str) -> RenderedFollowUp:
-    """Subject, text and html for ``report`` in ``language``. Raises :class:`InvalidInput`
-    naming ``subject`` (a line break or control character rendered into it, or too long),
-    or a :class:`SandboxError` naming the part that failed at run time."""
-    context = follow_up_context(report, language)
+def render_follow_up(
+    spec: FollowUpTemplateSpec, report: Report, language: str, event: Event | None = None
+) -> RenderedFollowUp:
+    """Subject, text and html for ``report`` in ``language`` (``event``: see
+    :func:`follow_up_context`). Raises :class:`InvalidInput` naming ``subject`` (a line
+    break or control character rendered into it, or too long) or ``html`` (a script: the
+    rule of the save, :func:`~visitmail.domain.html_scripts.refuse_scripts`, applied again
+    to what is stored), or a :class:`SandboxError` naming the part that failed at run time."""
+    if spec.html:
+        refuse_scripts(spec.html, field="html")
+    context = follow_up_context(report, language, event)
     subject = _render(spec.subject, context, "subject", autoescape=False)
     if any(ch in subject for ch in _LINE_BREAKS):
         raise InvalidInput(

@@ -39,8 +39,9 @@ class MailRenderer(Protocol):
 
 
 class UnsubscribeLinks(Protocol):
-    def url(self, organization_id: UUID, address: str) -> str:
-        """The absolute one-click URL (RFC 8058) that suppresses ``address``."""
+    def url(self, organization_id: UUID, address: str, language: str) -> str:
+        """The absolute one-click URL (RFC 8058) that suppresses ``address``; its page
+        speaks ``language`` (the follow-up's)."""
         ...
 
 

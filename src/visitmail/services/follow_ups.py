@@ -63,12 +63,14 @@ from visitmail.domain.follow_up import (
     signed_by,
     suppression_address,
 )
+from visitmail.domain.follow_up_context import sample_answers
 from visitmail.domain.identity import Principal
 from visitmail.domain.mail import Attachment, Mailbox, MailSpec
 from visitmail.domain.outbox import MessageKind
 from visitmail.domain.reports import Consent, Report, ReportStatus, checked_lead
 from visitmail.domain.roles import Role
 from visitmail.domain.smtp_settings import SmtpSettings
+from visitmail.domain.unsubscribe_texts import with_footer
 from visitmail.services import outbox
 from visitmail.services.clock import Clock, utcnow
 from visitmail.services.dkim import DkimSigning
@@ -200,15 +202,18 @@ async def list_templates(
     return await uow.follow_up_templates.list(actor.organization_id, event.id)
 
 
-def sample_report(event: Event, lead: dict[str, str], organization_id: UUID) -> Report:
-    """A report that exists only for a preview: the given lead, no answers."""
+def sample_report(
+    event: Event, lead: dict[str, str], organization_id: UUID, language: str | None = None
+) -> Report:
+    """A report that exists only for a preview: the given lead and a sample answer to each
+    of the event's questions (:func:`~visitmail.domain.follow_up_context.sample_answers`)."""
     now = datetime.now(UTC)
     return Report(
         id=uuid.UUID(int=0),
         organization_id=organization_id,
         event_id=event.id,
         lead=checked_lead(lead),
-        answers={},
+        answers=sample_answers(event, language or event.default_language),
         notes="",
         consent=Consent(follow_up_email=True),
         status=ReportStatus.DRAFT,
@@ -249,10 +254,10 @@ async def preview_template(
         organization = await uow.organizations.get(actor.organization_id)
         report = signed_by(found, organization.name if organization is not None else "")
     else:
-        report = sample_report(event, lead or {}, actor.organization_id)
+        report = sample_report(event, lead or {}, actor.organization_id, tag)
     # Off the event loop: a template may spend its whole time budget (domain.sandbox), and
     # other requests must not wait for it.
-    return await asyncio.to_thread(render_follow_up, template_spec, report, tag)
+    return await asyncio.to_thread(render_follow_up, template_spec, report, tag, event)
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -276,6 +281,8 @@ class _Planned:
     address: str
     sequence: int
     base: FollowUpResult
+    organization_name: str = ""  # named in the visible unsubscribe line
+    event: Event | None = None  # for ``event``/``questions`` and the answers' labels
 
 
 def _templates_by_event(
@@ -466,7 +473,17 @@ async def _plan(
                 outbox_id=before[0].outbox_id,
             )
         else:
-            planned.append(_Planned(report, template, report.lead.email, len(before) + 1, base))
+            planned.append(
+                _Planned(
+                    report,
+                    template,
+                    report.lead.email,
+                    len(before) + 1,
+                    base,
+                    signer,
+                    events.get(report.event_id),
+                )
+            )
     return planned
 
 
@@ -539,7 +556,14 @@ def _build(
     signer: MessageSigner | None = None,
 ) -> NewMessage:
     report, template, address = plan.report, plan.template, plan.address
-    rendered = render_follow_up(template.spec, report, template.language)
+    link = senders.unsubscribe.url(org, address, template.language)
+    # The visible line carries the header's very URL: one link, one behaviour.
+    rendered = with_footer(
+        render_follow_up(template.spec, report, template.language, plan.event),
+        link,
+        template.language,
+        plan.organization_name,
+    )
     files: list[Attachment] = []
     for i, media_id in enumerate(template.spec.attachments):
         found = media.get(media_id)
@@ -560,7 +584,6 @@ def _build(
         reply_to = None
     bcc = (reporter_email,) if template.spec.bcc_reporter and reporter_email else ()
     lead_name = " ".join(p for p in (report.lead.first_name, report.lead.last_name) if p)
-    link = senders.unsubscribe.url(org, address)
     spec = MailSpec(
         sender=Mailbox(settings.sender_email, settings.sender_name or ""),
         to=(Mailbox(address, lead_name),),

@@ -54,14 +54,16 @@ async def sent_follow_up(
     client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, smtp: SmtpServer, event_id: str
 ) -> tuple[str, str, str]:
     """Capture a report as the admin, follow it up, deliver: the received mail's text, the
-    Reply-To display name and address."""
+    Reply-To display name and address. The text ends before the unsubscribe line that
+    every follow-up carries (after the ``-- `` separator)."""
     report = await capture(client, org.headers, event_id, lead=lead())
     queued = await follow_up(client, org.headers, report["id"])
     assert queued.status_code == 200, queued.text
     await make_worker(runtime, org).run_until_idle()
     (mail,) = received_by(smtp, report["lead"]["email"])
     (reply_to,) = mail["Reply-To"].addresses
-    return body_text(mail), reply_to.display_name, reply_to.addr_spec
+    text = body_text(mail).replace("\r\n", "\n").rsplit("\n-- \n", 1)[0]
+    return text, reply_to.display_name, reply_to.addr_spec
 
 
 async def test_an_unnamed_reporter_signs_with_the_organizations_name_until_named(

@@ -21,9 +21,9 @@ Decisions this shell makes (the rules themselves are in ``services/follow_ups.py
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
@@ -31,7 +31,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from visitmail.adapters.crypto.keyring import KeyRing
 from visitmail.adapters.crypto.unsubscribe_tokens import UnsubscribeTokens
+from visitmail.adapters.db.uow import SqlUnitOfWork
 from visitmail.adapters.render.mime import build_message
+from visitmail.domain import unsubscribe_texts
 from visitmail.runtime import Runtime
 from visitmail.services import follow_ups
 from visitmail.web.api.follow_up_schemas import (
@@ -49,6 +51,7 @@ from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.deps import PrincipalDep, ReadUowDep, RuntimeDep, UowDep
 from visitmail.web.errors import error_body
 from visitmail.web.smtp_wiring import dkim_signing
+from visitmail.web.ui.pages import templates as ui_templates
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -89,9 +92,10 @@ class SealedLinks:
     base_url: str
     tokens: UnsubscribeTokens
 
-    def url(self, organization_id: UUID, address: str) -> str:
+    def url(self, organization_id: UUID, address: str, language: str) -> str:
         token = self.tokens.seal(organization_id, address)
-        return f"{self.base_url}/api/v1/unsubscribe/{token}"
+        # The language rides in the clear: it says nothing about whom the link is for.
+        return f"{self.base_url}/api/v1/unsubscribe/{token}?lang={quote(language, safe='')}"
 
 
 def get_senders(request: Request, runtime: RuntimeDep) -> follow_ups.Senders:
@@ -139,7 +143,11 @@ async def put_template(
 ) -> TemplateOut:
     """`language` must be one of the event's. Subject, text and HTML are compiled in the
     sandbox now: a syntax error, an unknown placeholder or a refused construct
-    (`{{ ''.__class__ }}`) answers 422 naming `subject`, `text` or `html` and the line.
+    (`{{ ''.__class__ }}`) answers 422 naming `subject`, `text` or `html` and the line; so
+    does a script in the HTML part (`<script`, `javascript:` URLs, `on…=` attributes), at
+    save and again at render. Besides the mapping's names, templates see `event` (`id`,
+    `name`, `languages`) and `questions` (labels by key), and choice answers render as
+    their option labels in the template's language (still equal to their keys).
     Attachments must be files of the event's media library (`attachments[i]`)."""
     template = await follow_ups.put_template(uow, principal, event_id, language, body.to_domain())
     return TemplateOut.of(template)
@@ -216,18 +224,44 @@ async def bulk_follow_up(
 # --- unsubscribe --------------------------------------------------------------------------
 
 _INVALID_LINK = "this unsubscribe link is not valid"
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Unsubscribe</title></head>
-<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto;">
-{body}
-</body></html>"""
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def _page(body: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(body=body), status_code, headers=_NO_STORE)
+def _page(
+    request: Request,
+    state: str,
+    language: str | None,
+    *,
+    organization: str = "",
+    address: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The page in the link's language (English when it has no texts): ``confirm`` (the
+    button), ``done`` or ``invalid``. Jinja escapes the organization and the address."""
+    words = unsubscribe_texts.texts(language)
+    title, message = {
+        "confirm": (words.title, words.question),
+        "done": (words.done_title, words.done),
+        "invalid": (words.invalid_title, words.invalid),
+    }[state]
+    message = message.format(organization=organization or "visitmail", address=address)
+    context = {
+        "words": words,
+        "state": state,
+        "title": title,
+        "message": message,
+        "organization": organization,
+    }
+    response = ui_templates.TemplateResponse(
+        request, "unsubscribe.html", context, status_code=status_code
+    )
+    response.headers.update(_NO_STORE)
+    return response
+
+
+async def _organization_name(uow: SqlUnitOfWork, organization_id: UUID) -> str:
+    organization = await uow.organizations.get(organization_id)
+    return organization.name if organization is not None else ""
 
 
 @public_router.get(
@@ -241,18 +275,18 @@ def _page(body: str, status_code: int = 200) -> HTMLResponse:
         }
     },
 )
-async def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
-    """A page with one button that posts to the same URL. Never unsubscribes on GET: mail
-    scanners fetch links."""
+async def unsubscribe_page(
+    token: str, request: Request, runtime: RuntimeDep, uow: ReadUowDep, lang: str | None = None
+) -> HTMLResponse:
+    """A page naming the organization with one button that posts to the same URL, in the
+    language of ``lang`` (the follow-up's; English without texts for it). Never
+    unsubscribes on GET: mail scanners fetch links."""
     found = unsubscribe_tokens(runtime.keyring).open(token)
     if found is None:
-        return _page(f"<p>{_INVALID_LINK}.</p>", 404)
-    _, address = found
-    return _page(
-        f"<h1>Unsubscribe</h1><p>Stop follow-up emails to <b>{html.escape(address)}</b>?</p>"
-        '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        '<button type="submit">Unsubscribe</button></form>'
-    )
+        return _page(request, "invalid", lang, status_code=404)
+    organization_id, address = found
+    name = await _organization_name(uow, organization_id)
+    return _page(request, "confirm", lang, organization=name, address=address)
 
 
 @public_router.post(
@@ -267,17 +301,20 @@ async def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
         }
     },
 )
-async def unsubscribe(token: str, request: Request, runtime: RuntimeDep, uow: UowDep) -> Response:
+async def unsubscribe(
+    token: str, request: Request, runtime: RuntimeDep, uow: UowDep, lang: str | None = None
+) -> Response:
     """Puts the address on the organization's suppression list (idempotent) and answers
     200: JSON, or a confirmation page when a browser posts the form."""
     found = unsubscribe_tokens(runtime.keyring).open(token)
     wants_html = "text/html" in request.headers.get("accept", "")
     if found is None:
         if wants_html:
-            return _page(f"<p>{_INVALID_LINK}.</p>", 404)
+            return _page(request, "invalid", lang, status_code=404)
         return JSONResponse(error_body("not_found", _INVALID_LINK), 404)
     organization_id, address = found
     await follow_ups.unsubscribe(uow, organization_id, address)
     if wants_html:
-        return _page(f"<p>{html.escape(address)} will receive no more follow-up emails.</p>")
+        name = await _organization_name(uow, organization_id)
+        return _page(request, "done", lang, organization=name, address=address)
     return JSONResponse(UnsubscribedOut().model_dump(), 200, headers=_NO_STORE)

@@ -11,11 +11,14 @@
     };
   }
 
+  var FRAME_POLICY = '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'">';
+
   document.querySelectorAll("form.template-form").forEach(function (form) {
     var output = form.querySelector(".preview-output");
     var problem = form.querySelector(".preview-error");
     var subject = form.querySelector(".preview-subject");
     var text = form.querySelector(".preview-text");
+    var frame = form.querySelector(".preview-html");
     var sequence = 0;
 
     async function preview() {
@@ -37,6 +40,12 @@
       if (reply.ok) {
         subject.textContent = body.subject;
         text.textContent = body.text;
+        // The HTML part in a sandboxed frame (no scripts, no same origin) whose own policy
+        // loads nothing at all: what a template renders can neither run nor call home.
+        if (frame) {
+          frame.hidden = !body.html;
+          frame.srcdoc = body.html ? FRAME_POLICY + body.html : "";
+        }
         output.hidden = false;
         problem.hidden = true;
       } else {

@@ -1,0 +1,109 @@
+"""What follow-up templates see beyond the mapping's names: the ``event`` and the answers
+with their labels in the template's language (pure: no I/O).
+
+Contract:
+
+* ``event``: ``{{ event.name }}``, ``{{ event.languages }}``, ``{{ event.id }}``. (Events
+  have no dates in the model; there is nothing to expose for them yet.)
+* ``answers``: a single-choice answer is a :class:`LabeledAnswer` — a ``str`` that *is* the
+  option's label (``{{ answers.interest }}`` → ``Product line A``) but compares equal to
+  the option key as well, so templates written against the raw keys
+  (``{% if answers.interest == 'pla' %}``, ``'pla' in answers.topics``) keep working.
+  A multi-choice answer is a list of them; text, number and yes/no answers are unchanged.
+* ``questions``: the question labels by key (``{{ questions.interest }}`` → ``Interest``).
+
+Labels fall back to the event's default language, then to the key itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from visitmail.domain.events import Event, Labels, Question, QuestionType
+
+
+class LabeledAnswer(str):
+    """An option's label that also equals its key (backwards compatibility)."""
+
+    __slots__ = ("key",)
+    key: str
+
+    def __new__(cls, label: str, key: str) -> LabeledAnswer:
+        made = super().__new__(cls, label)
+        made.key = key
+        return made
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other) is True or other == self.key
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+
+def label_in(labels: Labels, language: str, default: str, fallback: str) -> str:
+    """The label in ``language``, else in ``default``, else ``fallback``."""
+    return labels.get(language) or labels.get(default) or fallback
+
+
+def _option(question: Question, key: object, language: str, default: str) -> object:
+    if not isinstance(key, str):
+        return key
+    for option in question.options:
+        if option.key == key:
+            return LabeledAnswer(label_in(option.label, language, default, key), key)
+    return key  # an option removed since the report was captured: the raw key
+
+
+def labeled_answers(answers: Mapping[str, Any], event: Event, language: str) -> dict[str, Any]:
+    """``answers`` with choice answers replaced by :class:`LabeledAnswer` values."""
+    by_key = {q.key: q for q in event.questions}
+    out: dict[str, Any] = {}
+    for key, value in answers.items():
+        question = by_key.get(key)
+        if question is not None and question.type is QuestionType.SINGLE:
+            out[key] = _option(question, value, language, event.default_language)
+        elif (
+            question is not None
+            and question.type is QuestionType.MULTI
+            and isinstance(value, list | tuple)
+        ):
+            out[key] = [_option(question, v, language, event.default_language) for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+def event_context(event: Event, language: str) -> dict[str, Any]:
+    """The ``event`` and ``questions`` names of a follow-up template."""
+    return {
+        "event": {"id": str(event.id), "name": event.name, "languages": list(event.languages)},
+        "questions": {
+            q.key: label_in(q.label, language, event.default_language, q.key)
+            for q in event.questions
+        },
+    }
+
+
+EVENT_FIELDS = ("id", "name", "languages")
+
+
+def sample_answers(event: Event, language: str) -> dict[str, Any]:
+    """Raw answers for a preview's sample lead, one per question of ``event``: the first
+    option (the first two for multi-choice), a number, yes, or the question's label as
+    a text answer."""
+    out: dict[str, Any] = {}
+    for q in event.questions:
+        if q.type is QuestionType.SINGLE and q.options:
+            out[q.key] = q.options[0].key
+        elif q.type is QuestionType.MULTI and q.options:
+            out[q.key] = [o.key for o in q.options[:2]]
+        elif q.type is QuestionType.NUMBER:
+            out[q.key] = 3
+        elif q.type is QuestionType.BOOL:
+            out[q.key] = True
+        elif q.type is QuestionType.TEXT:
+            out[q.key] = f"({label_in(q.label, language, event.default_language, q.key)})"
+    return out
