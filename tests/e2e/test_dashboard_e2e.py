@@ -232,8 +232,15 @@ def test_the_checklist_from_the_first_start_to_set_up(browser: Browser, fresh: S
 def test_the_pages_of_this_part_fit_the_screen(
     browser: Browser, fresh: Server, width: int, height: int
 ) -> None:
-    items = api(fresh, "GET", "/reports")
-    messages = api(fresh, "GET", "/messages?kind=notification")["items"]
+    # Runs after the checklist test exported a report; its notification is written by the
+    # export's own transaction, which may finish a moment after the page answered.
+    deadline = time.monotonic() + 20
+    while True:
+        items = api(fresh, "GET", "/reports")
+        messages = api(fresh, "GET", "/messages?kind=notification")["items"]
+        if (items and messages) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert items and messages, "runs after the checklist test has exported a report"
     page = log_in(browser, fresh, width, height)
     try:
