@@ -23,7 +23,8 @@ organization's mail is the 404 page, like a name that does not exist.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -31,8 +32,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from visitmail.adapters.devinbox.sink import Mailbox
 from visitmail.domain.errors import InvalidInput, VisitmailError
+from visitmail.domain.identity import Principal
 from visitmail.services import dev_inbox
 from visitmail.services import dev_inbox_content as content_of
+from visitmail.services.outbox_ports import OutboxUnitOfWork
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import status_for
 from visitmail.web.ui.outbox_pages import csrf_failed
@@ -107,6 +110,43 @@ async def _open(request: Request, runtime: RuntimeDep) -> tuple[UiSession, Mailb
     return session, box
 
 
+_T = TypeVar("_T")
+# What a page asks of the service: the organization's mail, through one unit of work.
+_Load = Callable[[OutboxUnitOfWork, Mailbox, Principal], Awaitable[_T]]
+
+
+def _mail_named(
+    call: Callable[[OutboxUnitOfWork, Mailbox, Principal, str], Awaitable[_T]], name: str
+) -> _Load[_T]:
+    """``call`` bound to one mail's ``name`` (the service's per-mail functions)."""
+
+    async def load(uow: OutboxUnitOfWork, box: Mailbox, principal: Principal) -> _T:
+        return await call(uow, box, principal, name)
+
+    return load
+
+
+async def _load(
+    request: Request, runtime: RuntimeDep, load: _Load[_T], *, csrf_token: str | None = None
+) -> tuple[UiSession, Mailbox, _T] | Response:
+    """The signed-in viewer, the mailbox and what ``load`` returns for the viewer's
+    organization; else the page to answer with: the login redirect, "not running", the
+    CSRF failure (when ``csrf_token`` is given, for actions) or the service's error page
+    (403 for non-admins, 404 for an unknown or another organization's mail)."""
+    opened = await _open(request, runtime)
+    if isinstance(opened, Response):
+        return opened
+    session, box = opened
+    if csrf_token is not None and not tokens_match(session.csrf_token, csrf_token):
+        return csrf_failed(request, session)
+    try:
+        async with runtime.uow(read_only=True) as uow:
+            result = await load(uow, box, session.principal)
+    except VisitmailError as exc:
+        return _error(request, session, exc)
+    return session, box, result
+
+
 def _page_number(page: str) -> int:
     return max(1, min(int(page), 100_000)) if page.isdecimal() and len(page) < 7 else 1
 
@@ -165,31 +205,18 @@ async def inbox(
 async def delete_all(
     request: Request, runtime: RuntimeDep, csrf_token: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
-    opened = await _open(request, runtime)
-    if isinstance(opened, Response):
-        return opened
-    session, box = opened
-    if not tokens_match(session.csrf_token, csrf_token):
-        return csrf_failed(request, session)
-    try:
-        async with runtime.uow(read_only=True) as uow:
-            await dev_inbox.delete_all(uow, box, session.principal)
-    except VisitmailError as exc:
-        return _error(request, session, exc)
+    loaded = await _load(request, runtime, dev_inbox.delete_all, csrf_token=csrf_token)
+    if isinstance(loaded, Response):
+        return loaded
     return RedirectResponse("/dev-inbox?" + urlencode({"done": "cleared"}), status_code=303)
 
 
 @router.get("/dev-inbox/{name}")
 async def one(request: Request, runtime: RuntimeDep, name: str, view: str = "") -> Response:
-    opened = await _open(request, runtime)
-    if isinstance(opened, Response):
-        return opened
-    session, box = opened
-    try:
-        async with runtime.uow(read_only=True) as uow:
-            message = await dev_inbox.open_mail(uow, box, session.principal, name)
-    except VisitmailError as exc:
-        return _error(request, session, exc)
+    loaded = await _load(request, runtime, _mail_named(dev_inbox.open_mail, name))
+    if isinstance(loaded, Response):
+        return loaded
+    session, box, message = loaded
     try:
         summary = box.summary(name)
     except KeyError:  # deleted (in another tab) since it was opened
@@ -210,16 +237,10 @@ async def one(request: Request, runtime: RuntimeDep, name: str, view: str = "") 
 
 @router.get("/dev-inbox/{name}/html")
 async def html_body(request: Request, runtime: RuntimeDep, name: str) -> Response:
-    opened = await _open(request, runtime)
-    if isinstance(opened, Response):
-        return opened
-    session, box = opened
-    try:
-        async with runtime.uow(read_only=True) as uow:
-            message = await dev_inbox.open_mail(uow, box, session.principal, name)
-    except VisitmailError as exc:
-        return _error(request, session, exc)
-    html = content_of.content(message).html
+    loaded = await _load(request, runtime, _mail_named(dev_inbox.open_mail, name))
+    if isinstance(loaded, Response):
+        return loaded
+    html = content_of.content(loaded[2]).html
     return Response(
         content=(html or "").encode("utf-8"),
         media_type="text/html; charset=utf-8",
@@ -233,17 +254,11 @@ async def html_body(request: Request, runtime: RuntimeDep, name: str) -> Respons
 
 @router.get("/dev-inbox/{name}/raw")
 async def raw(request: Request, runtime: RuntimeDep, name: str) -> Response:
-    opened = await _open(request, runtime)
-    if isinstance(opened, Response):
-        return opened
-    session, box = opened
-    try:
-        async with runtime.uow(read_only=True) as uow:
-            data = await dev_inbox.raw_mail(uow, box, session.principal, name)
-    except VisitmailError as exc:
-        return _error(request, session, exc)
+    loaded = await _load(request, runtime, _mail_named(dev_inbox.raw_mail, name))
+    if isinstance(loaded, Response):
+        return loaded
     return Response(
-        content=data,
+        content=loaded[2],
         media_type="message/rfc822",
         headers={**_PRIVATE, "Content-Disposition": content_disposition("attachment", name)},
     )
@@ -253,16 +268,17 @@ async def raw(request: Request, runtime: RuntimeDep, name: str) -> Response:
 async def attachment(
     request: Request, runtime: RuntimeDep, name: str, index: str, download: str = ""
 ) -> Response:
-    opened = await _open(request, runtime)
-    if isinstance(opened, Response):
-        return opened
-    session, box = opened
     number = int(index) if index.isdecimal() and len(index) < 6 else -1
-    try:
-        async with runtime.uow(read_only=True) as uow:
-            found, data = await dev_inbox.open_attachment(uow, box, session.principal, name, number)
-    except VisitmailError as exc:
-        return _error(request, session, exc)
+
+    async def load(
+        uow: OutboxUnitOfWork, box: Mailbox, principal: Principal
+    ) -> tuple[content_of.Attachment, bytes]:
+        return await dev_inbox.open_attachment(uow, box, principal, name, number)
+
+    loaded = await _load(request, runtime, load)
+    if isinstance(loaded, Response):
+        return loaded
+    found, data = loaded[2]
     inline = found.opens_inline and not download
     headers = {
         **_PRIVATE,
@@ -283,15 +299,9 @@ async def delete_one(
     name: str,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    opened = await _open(request, runtime)
-    if isinstance(opened, Response):
-        return opened
-    session, box = opened
-    if not tokens_match(session.csrf_token, csrf_token):
-        return csrf_failed(request, session)
-    try:
-        async with runtime.uow(read_only=True) as uow:
-            await dev_inbox.delete_mail(uow, box, session.principal, name)
-    except VisitmailError as exc:
-        return _error(request, session, exc)
+    loaded = await _load(
+        request, runtime, _mail_named(dev_inbox.delete_mail, name), csrf_token=csrf_token
+    )
+    if isinstance(loaded, Response):
+        return loaded
     return RedirectResponse("/dev-inbox?" + urlencode({"done": "deleted"}), status_code=303)
