@@ -85,8 +85,33 @@ class SettledMessage:
     attempts: Sequence[AttemptRecord]
 
 
+class _ShownReply:
+    """How a stored server reply (``code``, ``enhanced``, ``text``) reads on a page: one
+    rule for a recipient's last reply and for an attempt's."""
+
+    __slots__ = ()
+    code: int | None
+    enhanced: str | None
+    text: str | None
+
+    @property
+    def advice(self) -> ReplyAdvice | None:
+        """What the server's reply means and its fix (``domain.reply_advice``)."""
+        return advise_stored(self.code, self.enhanced, self.text)
+
+    @property
+    def reply_line(self) -> str:
+        """The reply as shown: code, enhanced status and text, each once."""
+        return reply_line(self.code, self.enhanced, self.text)
+
+    @property
+    def text_shown(self) -> str:
+        """The text without a leading repeat of the enhanced status."""
+        return reply_text_shown(self.enhanced, self.text)
+
+
 @dataclass(frozen=True, slots=True)
-class RecipientView:
+class RecipientView(_ShownReply):
     address: str
     role: str
     status: RecipientStatus
@@ -95,24 +120,9 @@ class RecipientView:
     text: str | None
     updated_at: datetime
 
-    @property
-    def advice(self) -> ReplyAdvice | None:
-        """What the server's reply means and its fix (``domain.reply_advice``)."""
-        return advise_stored(self.code, self.enhanced, self.text)
-
-    @property
-    def reply_line(self) -> str:
-        """The reply as shown: code, enhanced status and text, each once."""
-        return reply_line(self.code, self.enhanced, self.text)
-
-    @property
-    def text_shown(self) -> str:
-        """The text without a leading repeat of the enhanced status."""
-        return reply_text_shown(self.enhanced, self.text)
-
 
 @dataclass(frozen=True, slots=True)
-class AttemptView:
+class AttemptView(_ShownReply):
     at: datetime
     recipient: str | None
     outcome: str
@@ -120,21 +130,6 @@ class AttemptView:
     enhanced: str | None
     text: str | None
     duration_ms: int
-
-    @property
-    def advice(self) -> ReplyAdvice | None:
-        """What the server's reply means and its fix (``domain.reply_advice``)."""
-        return advise_stored(self.code, self.enhanced, self.text)
-
-    @property
-    def reply_line(self) -> str:
-        """The reply as shown: code, enhanced status and text, each once."""
-        return reply_line(self.code, self.enhanced, self.text)
-
-    @property
-    def text_shown(self) -> str:
-        """The text without a leading repeat of the enhanced status."""
-        return reply_text_shown(self.enhanced, self.text)
 
 
 @dataclass(frozen=True, slots=True)
