@@ -33,7 +33,6 @@ from visitmail.adapters.crypto.keyring import KeyRing
 from visitmail.adapters.crypto.unsubscribe_tokens import UnsubscribeTokens
 from visitmail.adapters.db.uow import SqlUnitOfWork
 from visitmail.adapters.render.mime import build_message
-from visitmail.domain import unsubscribe_texts
 from visitmail.runtime import Runtime
 from visitmail.services import follow_ups
 from visitmail.web.api.follow_up_schemas import (
@@ -51,7 +50,7 @@ from visitmail.web.api.schemas import ErrorResponse
 from visitmail.web.deps import PrincipalDep, ReadUowDep, RuntimeDep, UowDep
 from visitmail.web.errors import error_body
 from visitmail.web.smtp_wiring import dkim_signing
-from visitmail.web.ui.pages import templates as ui_templates
+from visitmail.web.ui.unsubscribe_page import render_unsubscribe_page
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
@@ -224,39 +223,7 @@ async def bulk_follow_up(
 # --- unsubscribe --------------------------------------------------------------------------
 
 _INVALID_LINK = "this unsubscribe link is not valid"
-_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-
-
-def _page(
-    request: Request,
-    state: str,
-    language: str | None,
-    *,
-    organization: str = "",
-    address: str = "",
-    status_code: int = 200,
-) -> HTMLResponse:
-    """The page in the link's language (English when it has no texts): ``confirm`` (the
-    button), ``done`` or ``invalid``. Jinja escapes the organization and the address."""
-    words = unsubscribe_texts.texts(language)
-    title, message = {
-        "confirm": (words.title, words.question),
-        "done": (words.done_title, words.done),
-        "invalid": (words.invalid_title, words.invalid),
-    }[state]
-    message = message.format(organization=organization or "visitmail", address=address)
-    context = {
-        "words": words,
-        "state": state,
-        "title": title,
-        "message": message,
-        "organization": organization,
-    }
-    response = ui_templates.TemplateResponse(
-        request, "unsubscribe.html", context, status_code=status_code
-    )
-    response.headers.update(_NO_STORE)
-    return response
+_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}  # JSON replies
 
 
 async def _organization_name(uow: SqlUnitOfWork, organization_id: UUID) -> str:
@@ -283,10 +250,10 @@ async def unsubscribe_page(
     unsubscribes on GET: mail scanners fetch links."""
     found = unsubscribe_tokens(runtime.keyring).open(token)
     if found is None:
-        return _page(request, "invalid", lang, status_code=404)
+        return render_unsubscribe_page(request, "invalid", lang, status_code=404)
     organization_id, address = found
     name = await _organization_name(uow, organization_id)
-    return _page(request, "confirm", lang, organization=name, address=address)
+    return render_unsubscribe_page(request, "confirm", lang, organization=name, address=address)
 
 
 @public_router.post(
@@ -310,11 +277,11 @@ async def unsubscribe(
     wants_html = "text/html" in request.headers.get("accept", "")
     if found is None:
         if wants_html:
-            return _page(request, "invalid", lang, status_code=404)
+            return render_unsubscribe_page(request, "invalid", lang, status_code=404)
         return JSONResponse(error_body("not_found", _INVALID_LINK), 404)
     organization_id, address = found
     await follow_ups.unsubscribe(uow, organization_id, address)
     if wants_html:
         name = await _organization_name(uow, organization_id)
-        return _page(request, "done", lang, organization=name, address=address)
+        return render_unsubscribe_page(request, "done", lang, organization=name, address=address)
     return JSONResponse(UnsubscribedOut().model_dump(), 200, headers=_NO_STORE)
