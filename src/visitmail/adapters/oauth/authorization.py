@@ -16,7 +16,7 @@ import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from visitmail.adapters.oauth.client import HttpTokenClient, _grant_of, _mask
+from visitmail.adapters.oauth.client import HttpTokenClient, grant_of, mask_secrets
 from visitmail.domain.oauth import OAuthSettings
 from visitmail.domain.oauth_tokens import OAuthCredentials, OAuthTokenFailed, TokenGrant
 
@@ -137,7 +137,7 @@ class HttpConsentClient(HttpTokenClient):
             ) from None
         masked = [v for v in (code, code_verifier, credentials.client_secret) if v]
         try:
-            return _grant_of(settings.provider, response, masked)
+            return grant_of(settings.provider, response, masked)
         except OAuthTokenFailed as e:
-            e.message = _mask(e.message, masked) or e.message
+            e.message = mask_secrets(e.message, masked) or e.message
             raise

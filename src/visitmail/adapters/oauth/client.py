@@ -94,7 +94,7 @@ class HttpTokenClient:
                 fix="Check the network between visitmail and the provider; visitmail tries "
                 "again later.",
             ) from None
-        return _grant_of(settings.provider, response, _secrets_in(form, credentials))
+        return grant_of(settings.provider, response, _secrets_in(form, credentials))
 
     async def _check_address(self, url: str) -> None:
         parts = urlsplit(url)
@@ -221,7 +221,9 @@ def _secrets_in(form: dict[str, str], credentials: OAuthCredentials) -> list[str
     return [v for v in values if v and len(v) >= 4]
 
 
-def _mask(text: str | None, secrets: list[str]) -> str | None:
+def mask_secrets(text: str | None, secrets: list[str]) -> str | None:
+    """``text`` with every one of ``secrets`` replaced by ``[redacted]``: a provider's
+    error text may echo what it was sent."""
     if text is None:
         return None
     for secret in secrets:
@@ -229,7 +231,10 @@ def _mask(text: str | None, secrets: list[str]) -> str | None:
     return text
 
 
-def _grant_of(provider: OAuthProvider, response: httpx.Response, secrets: list[str]) -> TokenGrant:
+def grant_of(provider: OAuthProvider, response: httpx.Response, secrets: list[str]) -> TokenGrant:
+    """The token endpoint's answer as a :class:`TokenGrant`, or the explained error
+    (``explain_token_error``) with ``secrets`` masked out of the provider's text. A body
+    over ``MAX_RESPONSE_BYTES`` or not JSON counts as no body."""
     body: object = None
     if len(response.content) <= MAX_RESPONSE_BYTES:
         try:
@@ -257,6 +262,6 @@ def _grant_of(provider: OAuthProvider, response: httpx.Response, secrets: list[s
     raise explain_token_error(
         provider,
         response.status_code,
-        _mask(error if isinstance(error, str) else None, secrets),
-        _mask(description if isinstance(description, str) else None, secrets),
+        mask_secrets(error if isinstance(error, str) else None, secrets),
+        mask_secrets(description if isinstance(description, str) else None, secrets),
     )
