@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,24 +43,28 @@ class Server:
     # For ``visitmail`` commands against the same database (``run_cli(args, env, cwd)``).
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = Path()
+    log: Path = Path()  # the serve process's output
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) -> Iterator[Server]:
-    """``visitmail serve --dev-inbox`` on SQLite with its first-start demo organization."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    port, inbox_port = free_port(), free_port()
+@contextmanager
+def serving(tmp: Path, dns_server: DnsTestServer, **settings: str) -> Iterator[Server]:
+    """``visitmail serve --dev-inbox`` on a new SQLite database in ``tmp`` with ``settings``
+    as extra environment (``VISITMAIL_…``); yields once ``/healthz`` answers, with the
+    first-start admin's password and API token, and stops the process on exit. The sender
+    domain check asks the loopback ``dns_server``; the serve output is ``server.log``."""
+    port = int(settings.pop("port", "0")) or free_port()
+    inbox_port = int(settings.get("VISITMAIL_DEV_INBOX_PORT", "0")) or free_port()
     env = cli_env(
         tmp,
         f"sqlite:///{tmp / 'e2e.db'}",
-        VISITMAIL_DEV_INBOX_PORT=str(inbox_port),
-        # The tests' own SMTP servers listen on loopback ports of their own: the operator
-        # allows loopback (--dev-inbox alone opens only the dev inbox's port).
-        VISITMAIL_SMTP_ALLOWED_NETWORKS="127.0.0.0/8",
-        # The connection test checks the sender domain too: on the loopback DNS server.
-        VISITMAIL_DNS_NAMESERVERS=f"127.0.0.1:{dns_server.port}",
+        **{
+            "VISITMAIL_DEV_INBOX_PORT": str(inbox_port),
+            "VISITMAIL_DNS_NAMESERVERS": f"127.0.0.1:{dns_server.port}",
+            **settings,
+        },
     )
-    log = (tmp / "serve.log").open("w+")
+    log_path = tmp / "serve.log"
+    log = log_path.open("w+")
     proc = subprocess.Popen(
         [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
         env=env,
@@ -92,11 +97,23 @@ def server(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) 
             inbox_port,
             env=env,
             cwd=tmp,
+            log=log_path,
         )
     finally:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) -> Iterator[Server]:
+    """``visitmail serve --dev-inbox`` on SQLite with its first-start demo organization."""
+    # The tests' own SMTP servers listen on loopback ports of their own: the operator
+    # allows loopback (--dev-inbox alone opens only the dev inbox's port).
+    with serving(
+        tmp_path_factory.mktemp("e2e"), dns_server, VISITMAIL_SMTP_ALLOWED_NETWORKS="127.0.0.0/8"
+    ) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

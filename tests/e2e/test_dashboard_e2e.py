@@ -6,8 +6,6 @@ screen."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +14,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, screenshot, serving
 from tests.support.dns_server import DnsTestServer
-from tests.support.processes import VISITMAIL, cli_env, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -40,44 +37,8 @@ QUESTIONS = [
 def fresh(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) -> Iterator[Server]:
     """``visitmail serve --dev-inbox`` on a new SQLite database: its first-start
     organization has the dev inbox as its mail server and nothing else."""
-    tmp = tmp_path_factory.mktemp("dashboard-e2e")
-    port, inbox_port = free_port(), free_port()
-    env = cli_env(
-        tmp,
-        f"sqlite:///{tmp / 'e2e.db'}",
-        VISITMAIL_DEV_INBOX_PORT=str(inbox_port),
-        VISITMAIL_DNS_NAMESERVERS=f"127.0.0.1:{dns_server.port}",
-    )
-    log = (tmp / "serve.log").open("w+")
-    proc = subprocess.Popen(
-        [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
-        env=env,
-        cwd=tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("visitmail serve did not start")
-        log.seek(0)
-        output = log.read()
-        password = re.search(r"password:\s+(\S+)", output)
-        token = re.search(r"API token:\s+(\S+)", output)
-        assert password and token, output
-        yield Server(url, "admin@example.com", password.group(1), token.group(1), inbox_port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    with serving(tmp_path_factory.mktemp("dashboard-e2e"), dns_server) as started:
+        yield started
 
 
 def api(server: Server, method: str, path: str, body: Any = None) -> Any:

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, serving
 from tests.support.dns_server import DnsTestServer
 from tests.support.oauth_provider import OAuthProvider, start_oauth_provider
 from tests.support.oauth_smtp import OAuthSmtpServer, start_oauth_smtp_server
-from tests.support.processes import VISITMAIL, cli_env, free_port
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -46,7 +44,7 @@ class OAuthServer:
     admin_password: str
     provider: OAuthProvider
     smtp_port: int
-    log: Any  # the serve process's output file
+    log: Path  # the serve process's output
 
 
 class ThreadedOAuthSmtp:
@@ -86,49 +84,28 @@ def oauth_server(
     url = f"http://127.0.0.1:{port}"
     provider.register_client(CLIENT_ID, CLIENT_SECRET)
     provider.register_redirect_uri(CLIENT_ID, f"{url}/settings/smtp/oauth/callback")
-    env = cli_env(
-        tmp,
-        f"sqlite:///{tmp / 'e2e.db'}",
-        VISITMAIL_DEV_INBOX_PORT=str(free_port()),
-        VISITMAIL_SMTP_ALLOWED_NETWORKS="127.0.0.0/8",
-        VISITMAIL_ALLOW_PLAINTEXT_AUTH="true",
-        VISITMAIL_PUBLIC_URL=url,
-        VISITMAIL_OAUTH_MICROSOFT_AUTHORITY=provider.base_url,
-        VISITMAIL_OAUTH_GOOGLE_TOKEN_URL=provider.google_url,
-        VISITMAIL_OAUTH_GOOGLE_AUTHORIZATION_URL=provider.google_authorize_url,
-        # The connection test checks the sender domain too: on the loopback DNS server.
-        VISITMAIL_DNS_NAMESERVERS=f"127.0.0.1:{dns_server.port}",
-    )
-    log = (tmp / "serve.log").open("w+")
-    proc = subprocess.Popen(
-        [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
-        env=env,
-        cwd=tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("visitmail serve did not start")
-        log.seek(0)
-        password = re.search(r"password:\s+(\S+)", log.read())
-        assert password
-        assert smtp.server is not None
-        yield OAuthServer(
-            url, "admin@example.com", password.group(1), provider, smtp.server.port, log
-        )
+        with serving(
+            tmp,
+            dns_server,
+            port=str(port),
+            VISITMAIL_SMTP_ALLOWED_NETWORKS="127.0.0.0/8",
+            VISITMAIL_ALLOW_PLAINTEXT_AUTH="true",
+            VISITMAIL_PUBLIC_URL=url,
+            VISITMAIL_OAUTH_MICROSOFT_AUTHORITY=provider.base_url,
+            VISITMAIL_OAUTH_GOOGLE_TOKEN_URL=provider.google_url,
+            VISITMAIL_OAUTH_GOOGLE_AUTHORIZATION_URL=provider.google_authorize_url,
+        ) as started:
+            assert smtp.server is not None
+            yield OAuthServer(
+                url,
+                started.admin_email,
+                started.admin_password,
+                provider,
+                smtp.server.port,
+                started.log,
+            )
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
         smtp.__exit__()
         provider.close()
 
@@ -210,8 +187,7 @@ def test_connect_microsoft_365_allow_then_the_connection_test_passes(
     )
     assert stored and not any(t in html for t in stored)
     assert CLIENT_SECRET not in html
-    oauth_server.log.seek(0)
-    served = oauth_server.log.read()
+    served = oauth_server.log.read_text()
     assert not any(t in served for t in stored)
     assert CLIENT_SECRET not in served
     codes = oauth_server.provider.issued_codes
