@@ -78,6 +78,8 @@ class SuppressionReason(StrEnum):
     UNSUBSCRIBED = "unsubscribed"  # the lead used the List-Unsubscribe link
     REJECTED = "rejected"  # a server refused the address permanently (5xx)
     MANUAL = "manual"
+    BOUNCED = "bounced"  # a hard bounce, or soft bounces over the limit, after a 250
+    COMPLAINED = "complained"  # the lead marked a follow-up as spam
 
 
 @dataclass(frozen=True, slots=True)

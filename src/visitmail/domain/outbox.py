@@ -60,6 +60,9 @@ class RecipientStatus(StrEnum):
     DEFERRED = "deferred"
     REJECTED = "rejected"
     SUPPRESSED = "suppressed"
+    # After ``accepted``: a bounce or a complaint came back later (``domain.delivery_events``).
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
 
     @property
     def open(self) -> bool:

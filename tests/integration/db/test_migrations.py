@@ -31,6 +31,7 @@ EXPECTED = {
     "mapping_revisions",
     "dkim_keys",
     "dkim_signing",
+    "delivery_events",
 }
 
 
@@ -231,5 +232,23 @@ async def test_oauth_credentials_table_comes_and_goes_with_0013(empty_database: 
         assert "smtp_oauth_credentials" not in await _tables(engine)
         await migrate.upgrade(engine)
         assert "smtp_oauth_credentials" in await _tables(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_delivery_events_table_comes_and_goes_with_0019(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0019_delivery_events")
+        assert "delivery_events" in await _tables(engine)
+        assert {
+            "ix_delivery_events_org_address",
+            "ix_delivery_events_org_report",
+            "ix_delivery_events_org_outbox",
+        } <= await _indexes(engine, "delivery_events")
+        await migrate.downgrade(engine, "0017_password_reset")
+        assert "delivery_events" not in await _tables(engine)
+        await migrate.upgrade(engine)
+        assert "delivery_events" in await _tables(engine)
     finally:
         await engine.dispose()

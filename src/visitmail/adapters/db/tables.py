@@ -574,3 +574,44 @@ class FollowUpSendRow(Base):
     address: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+# --- bounces and complaints (issue 13) --------------------------------------------------
+
+
+class DeliveryEventRow(Base):
+    """A bounce, complaint, delay or relay unsubscribe that came back for a recipient of a
+    sent message (``domain.delivery_events``): the evidence behind a ``bounced`` /
+    ``complained`` recipient and suppression. ``outbox_id`` and ``report_id`` are no
+    foreign keys: the outbox purges finished messages, the evidence stays."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (
+        # Applied once: the same DSN read twice, a webhook delivered twice.
+        UniqueConstraint(
+            "organization_id", "source", "source_ref", "address", name="uq_delivery_events_source"
+        ),
+        # Soft bounces of an address in the window; the report's events.
+        Index("ix_delivery_events_org_address", "organization_id", "address", "occurred_at"),
+        Index("ix_delivery_events_org_report", "organization_id", "report_id"),
+        Index("ix_delivery_events_org_outbox", "organization_id", "outbox_id"),
+        Index("ix_delivery_events_org_received", "organization_id", "received_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    source_ref: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    address: Mapped[str] = mapped_column(String(320))  # lower-cased
+    outbox_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    message_kind: Mapped[str] = mapped_column(String(20))  # notification | follow_up
+    report_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    diagnostic: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

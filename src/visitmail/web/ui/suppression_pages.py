@@ -37,6 +37,9 @@ REASONS = {
     SuppressionReason.UNSUBSCRIBED: "The lead unsubscribed with the link in a follow-up.",
     SuppressionReason.REJECTED: "The lead's mail server refused this address permanently.",
     SuppressionReason.MANUAL: "Added by hand.",
+    SuppressionReason.BOUNCED: "Mail to this address bounced after it was accepted: the "
+    "address does not exist, or it failed again and again.",
+    SuppressionReason.COMPLAINED: "The lead marked a follow-up as spam.",
 }
 NOTICES = {"added": "is on the suppression list now.", "lifted": "can receive follow-ups again."}
 
