@@ -94,18 +94,21 @@ async def enqueue(
     key: str | None = None,
     subject: str = "Hello",
     clock: Clock = utcnow,
+    kind: MessageKind = MessageKind.NOTIFICATION,
+    meta: dict[str, str] | None = None,
 ) -> tuple[uuid.UUID, str]:
     """Enqueue one message (at ``clock()``); returns (outbox id, Message-ID)."""
     message_id = make_msgid(domain="example.com")
     message = NewMessage(
         organization_id=org.organization.id,
-        kind=MessageKind.NOTIFICATION,
+        kind=kind,
         idempotency_key=key or uuid.uuid4().hex,
         message_id=message_id,
         mail_from="sales@example.com",
         subject=subject,
         mime=build_mime(message_id, to, subject),
         recipients=[NewRecipient(a) for a in to],
+        meta=meta or {},
     )
     async with runtime.uow() as uow:
         result = await outbox.enqueue(uow, message, clock=clock)

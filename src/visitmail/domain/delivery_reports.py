@@ -427,3 +427,16 @@ def _plain(message: Message) -> DeliveryReport | None:
         reporter=_from_address(message),
         subject=clean_text(message.get("Subject", ""), 300),
     )
+
+
+_LEADING_REPLY = re.compile(r"^\s*([245]\d\d)(?:[\s-]+([245]\.\d{1,3}\.\d{1,3}))?\b[\s:-]*")
+
+
+def split_diagnostic(diagnostic: str) -> tuple[int | None, str | None, str]:
+    """``550 5.1.1 <x>: User unknown`` → ``(550, "5.1.1", "<x>: User unknown")``: a
+    diagnostic as the reply code, enhanced status and text a stored reply has, so it is
+    shown like every other reply (each part once)."""
+    found = _LEADING_REPLY.match(diagnostic)
+    if found is None:
+        return None, None, diagnostic
+    return int(found.group(1)), found.group(2), diagnostic[found.end() :]

@@ -48,10 +48,11 @@ class UnsubscribeLinks(Protocol):
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """A server's permanent refusal of an address as a follow-up's ``to`` recipient: the
-    evidence kept with a ``rejected`` suppression. ``outbox_id`` is the follow-up's outbox
+    evidence kept with a ``rejected`` suppression (or a ``bounced`` / ``complained`` one:
+    the report's diagnostic). ``outbox_id`` is the follow-up's outbox
     message, ``message_id`` its RFC 5322 Message-ID (both None if unknown)."""
 
-    code: int
+    code: int | None  # None: a bounce or complaint whose report named no reply code
     enhanced: str | None
     text: str
     outbox_id: UUID | None = None

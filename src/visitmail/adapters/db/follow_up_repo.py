@@ -172,7 +172,7 @@ class SqlFollowUpTemplates:
 
 def _suppression(row: SuppressionRow, creator: str | None) -> Suppression:
     refusal = None
-    if row.reply_code is not None:
+    if row.reply_code is not None or row.reply_text is not None:
         refusal = Refusal(
             code=row.reply_code,
             enhanced=row.reply_enhanced,

@@ -17,6 +17,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from visitmail.adapters.db.delivery_event_repo import SqlDeliveryEvents
 from visitmail.adapters.db.dkim_repo import SqlDkimKeys
 from visitmail.adapters.db.follow_up_repo import (
     SqlFollowUpSends,
@@ -39,6 +40,7 @@ from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
 from visitmail.adapters.db.smtp_repo import SqlOAuthTokens, SqlSmtpSettings
 from visitmail.adapters.db.webhook_repo import SqlWebhookSecrets
+from visitmail.services.delivery_event_ports import DeliveryEventRepository
 from visitmail.services.dkim_ports import DkimKeyRepository
 from visitmail.services.follow_up_ports import (
     FollowUpSendRepository,
@@ -92,6 +94,7 @@ class SqlUnitOfWork:
     mappings: MappingRepository
     webhook_secrets: WebhookSecretRepository
     dkim_keys: DkimKeyRepository
+    delivery_events: DeliveryEventRepository
     session: AsyncSession
 
     def __init__(
@@ -134,6 +137,7 @@ class SqlUnitOfWork:
         self.mappings = SqlMappings(self.session)
         self.webhook_secrets = SqlWebhookSecrets(self.session)
         self.dkim_keys = SqlDkimKeys(self.session)
+        self.delivery_events = SqlDeliveryEvents(self.session)
         return self
 
     async def __aexit__(

@@ -25,9 +25,12 @@ class SuppressionIn(Strict):
 
 
 class RefusalOut(BaseModel):
-    """The server's reply that put the address on the list (reason `rejected`)."""
+    """The server's reply that put the address on the list (reason `rejected`), or the
+    bounce's or complaint's report (reasons `bounced`, `complained`)."""
 
-    code: int = Field(description="the SMTP reply code, e.g. 550")
+    code: int | None = Field(
+        description="the SMTP reply code, e.g. 550; null if the report named none"
+    )
     enhanced_status: str | None = Field(description="RFC 3463, e.g. 5.1.1; null if none")
     text: str = Field(description="the server's reply text")
     message_id: UUID | None = Field(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0019_delivery_events"
 down_revision = "0017_password_reset"
 branch_labels = None
