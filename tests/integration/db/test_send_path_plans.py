@@ -43,6 +43,7 @@ GROWING = {
     "follow_up_sends",
     "suppressions",
     "suppression_lifts",
+    "delivery_events",
 }
 HISTORY = 4_000
 ORGANIZATION_ONLY = re.compile(

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -171,7 +171,8 @@ class SqlDeliveryEvents:
                     t.c.message_pk == bindparam("pk"),
                     t.c.organization_id == organization_id,
                     func.lower(t.c.address) == bindparam("address_lower"),
-                    t.c.status.in_(sources),
+                    # Literal states: an expanding IN cannot be used with executemany.
+                    t.c.status.in_([literal_column(f"'{old}'") for old in sources]),
                 )
                 .values(
                     status=state,
