@@ -440,3 +440,14 @@ def split_diagnostic(diagnostic: str) -> tuple[int | None, str | None, str]:
     if found is None:
         return None, None, diagnostic
     return int(found.group(1)), found.group(2), diagnostic[found.end() :]
+
+
+def might_be_report(headers: bytes) -> bool:
+    """From a message's headers alone: could it be a report :func:`read_report` reads? (A
+    ``multipart/report``, or a bounce by its sender, subject or ``X-Failed-Recipients``.)
+    Lets a mailbox reader fetch only the bodies worth reading."""
+    try:
+        message = message_from_bytes(headers, policy=policy.compat32)
+    except Exception:  # malformed headers: read the whole message and let it decide
+        return True
+    return message.get_content_type() == "multipart/report" or _looks_bounced(message)
