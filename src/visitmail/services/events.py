@@ -57,7 +57,7 @@ async def create_event(
         actor_id=actor.user.id,
         action="event.create",
         target=str(event.id),
-        fields=["name", "languages", "questions", "status"],
+        fields=["name", "languages", "questions", "status", "starts_on", "ends_on"],
         now=now,
     )
     await uow.commit()
@@ -113,7 +113,7 @@ async def update_event(
         actor_id=actor.user.id,
         action="event.update",
         target=str(event_id),
-        fields=["name", "languages", "questions", "status"],
+        fields=["name", "languages", "questions", "status", "starts_on", "ends_on"],
         now=now,
     )
     await uow.commit()

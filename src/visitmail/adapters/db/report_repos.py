@@ -66,6 +66,8 @@ def _event(row: EventRow) -> Event:
         status=EventStatus(row.status),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        starts_on=row.starts_on,
+        ends_on=row.ends_on,
     )
 
 
@@ -88,6 +90,8 @@ class SqlEvents:
             languages=list(spec.languages),
             questions=_questions_doc(spec.questions),
             status=spec.status.value,
+            starts_on=spec.starts_on,
+            ends_on=spec.ends_on,
             created_at=now,
             updated_at=now,
             created_by=actor_id,
@@ -133,6 +137,8 @@ class SqlEvents:
         row.languages = list(spec.languages)
         row.questions = _questions_doc(spec.questions)
         row.status = spec.status.value
+        row.starts_on = spec.starts_on
+        row.ends_on = spec.ends_on
         row.updated_at = now
         row.updated_by = actor_id
         await self._s.flush()
