@@ -290,6 +290,32 @@ def checked_answers(event: Event, answers: Mapping[str, object]) -> dict[str, An
     return out
 
 
+# --- what reports answered (shown when questions change) ---------------------------------
+
+
+@dataclass(slots=True)
+class AnswerCounts:
+    """How many reports answered each question (by key) and chose each option (by question
+    key, then option key). Keys no longer in the event are counted too: stored answers
+    outlive a changed questionnaire."""
+
+    questions: dict[str, int] = field(default_factory=dict)
+    options: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, answers: Mapping[str, object]) -> None:
+        """Count one report's stored answers: every non-null answer counts for its
+        question; a string (single choice) or each string of a list (multi choice) counts
+        for that option."""
+        for key, value in answers.items():
+            if value is None:
+                continue
+            self.questions[key] = self.questions.get(key, 0) + 1
+            chosen = value if isinstance(value, list) else [value]
+            for option in {v for v in chosen if isinstance(v, str)}:
+                per = self.options.setdefault(key, {})
+                per[option] = per.get(option, 0) + 1
+
+
 # --- the media library --------------------------------------------------------------------
 
 MAX_MEDIA_BYTES = 10 * 1024 * 1024

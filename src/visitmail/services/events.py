@@ -18,6 +18,7 @@ from uuid import UUID
 
 from visitmail.domain.errors import NotFound
 from visitmail.domain.events import (
+    AnswerCounts,
     Event,
     EventSpec,
     EventStatus,
@@ -94,7 +95,9 @@ async def update_event(
 ) -> Event:
     """Replace the event's definition (event_manager and up); with ``keep_status`` the
     event keeps its current status instead of ``spec.status``. Reports already captured
-    keep their answers; they are validated against the new questions when next changed."""
+    keep their answers, also to removed questions and options (nothing is deleted); they are
+    validated against the new questions when next changed. :func:`answer_counts` tells
+    what a change would leave behind."""
     require_role(actor, MANAGE_ROLE)
     if keep_status:
         current = await uow.events.get(actor.organization_id, event_id)
@@ -118,6 +121,13 @@ async def update_event(
     )
     await uow.commit()
     return event
+
+
+async def answer_counts(uow: ReportsUnitOfWork, actor: Principal, event_id: UUID) -> AnswerCounts:
+    """How many of the event's reports answered each question and chose each option (for
+    the warning when a question or option is removed); whoever sees the event may ask."""
+    await get_event(uow, actor, event_id)
+    return await uow.reports.answer_counts(actor.organization_id, event_id)
 
 
 # --- the media library --------------------------------------------------------------------
