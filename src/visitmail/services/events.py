@@ -23,6 +23,7 @@ from visitmail.domain.events import (
     EventSpec,
     EventStatus,
     MediaItem,
+    QuestionType,
     check_media_size,
     checked_spec,
     clean_filename,
@@ -124,10 +125,15 @@ async def update_event(
 
 
 async def answer_counts(uow: ReportsUnitOfWork, actor: Principal, event_id: UUID) -> AnswerCounts:
-    """How many of the event's reports answered each question and chose each option (for
-    the warning when a question or option is removed); whoever sees the event may ask."""
-    await get_event(uow, actor, event_id)
-    return await uow.reports.answer_counts(actor.organization_id, event_id)
+    """How many of the event's reports answered each question and chose each option of its
+    choice questions (for the warning when a question or option is removed); whoever sees
+    the event may ask."""
+    event = await get_event(uow, actor, event_id)
+    counts = await uow.reports.answer_counts(actor.organization_id, event_id)
+    # Only a choice question's answers are option keys; a text answer is not an option.
+    choice = {q.key for q in event.questions if q.type in (QuestionType.SINGLE, QuestionType.MULTI)}
+    counts.options = {k: v for k, v in counts.options.items() if k in choice}
+    return counts
 
 
 # --- the media library --------------------------------------------------------------------

@@ -390,6 +390,8 @@ async def test_the_edit_form_counts_what_reports_answered(
     assert counts["questions"]["interest"] == 3 and counts["questions"]["size"] == 4
     assert counts["options"]["size"] == {"large": 3, "small": 1}
     assert counts["options"]["products"] == {"mail": 3, "crm": 4}
+    assert "interest" not in counts["options"]  # a text answer is no option
+    assert editor_data(page.text)["stored_types"]["size"] == "single"
     assert "<code>size</code> (4)" in page.text and "keeps those answers stored" in page.text
 
     # removing an answered question keeps the reports' answers (the service's rule)

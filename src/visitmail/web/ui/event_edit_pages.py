@@ -222,6 +222,8 @@ def _form_page(
             "types": TYPE_WORDS,
             "errors": question_errors or {},
             "counts": _counts_json(counts),
+            # the stored types: answers given as one type do not fit another
+            "stored_types": {q.key: q.type.value for q in event.questions} if event else {},
         },
     )
 

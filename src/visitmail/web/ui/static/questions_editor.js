@@ -20,6 +20,7 @@
   var TYPES = data.types || {};
   var CHOICE = { single: true, multi: true };
   var counts = data.counts || { questions: {}, options: {} };
+  var storedTypes = data.stored_types || {};
   var serverErrors = data.errors || {};
   var details = document.getElementById("questions-json");
   var problem = document.getElementById("questions-json-problem");
@@ -124,6 +125,11 @@
         out.push(plural(n, "report", "reports") + " answered the question “" + key +
           "”, which is removed or renamed; their answers stay stored.");
         return;
+      }
+      if (storedTypes[key] && storedTypes[key] !== now.type) {
+        out.push(plural(n, "report", "reports") + " answered “" + key + "” as " +
+          (TYPES[storedTypes[key]] || storedTypes[key]).toLowerCase() +
+          "; their answers stay stored as they are and may not fit the new type.");
       }
       var chosen = (counts.options || {})[key] || {};
       var keys = CHOICE[now.type] ? now.options.map(function (o) { return o.key; }) : [];
