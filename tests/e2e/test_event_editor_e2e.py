@@ -85,8 +85,14 @@ def test_an_event_is_built_with_the_editor_saved_edited_and_fits_a_phone(
         {"key": "small", "label": {"de": "Klein", "en": "Small"}},
         {"key": "large", "label": {"de": "Groß", "en": "Large"}},
     ]
+    # broken JSON: the editor steps aside and never overwrites what is typed
+    page.locator("#event-questions").fill(json.dumps(written)[:-3])
+    expect(page.locator("#questions-json-problem")).to_contain_text("not valid")
+    expect(page.locator("#questions-editor")).to_be_hidden()
     written[1]["label"]["en"] = "Interests"
     page.locator("#event-questions").fill(json.dumps(written))
+    expect(page.locator("#questions-editor")).to_be_visible()
+    expect(page.locator("#questions-json-problem")).to_be_hidden()
     expect(own(question(page, 1), "q-labels").get_by_label("Label (en)")).to_have_value("Interests")
     screenshot(page, "event-editor-new")
 

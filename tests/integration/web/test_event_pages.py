@@ -463,3 +463,4 @@ async def test_a_new_event_with_dates_and_a_date_error_beside_its_field(
     assert made.status_code == 303, made.text
     page = await client.get(made.headers["location"])
     assert "Dates: May 12, 2027." in page.text
+    assert "May 12, 2027" in (await client.get("/events")).text

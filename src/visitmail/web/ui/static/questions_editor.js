@@ -3,7 +3,7 @@
 // per event language), written into the "questions" JSON text area on every change. The
 // text area stays the form's only questions field, so the server validates exactly what it
 // always did and the page works without JavaScript. Typing valid JSON there rebuilds the
-// editor; invalid JSON is reported and the editor keeps its last state.
+// editor; while it is not valid JSON the editor is hidden (it never overwrites the text).
 //
 // Server errors arrive as paths (questions[2].options[0].key) in the JSON data block and are
 // shown beside the question or option field they name, until the questions are rearranged.
@@ -375,24 +375,33 @@
   } catch (e) {
     startError = e;
   }
-  root.hidden = false;
+  // While the JSON is not valid the editor steps aside (hidden) instead of overwriting what
+  // was typed with its last state; it comes back as soon as the JSON parses.
+  function jsonBroken(error) {
+    problem.textContent = "The questions JSON is not valid (" + error.message +
+      "): fix it here; the editor returns once it is.";
+    problem.hidden = false;
+    root.hidden = true;
+    if (details) { details.open = true; }
+  }
+
   render();
   if (startError) {
-    // Kept as typed (the server's answer to it is beside the text area): fix it there.
-    problem.textContent = "The JSON is not valid (" + startError.message + "); the editor shows it once it is.";
-    problem.hidden = false;
-  } else if (details && !document.getElementById("event-questions-error")) {
-    details.open = false;
-  } else if (details && Object.keys(serverErrors).length) {
-    details.open = false;  // the error is shown beside its question in the editor
+    jsonBroken(startError);
+  } else {
+    root.hidden = false;
+    // folded away unless the server's error is about the JSON as a whole
+    if (details && (!document.getElementById("event-questions-error") || Object.keys(serverErrors).length)) {
+      details.open = false;
+    }
   }
 
   languagesInput.addEventListener("input", function () {
     var next = parseLanguages(languagesInput.value);
     if (next.join(",") === languages.join(",")) { return; }
     languages = next;
-    write();
     render();
+    if (!root.hidden) { write(); }  // hidden: the JSON is being fixed by hand; leave it
   });
 
   var timer = null;
@@ -402,13 +411,13 @@
       try {
         questions = fromJson(area.value);
       } catch (e) {
-        problem.textContent = "The JSON is not valid (" + e.message + "); the editor keeps its last state.";
-        problem.hidden = false;
+        jsonBroken(e);
         return;
       }
       problem.hidden = true;
       serverErrors = {};
       render();
+      root.hidden = false;
     }, 300);
   });
 })();
