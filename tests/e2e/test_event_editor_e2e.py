@@ -71,6 +71,8 @@ def test_an_event_is_built_with_the_editor_saved_edited_and_fits_a_phone(
     # reorder: the choice question first, its options swapped and swapped back
     page.get_by_role("button", name="Move question 2 up").click()
     expect(own(question(page, 0), "q-key").get_by_label("Key")).to_have_value("size")
+    # the keyboard keeps its place: the moved question's other move button has the focus
+    expect(page.get_by_role("button", name="Move question 1 down")).to_be_focused()
     page.get_by_role("button", name="Move option 1 of question 1 down").click()
     expect(question(page, 0).locator("li.q-option").nth(0).get_by_label("Key")).to_have_value(
         "large"
@@ -127,6 +129,15 @@ def test_an_event_is_built_with_the_editor_saved_edited_and_fits_a_phone(
     expect(page.locator("#event-name")).to_have_value(f"Editor fair {tag} (edited)")
     screenshot(page, "event-editor-error")
     bad.get_by_label("Key").fill("large")
+    # a missing label in the default language is shown beside that question's labels
+    own(question(page, 1), "q-labels").get_by_label("Label (de, default)").fill("")
+    page.get_by_role("button", name="Save the event").click()
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was saved")
+    expect(own(question(page, 1), "q-labels").locator(".q-error")).to_contain_text(
+        "needs a label in the default language 'de'"
+    )
+    expect(question(page, 0).locator(".q-error")).to_have_count(0)
+    own(question(page, 1), "q-labels").get_by_label("Label (de, default)").fill("Interesse")
     page.get_by_role("button", name="Save the event").click()
     expect(page.get_by_role("status")).to_contain_text("The event was saved.")
     expect(page.get_by_role("heading", level=1)).to_contain_text("(edited)")
@@ -156,7 +167,7 @@ def test_an_event_is_built_with_the_editor_saved_edited_and_fits_a_phone(
     expect(warnings).to_contain_text("1 report answered “interesse” as text: a free answer")
     page.get_by_role("button", name="Remove question 2").click()
     expect(warnings).to_contain_text("1 report answered the question “interesse”")
-    expect(warnings).to_contain_text("their answers stay stored")
+    expect(warnings).to_contain_text("their answers stay stored (reports show them under the key)")
 
     # a phone: the editor and the pages fit 390 px
     page.set_viewport_size({"width": 390, "height": 844})

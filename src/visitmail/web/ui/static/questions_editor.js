@@ -123,7 +123,7 @@
       var now = present[key];
       if (!now) {
         out.push(plural(n, "report", "reports") + " answered the question “" + key +
-          "”, which is removed or renamed; their answers stay stored.");
+          "”, which is removed or renamed; their answers stay stored (reports show them under the key).");
         return;
       }
       if (storedTypes[key] && storedTypes[key] !== now.type) {
@@ -136,7 +136,7 @@
       Object.keys(chosen).forEach(function (opt) {
         if (chosen[opt] && keys.indexOf(opt) < 0) {
           out.push(plural(chosen[opt], "report", "reports") + " chose “" + opt + "” in “" + key +
-            "”, which is removed or renamed; their answers stay stored.");
+            "”, which is removed or renamed; their answers stay stored (shown by the option's key).");
         }
       });
     });
@@ -186,10 +186,24 @@
     list.splice(index + by, 0, item);
   }
 
-  function changed() {
+  // Rebuilding the fields loses the focus: put it back on the first of ``labels`` (button
+  // names) that is there and enabled, so keyboard users keep their place.
+  function changed(labels) {
     serverErrors = {};  // their paths no longer point where they did
     write();
     render();
+    (labels || []).some(function (name) {
+      var found = Array.prototype.filter.call(root.querySelectorAll("button"), function (b) {
+        return b.getAttribute("aria-label") === name && !b.disabled;
+      })[0];
+      if (found) { found.focus(); }
+      return !!found;
+    });
+  }
+
+  function moved(what, n, by) {
+    var at = n + by;
+    return ["Move " + what(at) + (by < 0 ? " up" : " down"), "Move " + what(at) + (by < 0 ? " down" : " up")];
   }
 
   function labelInputs(holder, item, path, idBase, onDefault) {
@@ -237,14 +251,16 @@
     var head = el("div", { class: "q-head" });
     head.appendChild(el("span", { class: "q-title" }, "Option " + (oi + 1)));
     var tools = el("div", { class: "q-tools" });
-    tools.appendChild(button("↑", "Move option " + (oi + 1) + " of question " + (qi + 1) + " up", function () {
-      move(q.options, oi, -1); changed();
+    var name = function (n) { return "option " + n + " of question " + (qi + 1); };
+    tools.appendChild(button("↑", "Move " + name(oi + 1) + " up", function () {
+      move(q.options, oi, -1); changed(moved(name, oi + 1, -1));
     }, oi === 0));
-    tools.appendChild(button("↓", "Move option " + (oi + 1) + " of question " + (qi + 1) + " down", function () {
-      move(q.options, oi, 1); changed();
+    tools.appendChild(button("↓", "Move " + name(oi + 1) + " down", function () {
+      move(q.options, oi, 1); changed(moved(name, oi + 1, 1));
     }, oi === q.options.length - 1));
-    tools.appendChild(button("Remove", "Remove option " + (oi + 1) + " of question " + (qi + 1), function () {
-      q.options.splice(oi, 1); changed();
+    tools.appendChild(button("Remove", "Remove " + name(oi + 1), function () {
+      q.options.splice(oi, 1);
+      changed(["Remove " + name(oi + 1), "Remove " + name(oi), "Add an option to question " + (qi + 1)]);
     }));
     head.appendChild(tools);
     row.appendChild(head);
@@ -264,14 +280,16 @@
     var box = el("fieldset", { class: "q-item", "data-path": path });
     box.appendChild(el("legend", {}, "Question " + (qi + 1)));
     var tools = el("div", { class: "q-tools" });
+    var name = function (n) { return "question " + n; };
     tools.appendChild(button("↑ Up", "Move question " + (qi + 1) + " up", function () {
-      move(questions, qi, -1); changed();
+      move(questions, qi, -1); changed(moved(name, qi + 1, -1));
     }, qi === 0));
     tools.appendChild(button("↓ Down", "Move question " + (qi + 1) + " down", function () {
-      move(questions, qi, 1); changed();
+      move(questions, qi, 1); changed(moved(name, qi + 1, 1));
     }, qi === questions.length - 1));
     tools.appendChild(button("Remove", "Remove question " + (qi + 1), function () {
-      questions.splice(qi, 1); changed();
+      questions.splice(qi, 1);
+      changed(["Remove question " + (qi + 1), "Remove question " + qi, "Add a question"]);
     }));
     box.appendChild(tools);
 
