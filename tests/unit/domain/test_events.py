@@ -12,6 +12,7 @@ from visitmail.domain.events import (
     MAX_EVENT_YEAR,
     MAX_MEDIA_BYTES,
     MIN_EVENT_YEAR,
+    AnswerCounts,
     Event,
     EventSpec,
     EventStatus,
@@ -288,3 +289,13 @@ def test_an_events_spec_carries_its_dates() -> None:
         valid.ends_on,
     )
     assert made.spec == valid
+
+
+def test_answer_counts_count_questions_and_chosen_options() -> None:
+    counts = AnswerCounts()
+    counts.add({"size": "small", "topics": ["a", "b", "a"], "note": None, "n": 3})
+    counts.add({"size": "large", "topics": ["a"], "gone": True})
+    assert counts.questions == {"size": 2, "topics": 2, "n": 1, "gone": 1}  # null: unanswered
+    assert counts.options["size"] == {"small": 1, "large": 1}
+    assert counts.options["topics"] == {"a": 2, "b": 1}  # a report counts once per option
+    assert "n" not in counts.options and "gone" not in counts.options
