@@ -2,10 +2,15 @@
 library.
 
 An event has a name, its languages (BCP 47 primary tags, the first is the default), its
-questions and a status (``draft`` while being prepared, ``live`` once the app may capture
-with it). :func:`checked_spec` validates a whole definition and names the offending part
-by its path (``questions[2].options[0].key``); :func:`checked_answers` validates a report's
-answers against the questions (``answers.<key>``).
+questions, a status (``draft`` while being prepared, ``live`` once the app may capture
+with it) and optional dates: ``starts_on`` and ``ends_on`` (calendar days, no time zone).
+An end needs a start, is not before it, and both lie in the years
+:data:`MIN_EVENT_YEAR`..:data:`MAX_EVENT_YEAR` (a typo such as 0202 or 20227 is refused,
+naming the field); a start alone is a one-day event.
+
+:func:`checked_spec` validates a whole definition and names the offending part by its path
+(``questions[2].options[0].key``); :func:`checked_answers` validates a report's answers
+against the questions (``answers.<key>``).
 
 Media files are PDFs and images only, recognised by their first bytes (never by the name
 or the client's content type), at most :data:`MAX_MEDIA_BYTES`.
@@ -18,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -35,6 +40,8 @@ MAX_QUESTIONS = 200
 MAX_OPTIONS = 100
 MAX_LABEL_LENGTH = 500
 MAX_TEXT_ANSWER = 10_000
+MIN_EVENT_YEAR = 2000
+MAX_EVENT_YEAR = 2100
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
@@ -81,6 +88,8 @@ class EventSpec:
     languages: tuple[str, ...]
     questions: tuple[Question, ...] = ()
     status: EventStatus = EventStatus.DRAFT
+    starts_on: date | None = None
+    ends_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,8 @@ class Event:
     status: EventStatus
     created_at: datetime
     updated_at: datetime
+    starts_on: date | None = None
+    ends_on: date | None = None
 
     @property
     def default_language(self) -> str:
@@ -100,7 +111,9 @@ class Event:
 
     @property
     def spec(self) -> EventSpec:
-        return EventSpec(self.name, self.languages, self.questions, self.status)
+        return EventSpec(
+            self.name, self.languages, self.questions, self.status, self.starts_on, self.ends_on
+        )
 
     def question(self, key: str) -> Question | None:
         return next((q for q in self.questions if q.key == key), None)
@@ -163,6 +176,30 @@ def _options(question: Question, languages: Sequence[str], *, field: str) -> tup
     return tuple(out)
 
 
+def _day(value: date | None, *, field: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):  # a datetime is a date too; only the day is meant
+        value = value.date()
+    if not MIN_EVENT_YEAR <= value.year <= MAX_EVENT_YEAR:
+        raise InvalidInput(
+            f"must be a date in the years {MIN_EVENT_YEAR} to {MAX_EVENT_YEAR}", field=field
+        )
+    return value
+
+
+def checked_dates(starts_on: date | None, ends_on: date | None) -> tuple[date | None, date | None]:
+    """The event's days, or :class:`InvalidInput` naming ``starts_on`` (out of range, or
+    missing while an end is given) or ``ends_on`` (out of range, or before the start)."""
+    start = _day(starts_on, field="starts_on")
+    end = _day(ends_on, field="ends_on")
+    if end is not None and start is None:
+        raise InvalidInput("give the first day too (an end needs a start)", field="starts_on")
+    if start is not None and end is not None and end < start:
+        raise InvalidInput("must not be before the first day", field="ends_on")
+    return start, end
+
+
 def checked_spec(spec: EventSpec) -> EventSpec:
     """The definition with names stripped and language tags lower-cased, or
     :class:`InvalidInput` naming the first problem (``questions[2].options``)."""
@@ -190,7 +227,10 @@ def checked_spec(spec: EventSpec) -> EventSpec:
         label = _labels(question.label, languages, field=f"{where}.label")
         options = _options(question, languages, field=f"{where}.options")
         questions.append(Question(key, label, question.type, options))
-    return EventSpec(name, tuple(languages), tuple(questions), EventStatus(spec.status))
+    starts_on, ends_on = checked_dates(spec.starts_on, spec.ends_on)
+    return EventSpec(
+        name, tuple(languages), tuple(questions), EventStatus(spec.status), starts_on, ends_on
+    )
 
 
 # --- answers ------------------------------------------------------------------------------
@@ -248,6 +288,32 @@ def checked_answers(event: Event, answers: Mapping[str, object]) -> dict[str, An
         if value is not None:
             out[question.key] = _answer(question, value, field=f"answers.{question.key}")
     return out
+
+
+# --- what reports answered (shown when questions change) ---------------------------------
+
+
+@dataclass(slots=True)
+class AnswerCounts:
+    """How many reports answered each question (by key) and chose each option (by question
+    key, then option key). Keys no longer in the event are counted too: stored answers
+    outlive a changed questionnaire."""
+
+    questions: dict[str, int] = field(default_factory=dict)
+    options: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, answers: Mapping[str, object]) -> None:
+        """Count one report's stored answers: every non-null answer counts for its
+        question; a string (single choice) or each string of a list (multi choice) counts
+        for that option."""
+        for key, value in answers.items():
+            if value is None:
+                continue
+            self.questions[key] = self.questions.get(key, 0) + 1
+            chosen = value if isinstance(value, list) else [value]
+            for option in {v for v in chosen if isinstance(v, str)}:
+                per = self.options.setdefault(key, {})
+                per[option] = per.get(option, 0) + 1
 
 
 # --- the media library --------------------------------------------------------------------

@@ -3,8 +3,13 @@ with their labels in the template's language (pure: no I/O).
 
 Contract:
 
-* ``event``: ``{{ event.name }}``, ``{{ event.languages }}``, ``{{ event.id }}``. (Events
-  have no dates in the model; there is nothing to expose for them yet.)
+* ``event``: ``{{ event.name }}``, ``{{ event.languages }}``, ``{{ event.id }}`` and the
+  event's days: ``{{ event.starts_on }}`` / ``{{ event.ends_on }}`` as ISO dates
+  (``2027-05-12``, usable with ``format_date``) and ``{{ event.dates }}``, the span written
+  the way the template's language writes it (Babel's CLDR data: ``12.-16. Mai 2027``,
+  ``May 12 - 16, 2027`` with an en dash; one day without an end). An event without dates gives empty
+  strings, so ``{% if event.dates %}`` guards a sentence. A language Babel does not know
+  writes the dates in the event's default language, else in English.
 * ``answers``: a single-choice answer is a :class:`LabeledAnswer` — a ``str`` that *is* the
   option's label (``{{ answers.interest }}`` → ``Product line A``) but compares equal to
   the option key as well, so templates written against the raw keys
@@ -17,9 +22,16 @@ Labels fall back to the event's default language, then to the key itself."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_interval, format_skeleton
+
 from visitmail.domain.events import Event, Labels, Question, QuestionType
+
+_SPACES = {0x2009: " ", 0x202F: " ", 0x00A0: " "}
+_DATE_SKELETON = "yMMMMd"  # day, month by name, year: "12. Mai 2027", "May 12, 2027"
 
 
 class LabeledAnswer(str):
@@ -76,10 +88,43 @@ def labeled_answers(answers: Mapping[str, Any], event: Event, language: str) -> 
     return out
 
 
+def _locale(*languages: str) -> Locale:
+    for language in languages:
+        try:
+            return Locale.parse(language.replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            continue
+    return Locale("en")
+
+
+def event_dates(
+    starts_on: date | None, ends_on: date | None, language: str, default: str = "en"
+) -> str:
+    """The event's days in ``language`` (``12.-16. Mai 2027``, with an en dash); one day
+    when there is no end or it is the start; empty without a start."""
+    if starts_on is None:
+        return ""
+    locale = _locale(language, default)
+    if ends_on is None or ends_on == starts_on:
+        text = str(format_skeleton(_DATE_SKELETON, starts_on, locale=locale))
+    else:
+        text = str(format_interval(starts_on, ends_on, _DATE_SKELETON, locale=locale))
+    # CLDR puts thin and narrow no-break spaces around the dash; plain spaces read the same
+    # in every mail client and keep subjects simple ASCII-spaced text.
+    return text.translate(_SPACES)
+
+
 def event_context(event: Event, language: str) -> dict[str, Any]:
     """The ``event`` and ``questions`` names of a follow-up template."""
     return {
-        "event": {"id": str(event.id), "name": event.name, "languages": list(event.languages)},
+        "event": {
+            "id": str(event.id),
+            "name": event.name,
+            "languages": list(event.languages),
+            "starts_on": event.starts_on.isoformat() if event.starts_on else "",
+            "ends_on": event.ends_on.isoformat() if event.ends_on else "",
+            "dates": event_dates(event.starts_on, event.ends_on, language, event.default_language),
+        },
         "questions": {
             q.key: label_in(q.label, language, event.default_language, q.key)
             for q in event.questions
@@ -87,7 +132,7 @@ def event_context(event: Event, language: str) -> dict[str, Any]:
     }
 
 
-EVENT_FIELDS = ("id", "name", "languages")
+EVENT_FIELDS = ("id", "name", "languages", "starts_on", "ends_on", "dates")
 
 
 def sample_answers(event: Event, language: str) -> dict[str, Any]:

@@ -18,10 +18,12 @@ from uuid import UUID
 
 from visitmail.domain.errors import NotFound
 from visitmail.domain.events import (
+    AnswerCounts,
     Event,
     EventSpec,
     EventStatus,
     MediaItem,
+    QuestionType,
     check_media_size,
     checked_spec,
     clean_filename,
@@ -57,7 +59,7 @@ async def create_event(
         actor_id=actor.user.id,
         action="event.create",
         target=str(event.id),
-        fields=["name", "languages", "questions", "status"],
+        fields=["name", "languages", "questions", "status", "starts_on", "ends_on"],
         now=now,
     )
     await uow.commit()
@@ -94,7 +96,9 @@ async def update_event(
 ) -> Event:
     """Replace the event's definition (event_manager and up); with ``keep_status`` the
     event keeps its current status instead of ``spec.status``. Reports already captured
-    keep their answers; they are validated against the new questions when next changed."""
+    keep their answers, also to removed questions and options (nothing is deleted); they are
+    validated against the new questions when next changed. :func:`answer_counts` tells
+    what a change would leave behind."""
     require_role(actor, MANAGE_ROLE)
     if keep_status:
         current = await uow.events.get(actor.organization_id, event_id)
@@ -113,11 +117,23 @@ async def update_event(
         actor_id=actor.user.id,
         action="event.update",
         target=str(event_id),
-        fields=["name", "languages", "questions", "status"],
+        fields=["name", "languages", "questions", "status", "starts_on", "ends_on"],
         now=now,
     )
     await uow.commit()
     return event
+
+
+async def answer_counts(uow: ReportsUnitOfWork, actor: Principal, event_id: UUID) -> AnswerCounts:
+    """How many of the event's reports answered each question and chose each option of its
+    choice questions (for the warning when a question or option is removed); whoever sees
+    the event may ask."""
+    event = await get_event(uow, actor, event_id)
+    counts = await uow.reports.answer_counts(actor.organization_id, event_id)
+    # Only a choice question's answers are option keys; a text answer is not an option.
+    choice = {q.key for q in event.questions if q.type in (QuestionType.SINGLE, QuestionType.MULTI)}
+    counts.options = {k: v for k, v in counts.options.items() if k in choice}
+    return counts
 
 
 # --- the media library --------------------------------------------------------------------

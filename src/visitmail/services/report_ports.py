@@ -15,7 +15,14 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 from uuid import UUID
 
-from visitmail.domain.events import AnswerValue, Event, EventSpec, EventStatus, MediaItem
+from visitmail.domain.events import (
+    AnswerCounts,
+    AnswerValue,
+    Event,
+    EventSpec,
+    EventStatus,
+    MediaItem,
+)
 from visitmail.domain.reports import Consent, Lead, Report, ReportStatus
 from visitmail.services.ports import AuditLog
 
@@ -157,6 +164,11 @@ class ReportRepository(Protocol):
         offset: int = 0,
     ) -> Sequence[Report]:
         """Newest first."""
+        ...
+
+    async def answer_counts(self, organization_id: UUID, event_id: UUID) -> AnswerCounts:
+        """What the event's reports answered, counted over their stored answers (read in
+        batches, only the answers column)."""
         ...
 
     async def update_content(

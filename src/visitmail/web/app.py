@@ -33,6 +33,7 @@ from visitmail.web.security_headers import SecurityHeaders
 from visitmail.web.text_guard import InvalidTextGuard
 from visitmail.web.ui import (
     account_pages,
+    event_edit_pages,
     event_pages,
     favicon,
     mapping_pages,
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(dev_inbox_pages.router)
     app.include_router(outbox_pages.router)
     app.include_router(mapping_pages.router)
+    app.include_router(event_edit_pages.router)  # before event_pages: /events/new
     app.include_router(event_pages.router)
     app.include_router(report_pages.router)
     app.include_router(suppression_pages.router)

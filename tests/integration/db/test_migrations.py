@@ -246,9 +246,49 @@ async def test_delivery_events_table_comes_and_goes_with_0019(empty_database: st
             "ix_delivery_events_org_report",
             "ix_delivery_events_org_outbox",
         } <= await _indexes(engine, "delivery_events")
-        await migrate.downgrade(engine, "0017_password_reset")
+        await migrate.downgrade(engine, "0018_event_dates")
         assert "delivery_events" not in await _tables(engine)
         await migrate.upgrade(engine)
         assert "delivery_events" in await _tables(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_event_dates_come_and_go_with_0018(empty_database: str) -> None:
+    engine = create_engine(to_async_url(empty_database))
+    try:
+        await migrate.upgrade(engine, "0017_password_reset")
+        assert {"starts_on", "ends_on"}.isdisjoint(await _columns(engine, "events"))
+        async with engine.begin() as conn:  # an event from before the columns
+            org = "00000000-0000-4000-8000-000000000001"
+            await conn.execute(
+                text(
+                    "INSERT INTO organizations (id, name, created_at, require_follow_up_consent)"
+                    " VALUES (:id, 'Old', CURRENT_TIMESTAMP, true)"
+                ),
+                {"id": org},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO events (id, organization_id, name, languages, questions, status,"
+                    " created_at, updated_at) VALUES (:id, :org, 'Old fair', '[\"de\"]', '[]',"
+                    " 'live', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": "00000000-0000-4000-8000-000000000003", "org": org},
+            )
+        await migrate.upgrade(engine, "0018_event_dates")
+        assert {"starts_on", "ends_on"} <= await _columns(engine, "events")
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("SELECT starts_on, ends_on FROM events"))).one() == (
+                None,
+                None,
+            )  # existing events have no dates
+            await conn.execute(text("UPDATE events SET starts_on = '2027-05-12'"))
+            day = await conn.scalar(text("SELECT starts_on FROM events"))
+        assert str(day) == "2027-05-12"
+        await migrate.downgrade(engine, "0017_password_reset")
+        assert {"starts_on", "ends_on"}.isdisjoint(await _columns(engine, "events"))
+        await migrate.upgrade(engine)
+        assert {"starts_on", "ends_on"} <= await _columns(engine, "events")
     finally:
         await engine.dispose()

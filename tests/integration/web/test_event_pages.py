@@ -289,3 +289,178 @@ async def test_an_event_is_created_from_the_page_with_errors_at_their_field(
     assert 'href="/events/new"' not in (await client.get("/events")).text
     forged = await client.post("/events/new", data={**form, "csrf_token": "nope"})
     assert forged.status_code == 403
+
+
+# --- "Edit event" and dates -----------------------------------------------------------------
+
+
+def editor_data(page: str) -> dict[str, Any]:
+    found = re.search(
+        r'<script type="application/json" id="questions-editor-data">(.*?)</script>', page, re.S
+    )
+    assert found, page
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+def field_error(page: str, field_id: str) -> str:
+    found = re.search(rf'<p class="error" id="{field_id}-error">([^<]*)</p>', page)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
+async def test_an_event_is_edited_from_its_page_with_errors_beside_the_field(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org, status="draft")
+    await log_in_as(client, runtime, org, Role.EVENT_MANAGER)
+    page = await client.get(f"/events/{event['id']}")
+    assert f'href="/events/{event["id"]}/edit"' in page.text and "No dates set." in page.text
+    edit = f"/events/{event['id']}/edit"
+    form_page = await client.get(edit)
+    assert form_page.status_code == 200, form_page.text
+    assert 'value="Fair"' in form_page.text and 'value="de, en"' in form_page.text
+    textarea = re.search(r'name="questions"[^>]*>([^<]*)</textarea>', form_page.text)
+    assert textarea, form_page.text
+    stored_questions = json.loads(html.unescape(textarea.group(1)))
+    assert [q["key"] for q in stored_questions] == [q["key"] for q in event["questions"]]
+    assert '<option value="draft" selected>' in form_page.text
+    csrf = await csrf_of(client, edit)
+    form = {
+        "csrf_token": csrf,
+        "name": "Spring Fair 2027",
+        "languages": "de, en",
+        "status": "live",
+        "starts_on": "2027-05-16",
+        "ends_on": "2027-05-12",
+        "questions": json.dumps(stored_questions),
+    }
+
+    backwards = await client.post(edit, data=form)
+    assert backwards.status_code == 422, backwards.text
+    assert "must not be before the first day" in field_error(backwards.text, "event-ends-on")
+    assert 'id="event-ends-on" name="ends_on" value="2027-05-12"' in backwards.text  # kept
+    assert 'value="Spring Fair 2027"' in backwards.text
+    assert '<option value="live" selected>' in backwards.text
+
+    not_a_day = await client.post(edit, data={**form, "starts_on": "2027-02-30"})
+    assert not_a_day.status_code == 422
+    assert "must be a date" in field_error(not_a_day.text, "event-starts-on")
+
+    no_name = await client.post(edit, data={**form, "name": "  ", "ends_on": ""})
+    assert no_name.status_code == 422
+    assert field_error(no_name.text, "event-name")
+    unchanged = (await client.get(f"/api/v1/events/{event['id']}", headers=org.headers)).json()
+    assert unchanged == event  # nothing of a refused form is stored
+
+    bad_option = [*stored_questions]
+    bad_option[2] = {**bad_option[2], "options": [{"key": "small"}, {"key": "x y"}]}
+    refused = await client.post(
+        edit, data={**form, "ends_on": "2027-05-20", "questions": json.dumps(bad_option)}
+    )
+    assert refused.status_code == 422
+    # beside the JSON (without JavaScript) and handed to the editor for its option's field
+    assert field_error(refused.text, "event-questions").startswith("questions[2].options[1].key:")
+    assert list(editor_data(refused.text)["errors"]) == ["questions[2].options[1].key"]
+    assert "x y" in html.unescape(refused.text)  # the questions as typed are kept
+
+    saved = await client.post(edit, data={**form, "ends_on": "2027-05-20"})
+    assert saved.status_code == 303, saved.text
+    assert saved.headers["location"] == f"/events/{event['id']}?done=updated"
+    shown = await client.get(saved.headers["location"])
+    assert "The event was saved." in shown.text
+    assert "Spring Fair 2027" in shown.text and "May 16" in shown.text
+    stored = (await client.get(f"/api/v1/events/{event['id']}", headers=org.headers)).json()
+    assert stored["name"] == "Spring Fair 2027" and stored["status"] == "live"
+    assert (stored["starts_on"], stored["ends_on"]) == ("2027-05-16", "2027-05-20")
+    again = await client.get(edit)
+    assert 'value="2027-05-16"' in again.text and 'value="2027-05-20"' in again.text
+
+
+async def test_the_edit_form_counts_what_reports_answered(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    for _ in range(3):
+        await capture(client, org.headers, event["id"])
+    await capture(client, org.headers, event["id"], answers={"size": "small", "products": ["crm"]})
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    page = await client.get(f"/events/{event['id']}/edit")
+    counts = editor_data(page.text)["counts"]
+    assert counts["questions"]["interest"] == 3 and counts["questions"]["size"] == 4
+    assert counts["options"]["size"] == {"large": 3, "small": 1}
+    assert counts["options"]["products"] == {"mail": 3, "crm": 4}
+    assert "interest" not in counts["options"]  # a text answer is no option
+    assert editor_data(page.text)["stored_types"]["size"] == "single"
+    assert "<code>size</code> (4)" in page.text and "keeps those answers stored" in page.text
+
+    # removing an answered question keeps the reports' answers (the service's rule)
+    csrf = await csrf_of(client, f"/events/{event['id']}/edit")
+    only_budget = [{"key": "budget", "label": {"de": "Budget"}, "type": "number"}]
+    saved = await client.post(
+        f"/events/{event['id']}/edit",
+        data={
+            "csrf_token": csrf,
+            "name": "Fair",
+            "languages": "de, en",
+            "status": "live",
+            "questions": json.dumps(only_budget),
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    reports = (
+        await client.get(f"/api/v1/reports?event_id={event['id']}", headers=org.headers)
+    ).json()
+    assert sum(1 for r in reports if r["answers"].get("interest") == "Mailing") == 3
+    after = editor_data((await client.get(f"/events/{event['id']}/edit")).text)["counts"]
+    assert after["questions"]["interest"] == 3  # still counted: the answers stay stored
+
+
+async def test_only_managers_edit_events(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    page = await client.get(f"/events/{event['id']}")
+    assert f"/events/{event['id']}/edit" not in page.text
+    assert (await client.get(f"/events/{event['id']}/edit")).status_code == 403
+    csrf = await csrf_of(client, f"/events/{event['id']}")
+    posted = await client.post(
+        f"/events/{event['id']}/edit",
+        data={"csrf_token": csrf, "name": "Taken", "languages": "de", "status": "live"},
+    )
+    assert posted.status_code == 403
+    assert (await client.get(f"/api/v1/events/{event['id']}", headers=org.headers)).json() == event
+
+    await log_in_as(client, runtime, org, Role.EVENT_MANAGER)
+    assert (await client.get(f"/events/{uuid.uuid4()}/edit")).status_code == 404
+    assert (await client.get("/events/nope/edit")).status_code == 404
+    csrf = await csrf_of(client, f"/events/{event['id']}/edit")
+    forged = await client.post(
+        f"/events/{event['id']}/edit",
+        data={"csrf_token": "forged", "name": "Taken", "languages": "de", "status": "live"},
+    )
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    assert (await client.get("/events/x/edit", follow_redirects=False)).status_code == 404
+
+
+async def test_a_new_event_with_dates_and_a_date_error_beside_its_field(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    await log_in_as(client, runtime, org, Role.EVENT_MANAGER)
+    new = await client.get("/events/new")
+    assert 'type="date" id="event-starts-on"' in new.text
+    assert '<script src="/static/questions_editor.js" defer></script>' in new.text
+    assert editor_data(new.text)["types"]["single"] == "One choice of a list"
+    csrf = await csrf_of(client, "/events/new")
+    form = {"csrf_token": csrf, "name": "Dated", "languages": "de", "status": "draft"}
+    only_end = await client.post("/events/new", data={**form, "ends_on": "2027-05-12"})
+    assert only_end.status_code == 422
+    assert "a start" in field_error(only_end.text, "event-starts-on")
+    too_late = await client.post("/events/new", data={**form, "starts_on": "2999-01-01"})
+    assert "2000 to 2100" in field_error(too_late.text, "event-starts-on")
+    made = await client.post("/events/new", data={**form, "starts_on": "2027-05-12"})
+    assert made.status_code == 303, made.text
+    page = await client.get(made.headers["location"])
+    assert "Dates: May 12, 2027." in page.text
+    assert "May 12, 2027" in (await client.get("/events")).text

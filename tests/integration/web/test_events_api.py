@@ -371,3 +371,73 @@ async def test_event_and_media_endpoints_are_documented(client: httpx.AsyncClien
     upload = paths["/api/v1/events/{event_id}/media"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
     assert {"413", "415"} <= set(upload["responses"])
+
+
+# --- dates --------------------------------------------------------------------------------
+
+
+async def test_event_dates_are_stored_read_replaced_and_cleared(
+    client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    reply = await client.post(
+        "/api/v1/events",
+        headers=org.headers,
+        json=questionnaire(starts_on="2027-05-12", ends_on="2027-05-16"),
+    )
+    assert reply.status_code == 201, reply.text
+    event = reply.json()
+    assert (event["starts_on"], event["ends_on"]) == ("2027-05-12", "2027-05-16")
+    got = (await client.get(f"/api/v1/events/{event['id']}", headers=org.headers)).json()
+    assert (got["starts_on"], got["ends_on"]) == ("2027-05-12", "2027-05-16")
+
+    one_day = await client.put(
+        f"/api/v1/events/{event['id']}",
+        headers=org.headers,
+        json=questionnaire(starts_on="2027-06-01"),
+    )
+    assert one_day.status_code == 200, one_day.text
+    assert (one_day.json()["starts_on"], one_day.json()["ends_on"]) == ("2027-06-01", None)
+
+    cleared = await client.put(
+        f"/api/v1/events/{event['id']}", headers=org.headers, json=questionnaire()
+    )
+    assert (cleared.json()["starts_on"], cleared.json()["ends_on"]) == (None, None)
+    got = (await client.get(f"/api/v1/events/{event['id']}", headers=org.headers)).json()
+    assert (got["starts_on"], got["ends_on"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("dates", "field"),
+    [
+        ({"starts_on": "2027-05-16", "ends_on": "2027-05-12"}, "ends_on"),
+        ({"ends_on": "2027-05-12"}, "starts_on"),
+        ({"starts_on": "1027-05-12"}, "starts_on"),
+        ({"starts_on": "2027-05-12", "ends_on": "9999-12-31"}, "ends_on"),
+        ({"starts_on": "2027-02-30"}, "starts_on"),
+        ({"starts_on": "12.05.2027"}, "starts_on"),
+    ],
+)
+async def test_bad_dates_answer_422_naming_the_field_and_change_nothing(
+    client: httpx.AsyncClient, org: OrgFixture, dates: dict[str, str], field: str
+) -> None:
+    reply = await client.post("/api/v1/events", headers=org.headers, json=questionnaire(**dates))
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["field"] == field
+    assert (await client.get("/api/v1/events", headers=org.headers)).json() == []
+
+    event = await create_event(client, org.headers)
+    put = await client.put(
+        f"/api/v1/events/{event['id']}", headers=org.headers, json=questionnaire(**dates)
+    )
+    assert put.status_code == 422 and put.json()["error"]["field"] == field
+    unchanged = (await client.get(f"/api/v1/events/{event['id']}", headers=org.headers)).json()
+    assert unchanged == event
+
+
+async def test_event_dates_are_in_the_openapi_schemas(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/api/openapi.json")).json()["components"]["schemas"]
+    for name in ("EventIn", "EventOut"):
+        props = schemas[name]["properties"]
+        assert {"starts_on", "ends_on"} <= set(props), name
+        assert "date" in str(props["starts_on"]), props["starts_on"]
+    assert "starts_on" in schemas["EventOut"]["required"]

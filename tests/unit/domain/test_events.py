@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from visitmail.domain.errors import InvalidInput
 from visitmail.domain.events import (
+    MAX_EVENT_YEAR,
     MAX_MEDIA_BYTES,
+    MIN_EVENT_YEAR,
+    AnswerCounts,
     Event,
     EventSpec,
     EventStatus,
@@ -223,3 +226,76 @@ def test_filenames_lose_paths_and_keep_extensions() -> None:
         with pytest.raises(InvalidInput) as exc:
             clean_filename(bad, "application/pdf")
         assert exc.value.field == "file"
+
+
+# --- dates --------------------------------------------------------------------------------
+
+
+def dated(starts_on: date | None, ends_on: date | None) -> EventSpec:
+    return EventSpec("Fair", ("de",), starts_on=starts_on, ends_on=ends_on)
+
+
+def test_dates_are_optional_and_a_start_alone_is_one_day() -> None:
+    assert checked_spec(dated(None, None)).starts_on is None
+    one = checked_spec(dated(date(2027, 5, 12), None))
+    assert (one.starts_on, one.ends_on) == (date(2027, 5, 12), None)
+    span = checked_spec(dated(date(2027, 5, 12), date(2027, 5, 16)))
+    assert (span.starts_on, span.ends_on) == (date(2027, 5, 12), date(2027, 5, 16))
+    same = checked_spec(dated(date(2027, 5, 12), date(2027, 5, 12)))
+    assert same.ends_on == date(2027, 5, 12)
+
+
+def test_a_datetime_counts_as_its_day() -> None:
+    valid = checked_spec(dated(datetime(2027, 5, 12, 23, 30, tzinfo=UTC), None))
+    assert valid.starts_on == date(2027, 5, 12)
+    assert not isinstance(valid.starts_on, datetime)
+
+
+@pytest.mark.parametrize(
+    ("starts_on", "ends_on", "field"),
+    [
+        (date(2027, 5, 16), date(2027, 5, 12), "ends_on"),
+        (None, date(2027, 5, 12), "starts_on"),
+        (date(MIN_EVENT_YEAR - 1, 12, 31), None, "starts_on"),
+        (date(2027, 5, 12), date(MAX_EVENT_YEAR + 1, 1, 1), "ends_on"),
+        (date(202, 5, 12), date(2027, 5, 12), "starts_on"),
+    ],
+)
+def test_bad_dates_name_their_field(
+    starts_on: date | None, ends_on: date | None, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        checked_spec(dated(starts_on, ends_on))
+    assert field_of(exc) == field
+
+
+def test_the_year_bounds_themselves_are_accepted() -> None:
+    valid = checked_spec(dated(date(MIN_EVENT_YEAR, 1, 1), date(MAX_EVENT_YEAR, 12, 31)))
+    assert valid.ends_on == date(MAX_EVENT_YEAR, 12, 31)
+
+
+def test_an_events_spec_carries_its_dates() -> None:
+    valid = checked_spec(dated(date(2027, 5, 12), date(2027, 5, 16)))
+    made = Event(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        valid.name,
+        valid.languages,
+        (),
+        valid.status,
+        NOW,
+        NOW,
+        valid.starts_on,
+        valid.ends_on,
+    )
+    assert made.spec == valid
+
+
+def test_answer_counts_count_questions_and_chosen_options() -> None:
+    counts = AnswerCounts()
+    counts.add({"size": "small", "topics": ["a", "b", "a"], "note": None, "n": 3})
+    counts.add({"size": "large", "topics": ["a"], "gone": True})
+    assert counts.questions == {"size": 2, "topics": 2, "n": 1, "gone": 1}  # null: unanswered
+    assert counts.options["size"] == {"small": 1, "large": 1}
+    assert counts.options["topics"] == {"a": 2, "b": 1}  # a report counts once per option
+    assert "n" not in counts.options and "gone" not in counts.options

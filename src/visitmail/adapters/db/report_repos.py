@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from visitmail.adapters.db.tables import EventMediaRow, EventRow, ReportRow, UserRow
 from visitmail.domain.events import (
+    AnswerCounts,
     Event,
     EventSpec,
     EventStatus,
@@ -66,6 +67,8 @@ def _event(row: EventRow) -> Event:
         status=EventStatus(row.status),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        starts_on=row.starts_on,
+        ends_on=row.ends_on,
     )
 
 
@@ -88,6 +91,8 @@ class SqlEvents:
             languages=list(spec.languages),
             questions=_questions_doc(spec.questions),
             status=spec.status.value,
+            starts_on=spec.starts_on,
+            ends_on=spec.ends_on,
             created_at=now,
             updated_at=now,
             created_by=actor_id,
@@ -133,6 +138,8 @@ class SqlEvents:
         row.languages = list(spec.languages)
         row.questions = _questions_doc(spec.questions)
         row.status = spec.status.value
+        row.starts_on = spec.starts_on
+        row.ends_on = spec.ends_on
         row.updated_at = now
         row.updated_by = actor_id
         await self._s.flush()
@@ -311,6 +318,9 @@ class _Reporter(NamedTuple):
     email: str
 
 
+_ANSWER_BATCH = 500  # answers documents per fetch when counting what reports answered
+
+
 class SqlReports:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -398,6 +408,19 @@ class SqlReports:
         rows = await self._s.execute(query.offset(offset))
         # An outer join: the user is None if the capturing account no longer exists.
         return [_report(report, user) for report, user in rows]
+
+    async def answer_counts(self, organization_id: uuid.UUID, event_id: uuid.UUID) -> AnswerCounts:
+        query = (
+            select(ReportRow.answers)
+            .where(ReportRow.organization_id == organization_id, ReportRow.event_id == event_id)
+            .execution_options(yield_per=_ANSWER_BATCH)
+        )
+        counts = AnswerCounts()
+        result = await self._s.stream_scalars(query)
+        async for answers in result:
+            if isinstance(answers, dict):
+                counts.add(answers)
+        return counts
 
     async def update_content(
         self,

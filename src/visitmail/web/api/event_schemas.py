@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -69,6 +69,15 @@ class EventIn(Strict):
     status: EventStatus = Field(
         default=EventStatus.DRAFT, description="`live` makes it visible to the app"
     )
+    starts_on: date | None = Field(
+        default=None,
+        description="the first day (`YYYY-MM-DD`, years 2000 to 2100); omitted, no dates",
+    )
+    ends_on: date | None = Field(
+        default=None,
+        description="the last day, not before `starts_on` (which it needs); omitted, a "
+        "one-day event or no dates",
+    )
 
     def to_domain(self) -> EventSpec:
         default = self.languages[0].strip().lower() if self.languages else ""
@@ -77,6 +86,8 @@ class EventIn(Strict):
             languages=tuple(self.languages),
             questions=tuple(q.to_domain(default) for q in self.questions),
             status=self.status,
+            starts_on=self.starts_on,
+            ends_on=self.ends_on,
         )
 
 
@@ -99,6 +110,8 @@ class EventOut(BaseModel):
     default_language: str
     questions: list[QuestionOut]
     status: EventStatus
+    starts_on: date | None = Field(description="the first day, or null")
+    ends_on: date | None = Field(description="the last day, or null (one day or no dates)")
     created_at: datetime
     updated_at: datetime
 
@@ -119,6 +132,8 @@ class EventOut(BaseModel):
                 for q in event.questions
             ],
             status=event.status,
+            starts_on=event.starts_on,
+            ends_on=event.ends_on,
             created_at=event.created_at,
             updated_at=event.updated_at,
         )

@@ -51,8 +51,9 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=ERRORS)
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an event (event_manager+)")
 async def create_event(body: EventIn, principal: PrincipalDep, uow: UowDep) -> EventOut:
     """A questionnaire: name, languages (the first is the default), questions (`text`,
-    `number`, `single`, `multi`, `bool`; options for `single`/`multi`) and status. A problem
-    answers 422 naming its path, e.g. `questions[2].options`."""
+    `number`, `single`, `multi`, `bool`; options for `single`/`multi`), status and the
+    optional dates `starts_on`/`ends_on`. A problem answers 422 naming its path, e.g.
+    `questions[2].options` or `ends_on`."""
     return EventOut.of(await events.create_event(uow, principal, body.to_domain()))
 
 
@@ -75,8 +76,9 @@ async def get_event(event_id: UUID, principal: PrincipalDep, uow: ReadUowDep) ->
 async def update_event(
     event_id: UUID, body: EventIn, principal: PrincipalDep, uow: UowDep
 ) -> EventOut:
-    """The whole definition is replaced and validated as on create; without `status` the
-    event keeps its current one."""
+    """The whole definition is replaced and validated as on create (dates left out are
+    cleared); without `status` the event keeps its current one. Reports already captured
+    keep their stored answers, also to questions or options that are removed."""
     event = await events.update_event(
         uow,
         principal,

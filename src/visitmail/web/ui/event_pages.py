@@ -12,28 +12,23 @@ organization's event is the 404 page. The preview and the progress answer JSON f
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
 from visitmail.domain.errors import InvalidInput, PermissionDenied, VisitmailError
 from visitmail.domain.events import (
     MAX_MEDIA_BYTES,
     Event,
-    EventSpec,
-    EventStatus,
     MediaTooLarge,
     UnsupportedMedia,
 )
 from visitmail.domain.follow_up import FollowUpTemplate, FollowUpTemplateSpec
 from visitmail.services import events, follow_ups, outbox, reports
-from visitmail.web.api.event_schemas import QuestionIn
 from visitmail.web.api.follow_ups import SendersDep
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import error_body, status_for
@@ -52,25 +47,11 @@ CURATORS_ONLY = "The events pages are open to event curators, managers and admin
 NO_EVENT = "No such event in this organization."
 EVENT_REPORTS = 200
 CsrfForm = Annotated[str, Form(max_length=200)]
-MANAGERS_ONLY = "Only event managers and admins create events."
-QUESTIONS = TypeAdapter(list[QuestionIn])
-QUESTIONS_EXAMPLE = json.dumps(
-    [
-        {"key": "interest", "label": {"de": "Interesse", "en": "Interest"}, "type": "text"},
-        {
-            "key": "size",
-            "label": "Company size",
-            "type": "single",
-            "options": [{"key": "small"}, {"key": "large"}],
-        },
-    ],
-    indent=2,
-    ensure_ascii=False,
-)
 NOTICES = {
     "uploaded": "The file was added to the media library.",
     "deleted": "The file was deleted from the media library.",
     "created": "The event was created.",
+    "updated": "The event was saved.",
 }
 
 
@@ -165,103 +146,6 @@ async def events_list(request: Request, runtime: RuntimeDep) -> Response:
         events=found,
         can_create=guarded.principal.role.at_least(events.MANAGE_ROLE),
     )
-
-
-def _new_event_page(
-    request: Request,
-    session: UiSession,
-    *,
-    values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> HTMLResponse:
-    return render(
-        request,
-        "event_new.html",
-        session,
-        status=status,
-        values=values or {"name": "", "languages": "de, en", "status": "draft", "questions": ""},
-        errors=errors or {},
-        statuses=[s.value for s in EventStatus],
-        example=QUESTIONS_EXAMPLE,
-    )
-
-
-def _pydantic_path(error: dict[str, Any]) -> str:
-    path = "questions"
-    for part in error.get("loc", ()):
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
-def _new_event_spec(values: dict[str, str]) -> EventSpec:
-    """The form's event; :class:`InvalidInput` naming the field (and the question's path)."""
-    languages = tuple(
-        p.strip() for p in values["languages"].replace(";", ",").split(",") if p.strip()
-    )
-    if not languages:
-        raise InvalidInput("name at least one language, e.g. de, en", field="languages")
-    try:
-        status = EventStatus(values["status"])
-    except ValueError:
-        raise InvalidInput("choose a status", field="status") from None
-    raw = values["questions"].strip() or "[]"
-    try:
-        parsed = QUESTIONS.validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first.get("type") == "json_invalid":
-            raise InvalidInput(f"not valid JSON: {first['msg']}", field="questions") from None
-        path = _pydantic_path(dict(first))
-        raise InvalidInput(f"{path}: {first['msg']}", field="questions") from None
-    default = languages[0].lower()
-    return EventSpec(
-        name=values["name"],
-        languages=languages,
-        questions=tuple(q.to_domain(default) for q in parsed),
-        status=status,
-    )
-
-
-@router.get("/events/new")
-async def event_new(request: Request, runtime: RuntimeDep) -> Response:
-    guarded = await _session_or_response(request, runtime)
-    if not isinstance(guarded, UiSession):
-        return guarded
-    if not guarded.principal.role.at_least(events.MANAGE_ROLE):
-        return error_page(request, guarded, 403, MANAGERS_ONLY)
-    return _new_event_page(request, guarded)
-
-
-@router.post("/events/new")
-async def event_create(request: Request, runtime: RuntimeDep) -> Response:
-    guarded = await _session_or_response(request, runtime)
-    if not isinstance(guarded, UiSession):
-        return guarded
-    form = await request.form()
-    if not tokens_match(guarded.csrf_token, str(form.get("csrf_token") or "")):
-        return csrf_failed(request, guarded)
-    values = {
-        key: str(form.get(key) or "")[:100_000]
-        for key in ("name", "languages", "status", "questions")
-    }
-    try:
-        spec = _new_event_spec(values)
-        async with runtime.uow() as uow:
-            created = await events.create_event(uow, guarded.principal, spec)
-    except PermissionDenied:
-        return error_page(request, guarded, 403, MANAGERS_ONLY)
-    except VisitmailError as exc:
-        field = (exc.field or "form").split("[", 1)[0].split(".", 1)[0]
-        message = exc.message
-        if field == "questions" and exc.field and exc.field != "questions":
-            message = f"{exc.field}: {exc.message}"
-        if field not in values:
-            field = "form"
-        return _new_event_page(
-            request, guarded, values=values, errors={field: message}, status=status_for(exc)
-        )
-    return RedirectResponse(f"/events/{created.id}?done=created", status_code=303)
 
 
 async def _event_page(

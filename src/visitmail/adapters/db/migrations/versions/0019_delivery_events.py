@@ -6,7 +6,7 @@ recipient and suppression. Recipient states and suppression reasons are strings:
 values ``bounced`` and ``complained`` need no schema change.
 
 Revision ID: 0019_delivery_events
-Revises: 0017_password_reset
+Revises: 0018_event_dates
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_delivery_events"
-down_revision = "0017_password_reset"
+down_revision = "0018_event_dates"
 branch_labels = None
 depends_on = None
 
