@@ -1,0 +1,181 @@
+"""The bounce mailbox reader against a real Dovecot (tests/support/dovecot_server.py):
+IMAPS and STARTTLS, read-only (nothing marked read, moved or deleted), the cursor, only
+reports fetched whole, and each failure named by its step without the password."""
+
+from __future__ import annotations
+
+import imaplib
+import ipaddress
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.integration.smtp.conftest import settings_for
+from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from visitmail.adapters.imap.mailbox import Login, MailboxFailure, MailboxStep, poll_mailbox
+from visitmail.domain.bounce_mailbox import BounceMailbox, MailboxCursor
+from visitmail.domain.delivery_reports import ReportKind, read_report
+from visitmail.domain.network_policy import NetworkPolicy
+from visitmail.domain.smtp_settings import Security, SmtpSecrets
+
+SAMPLES = Path(__file__).resolve().parents[2] / "unit" / "domain" / "reports_samples"
+USER = "sales@acme.example"
+PASSWORD = "Imap-Pa55-word-7"
+LOOPBACK = NetworkPolicy((ipaddress.ip_network("127.0.0.0/8"),))
+NOW = datetime.now(UTC)  # the first look searches SINCE a day: Dovecot's clock is real
+PERSON = b"From: Lead <lead@example.com>\r\nSubject: Re: Thanks\r\n\r\nCall me.\r\n"
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[DovecotServer]:
+    try:
+        server = start_dovecot(ca=trustme.CA(), users={USER: PASSWORD})
+    except DovecotUnavailable as e:
+        pytest.skip(f"no real Dovecot on this machine: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def user(dovecot: DovecotServer) -> Iterator[str]:
+    """The test's own mailbox (an empty INBOX), removed afterwards."""
+    box = dovecot.maildir(USER)
+    yield USER
+    for sub in ("new", "cur", "tmp"):
+        for path in (box / sub).glob("*"):
+            path.unlink()
+    for index in box.glob("dovecot*"):
+        index.unlink()
+
+
+async def poll(
+    server: DovecotServer,
+    *,
+    security: Security = Security.TLS,
+    port: int | None = None,
+    password: str = PASSWORD,
+    folder: str = "INBOX",
+    cursor: MailboxCursor | None = None,
+    ca_pem: str | None = None,
+    policy: NetworkPolicy = LOOPBACK,
+):  # type: ignore[no-untyped-def]
+    mailbox = BounceMailbox(
+        host=server.host,
+        port=port or (server.tls_port if security is Security.TLS else server.port),
+        security=security,
+        folder=folder,
+    )
+    smtp = settings_for(ca_pem=ca_pem or server.ca_pem)
+    return await poll_mailbox(
+        mailbox,
+        smtp,
+        SmtpSecrets(),
+        Login(USER, password=password),
+        policy=policy,
+        cursor=cursor,
+        now=NOW,
+    )
+
+
+def flags(server: DovecotServer) -> list[bytes]:
+    client = imaplib.IMAP4_SSL(
+        server.host, server.tls_port, ssl_context=ssl.create_default_context(cadata=server.ca_pem)
+    )
+    try:
+        client.login(USER, PASSWORD)
+        client.select("INBOX", readonly=True)
+        _typ, data = client.fetch("1:*", "(FLAGS)")
+        return [d for d in data if isinstance(d, bytes)]
+    finally:
+        client.logout()
+
+
+async def test_reads_only_reports_and_changes_nothing(dovecot: DovecotServer, user: str) -> None:
+    dovecot.deliver(user, (SAMPLES / "postfix_bounce.eml").read_bytes())
+    dovecot.deliver(user, PERSON)
+    dovecot.deliver(user, (SAMPLES / "arf_complaint.eml").read_bytes())
+
+    batch = await poll(dovecot)
+
+    assert (batch.looked_at, batch.messages_in_folder) == (3, 3)
+    assert [m.uid for m in batch.mails] == [1, 3]  # the person's reply is not fetched whole
+    kinds = [read_report(m.raw).kind for m in batch.mails]  # type: ignore[union-attr]
+    assert kinds == [ReportKind.BOUNCE, ReportKind.COMPLAINT]
+    assert batch.cursor.last_uid == 3 and batch.cursor.uidvalidity > 0
+    # Read-only: still three messages, none marked \Seen.
+    assert dovecot.stored(user) == 3
+    assert all(b"\\Seen" not in f for f in flags(dovecot))
+
+
+async def test_the_cursor_reads_only_what_arrived_since(dovecot: DovecotServer, user: str) -> None:
+    dovecot.deliver(user, (SAMPLES / "postfix_bounce.eml").read_bytes())
+    first = await poll(dovecot)
+    again = await poll(dovecot, cursor=first.cursor)
+    assert (again.looked_at, again.mails, again.cursor) == (0, (), first.cursor)
+
+    dovecot.deliver(user, (SAMPLES / "gmail_dsn.eml").read_bytes())
+    later = await poll(dovecot, security=Security.STARTTLS, cursor=first.cursor)
+    assert later.looked_at == 1
+    [mail] = later.mails
+    assert mail.uid == first.cursor.last_uid + 1
+    assert read_report(mail.raw) is not None
+    assert later.cursor.last_uid == mail.uid
+
+
+async def test_a_new_uidvalidity_starts_over_with_a_first_look(
+    dovecot: DovecotServer, user: str
+) -> None:
+    dovecot.deliver(user, (SAMPLES / "postfix_bounce.eml").read_bytes())
+    first = await poll(dovecot)
+    stale = MailboxCursor(first.cursor.uidvalidity + 1, 99)
+    batch = await poll(dovecot, cursor=stale)
+    assert [m.uid for m in batch.mails] == [1]
+    assert batch.cursor == first.cursor
+
+
+async def test_a_wrong_password_fails_at_login_without_the_password(
+    dovecot: DovecotServer, user: str
+) -> None:
+    with pytest.raises(MailboxFailure) as caught:
+        await poll(dovecot, password="Wrong-Secret-Value-99")
+    failure = caught.value
+    assert failure.step is MailboxStep.LOGIN
+    assert "refused the sign-in as sales@acme.example" in failure.message
+    assert "Wrong-Secret-Value-99" not in failure.message + failure.fix
+    assert "app password" in failure.fix
+
+
+async def test_an_unknown_folder_is_named(dovecot: DovecotServer, user: str) -> None:
+    with pytest.raises(MailboxFailure) as caught:
+        await poll(dovecot, folder="Bounces")
+    assert caught.value.step is MailboxStep.FOLDER
+    assert "Bounces" in caught.value.message
+
+
+async def test_an_untrusted_certificate_fails_at_tls(dovecot: DovecotServer, user: str) -> None:
+    other_ca = trustme.CA().cert_pem.bytes().decode()
+    with pytest.raises(MailboxFailure) as caught:
+        await poll(dovecot, ca_pem=other_ca)
+    assert caught.value.step is MailboxStep.TLS
+    assert "could not be verified" in caught.value.message
+
+
+async def test_tls_on_the_starttls_port_is_explained(dovecot: DovecotServer, user: str) -> None:
+    with pytest.raises(MailboxFailure) as caught:
+        await poll(dovecot, security=Security.TLS, port=dovecot.port)
+    assert caught.value.step in (MailboxStep.CONNECT, MailboxStep.TLS)
+    assert "993" in caught.value.fix
+
+
+async def test_the_network_guard_refuses_loopback_unless_allowed(
+    dovecot: DovecotServer, user: str
+) -> None:
+    with pytest.raises(MailboxFailure) as caught:
+        await poll(dovecot, policy=NetworkPolicy(()))
+    assert caught.value.step is MailboxStep.CONNECT
