@@ -23,7 +23,16 @@ from visitmail.domain.roles import Role, describe
 from visitmail.services import identity, login, setup_checklist
 from visitmail.services.clock import utcnow
 from visitmail.web.deps import RuntimeDep
-from visitmail.web.ui.reset_notice import RESET_COOKIE, forget_reset_notice, open_reset_notice
+from visitmail.web.ui.reset_notice import (
+    CREATED_COOKIE,
+    RESET_COOKIE,
+    forget_created_notice,
+    forget_reset_notice,
+    open_created_notice,
+    open_reset_notice,
+    seal_created,
+    set_notice_cookie,
+)
 from visitmail.web.ui.return_to import safe_next
 from visitmail.web.ui.session import (
     PASSWORD_PAGE,
@@ -227,12 +236,14 @@ async def users_page(request: Request, runtime: RuntimeDep) -> Response:
         return to_login()
     if not session.principal.role.at_least(Role.ADMIN):
         return not_admin(request, session)
-    reset = open_reset_notice(request, runtime, session)
-    if reset is not None and request.query_params.get("done") != "reset":
-        reset = None
-    page = await users_page_with(request, runtime, session, reset=reset)
+    done = request.query_params.get("done")
+    reset = open_reset_notice(request, runtime, session) if done == "reset" else None
+    created = open_created_notice(request, runtime, session) if done == "created" else None
+    page = await users_page_with(request, runtime, session, reset=reset, created=created)
     if RESET_COOKIE in request.cookies:
         forget_reset_notice(page, runtime)  # shown once: a reload does not show it again
+    if CREATED_COOKIE in request.cookies:
+        forget_created_notice(page, runtime)
     return page
 
 
@@ -288,7 +299,9 @@ async def users_create(
             error_field=exc.field,
             form=form,
         )
-    return await users_page_with(request, runtime, session, created=created)
+    response = RedirectResponse("/users?done=created#created-notice", status_code=303)
+    set_notice_cookie(response, runtime, CREATED_COOKIE, seal_created(runtime, session, created))
+    return response
 
 
 @router.post("/users/{user_id}")
