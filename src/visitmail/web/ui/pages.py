@@ -215,6 +215,7 @@ async def users_page_with(
     context.setdefault("created", None)
     context.setdefault("form", {"email": "", "role": "user", "display_name": ""})
     context.setdefault("reset", None)
+    context.setdefault("updated", None)  # the id (text) of the member whose change was saved
     page = render(
         request,
         "users.html",
@@ -239,7 +240,10 @@ async def users_page(request: Request, runtime: RuntimeDep) -> Response:
     done = request.query_params.get("done")
     reset = open_reset_notice(request, runtime, session) if done == "reset" else None
     created = open_created_notice(request, runtime, session) if done == "created" else None
-    page = await users_page_with(request, runtime, session, reset=reset, created=created)
+    updated = request.query_params.get("user") if done == "updated" else None
+    page = await users_page_with(
+        request, runtime, session, reset=reset, created=created, updated=updated
+    )
     if RESET_COOKIE in request.cookies:
         forget_reset_notice(page, runtime)  # shown once: a reload does not show it again
     if CREATED_COOKIE in request.cookies:
@@ -357,4 +361,4 @@ async def users_update(
         if exc.field == "display_name":
             problem["value"] = display_name
         return await users_page_with(request, runtime, session, status=status, member_error=problem)
-    return RedirectResponse(f"/users#name-{user_id}", status_code=303)
+    return RedirectResponse(f"/users?done=updated&user={user_id}#updated-notice", status_code=303)
