@@ -1,7 +1,8 @@
 """The bulk follow-up in real Chromium: "Select all" with its count, the confirmation that
 says how many leads will be mailed and who will be skipped and why, the result by lead
 name after the redirect (a skip in the warning style, the summary focused), a reload that
-sends nothing again (counted through the API), and both pages within a 390 px screen."""
+sends nothing again (counted through the API), the refusal of a single follow-up on the
+report page in the same style, and every page within a 390 px screen."""
 
 from __future__ import annotations
 
@@ -139,9 +140,24 @@ def test_select_all_confirm_named_results_and_a_reload_that_sends_nothing(
         "2 follow-ups queued, 1 skipped"
     )
     assert follow_ups_for(server, ids) == 2
+    result.screenshot(path=str(screenshot(page, "bulk-result").with_name("bulk-result-box.png")))
 
     page.set_viewport_size({"width": 390, "height": 844})
     expect(page.locator("#bulk-result")).to_be_visible()
     fits(page, 390)
     screenshot(page, "bulk-result-phone")
+
+    # the lead without consent, on its report page: the refusal is a result, in amber
+    result.locator(f'tr[data-report="{ids[2]}"]').get_by_role("link").click()
+    page.get_by_role("button", name="Send follow-up").click()
+    page.wait_for_url(f"**/reports/{ids[2]}?result=*#action-result")
+    outcome = page.locator("#fu-heading [data-result]")
+    expect(outcome).to_have_text("Skipped: no consent to follow-up emails")
+    expect(outcome).to_have_css("background-color", AMBER)
+    expect(page.locator("#action-result")).to_have_attribute("data-tone", "warn")
+    fits(page, 390)
+    screenshot(page, "report-refusal-phone")
+    page.reload()
+    expect(outcome).to_have_text("Skipped: no consent to follow-up emails")
+    assert follow_ups_for(server, ids) == 2
     assert not problems, problems

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from visitmail.runtime import Runtime
+from visitmail.adapters.crypto.keyring import KeyRing
 from visitmail.web.ui.session import UiSession
 
 RESULT_PARAM = "result"
@@ -65,9 +65,9 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode("ascii"))
 
 
-def seal_result(runtime: Runtime, session: UiSession, kind: str, payload: dict[str, Any]) -> str:
+def seal_result(keyring: KeyRing, session: UiSession, kind: str, payload: dict[str, Any]) -> str:
     """The token for ``payload`` (JSON-serializable), readable by this user for ``kind``."""
-    key = runtime.keyring.newest
+    key = keyring.newest
     body = json.dumps({"at": int(time.time()), "p": payload}, separators=(",", ":"))
     nonce = os.urandom(NONCE_BYTES)
     sealed = AESGCM(_key(key.material)).encrypt(
@@ -77,14 +77,14 @@ def seal_result(runtime: Runtime, session: UiSession, kind: str, payload: dict[s
 
 
 def open_result(
-    runtime: Runtime, session: UiSession, kind: str, token: str | None
+    keyring: KeyRing, session: UiSession, kind: str, token: str | None
 ) -> dict[str, Any] | None:
     """The payload sealed for this user and ``kind`` at most :data:`RESULT_SECONDS` ago,
     else ``None``."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     key_id, _, body = token.partition(".")
-    key = runtime.keyring.get(key_id)
+    key = keyring.get(key_id)
     if key is None or not body:
         return None
     try:

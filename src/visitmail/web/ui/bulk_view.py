@@ -97,7 +97,7 @@ def seal_bulk(
 ) -> str:
     """The token for the redirect after a bulk send of ``event_id``'s reports."""
     return seal_result(
-        runtime,
+        runtime.keyring,
         session,
         _kind(event_id),
         {
@@ -133,7 +133,7 @@ async def open_bulk(
 ) -> BulkView | None:
     """The result the redirect carried, read again from the database; ``None`` when the
     token does not open (stale, another user's, another event's)."""
-    payload = open_result(runtime, session, _kind(event_id), token)
+    payload = open_result(runtime.keyring, session, _kind(event_id), token)
     if payload is None:
         return None
     async with runtime.uow(read_only=True) as uow:

@@ -157,7 +157,7 @@ def _kind(report_id: UUID) -> str:
 def _redirect(
     runtime: RuntimeDep, session: UiSession, report_id: UUID, payload: dict[str, Any]
 ) -> RedirectResponse:
-    token = seal_result(runtime, session, _kind(report_id), payload)
+    token = seal_result(runtime.keyring, session, _kind(report_id), payload)
     return RedirectResponse(
         f"/reports/{report_id}?{urlencode({'result': token})}#action-result", status_code=303
     )
@@ -165,7 +165,7 @@ def _redirect(
 
 def _opened(runtime: RuntimeDep, session: UiSession, report_id: UUID, token: str) -> dict[str, Any]:
     """The page context of the result the redirect carried (or that it expired)."""
-    payload = open_result(runtime, session, _kind(report_id), token)
+    payload = open_result(runtime.keyring, session, _kind(report_id), token)
     if payload is None:
         return {"expired": True}
     action = str(payload.get("a", ""))
