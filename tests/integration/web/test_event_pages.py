@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from tests.integration.web.test_follow_ups_api import bearer, lead, put_template
 from tests.integration.web.test_outbox_pages import csrf_of, log_in_as
 from tests.integration.web.test_reports_api import capture, live_event
-from tests.support.orgs import OrgFixture, new_member
+from tests.support.orgs import OrgFixture, new_member, new_org
 from tests.support.outbox import configure_server
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
@@ -427,3 +427,39 @@ async def test_an_event_is_created_from_the_page_with_errors_at_their_field(
     assert 'href="/events/new"' not in (await client.get("/events")).text
     forged = await client.post("/events/new", data={**form, "csrf_token": "nope"})
     assert forged.status_code == 403
+
+
+async def test_the_confirmation_names_a_missing_template_and_an_unknown_report(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    await configure_server(runtime, org, 2525)
+    event = await live_event(client, org)  # de (default) and en
+    await put_template(client, org, event["id"], "en", {"subject": "Hi", "text": "Hi"})
+    german = await capture(
+        client, org.headers, event["id"], lead=lead(first_name="Dora", last_name="Deutsch")
+    )
+    stranger = await new_org(runtime)
+    elsewhere = await live_event(client, stranger)
+    theirs = await capture(
+        client, stranger.headers, elsewhere["id"], lead=lead(last_name="Fremdling")
+    )
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    path = f"/events/{event['id']}"
+    csrf = await csrf_of(client, path)
+    review = await client.post(
+        f"{path}/follow-ups",
+        data={"csrf_token": csrf, "report_ids": [german["id"], theirs["id"]]},
+    )
+    assert review.status_code == 200, review.text
+    assert "None of the 2 chosen leads will be mailed" in review.text
+    assert "1 without a follow-up template in their language" in review.text
+    rows = result_rows(review.text)
+    assert rows[german["id"]] == (
+        "warn",
+        "Dora Deutsch",
+        "Müller GmbH",
+        "Will be skipped: no follow-up template in the lead's language or the event's "
+        "default language",
+    )
+    assert rows[theirs["id"]] == ("error", "Unknown report", "", "Cannot be sent: no such report")
+    assert "Fremdling" not in review.text  # another organization's lead is never named
