@@ -1,7 +1,9 @@
 """The Events pages: the list (status, languages) and one event with its questionnaire,
 the follow-up template per language (form, errors at their field with the line, a live
-preview), the media library (upload, delete) and the bulk follow-up of chosen reports
-with a progress bar over the outbox.
+preview), the media library (upload, delete) and the bulk follow-up of chosen reports:
+a confirmation naming who will be mailed and who skipped, then Post/Redirect/Get to the
+result by lead name (:mod:`~visitmail.web.ui.bulk_view`) with a progress bar over the
+outbox.
 
 Thin: each route parses the form and calls one use case of :mod:`visitmail.services`
 (``events``, ``follow_ups``, ``reports``, ``outbox``). Reading needs ``event_curator`` or
