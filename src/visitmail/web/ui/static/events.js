@@ -95,6 +95,10 @@
     if (result.hasAttribute("tabindex")) { result.focus({ preventScroll: true }); }
   }
 
+  // The outbox's states in the words of the result above.
+  var PROGRESS_WORDS = {
+    queued: "waiting", deferred: "to be retried", missing: "no longer in the outbox",
+  };
   var box = document.querySelector(".progress-box[data-progress]");
   if (box) {
     var bar = box.querySelector("progress");
@@ -108,7 +112,9 @@
         var body = await reply.json();
         bar.max = Math.max(body.total, 1);
         bar.value = body.done;
-        var parts = Object.keys(body.counts).map(function (k) { return k + ": " + body.counts[k]; });
+        var parts = Object.keys(body.counts).map(function (k) {
+          return (PROGRESS_WORDS[k] || k) + ": " + body.counts[k];
+        });
         label.textContent = body.done + " of " + body.total + " finished (" + parts.join(", ") + ")";
         if (body.done < body.total) { setTimeout(poll, 2000); }
       } catch (_e) {
