@@ -174,10 +174,12 @@ def test_templates_preview_media_and_bulk_follow_up(page: Page, server: Server) 
     page.get_by_label(f"Choose Anna {last_name}").check()
     page.get_by_label(f"Choose John {english['lead']['last_name']}").check()
     page.get_by_role("button", name="Send follow-ups").click()
+    expect(page.locator("#confirm-heading")).to_contain_text("2 of the 2 chosen leads")
+    page.get_by_role("button", name="Mail 2 leads").click()
     results = page.locator("table.bulk-results")
     for report in (german, english):
         expect(results.locator(f'tr[data-report="{report["id"]}"] [data-result]')).to_have_text(
-            "queued"
+            "Queued"
         )
     bar = page.locator("#bulk-progress")
     expect(page.locator(".progress-text")).to_contain_text("2 of 2 finished", timeout=15_000)
@@ -213,10 +215,12 @@ def test_report_export_and_follow_up_already_sent(page: Page, server: Server) ->
     # no mapping: the page says so; another test's active mapping: its notifications listed
     items = fired.locator("ul.fired li")
     if items.count() == 0:
-        expect(fired).to_contain_text("fired no rule")
+        expect(fired).to_contain_text("nobody was notified")
     else:
-        expect(items.first.locator(".badge")).to_have_text("queued")
+        expect(items.first.locator(".outcome")).to_have_text("Queued")
 
     page.get_by_role("button", name="Send follow-up").click()
-    expect(page.locator("#fu-heading [data-result]")).to_have_text("already_sent")
+    expect(page.locator("#fu-heading [data-result]")).to_have_text(
+        "Skipped: already sent to this lead before"
+    )
     expect(page.get_by_label("Send again anyway")).to_be_visible()

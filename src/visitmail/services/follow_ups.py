@@ -332,7 +332,7 @@ async def _queue_chunk(
     report's error (its outcome) changes nothing for the others."""
     org = actor.organization_id
     outcomes: dict[UUID, Outcome] = {}
-    planned = await _plan(uow, actor, report_ids, force=force, outcomes=outcomes)
+    planned = await plan_rules(uow, actor, report_ids, force=force, outcomes=outcomes)
     addresses = {suppression_address(p.address) for p in planned}
     listed = await uow.suppressions.listed(org, addresses) if planned else set()
     rejected = await uow.suppressions.rejected_among(org, addresses - listed) if planned else {}
@@ -405,7 +405,7 @@ def _not_configured() -> Conflict:
     )
 
 
-async def _plan(
+async def plan_rules(
     uow: FollowUpUnitOfWork,
     actor: Principal,
     report_ids: Sequence[UUID],
@@ -413,7 +413,8 @@ async def _plan(
     force: bool,
     outcomes: dict[UUID, Outcome],
 ) -> list[_Planned]:
-    """Rules 1 to 3 for the chunk (reads only): the reports to suppress or send; the
+    """Rules 1 to 3 for the chunk (reads only, so a review may call it without sending:
+    :mod:`~visitmail.services.follow_up_review`): the reports to suppress or send; the
     others get their outcome in ``outcomes``."""
     org = actor.organization_id
     found = await uow.follow_up_sources.reports(org, report_ids)

@@ -11,11 +11,12 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from tests.integration.web.test_follow_ups_api import bearer, lead, put_template
 from tests.integration.web.test_outbox_pages import csrf_of, log_in_as
 from tests.integration.web.test_reports_api import capture, live_event
-from tests.support.orgs import OrgFixture, new_member
+from tests.support.orgs import OrgFixture, new_member, new_org
 from tests.support.outbox import configure_server
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
@@ -147,48 +148,185 @@ async def test_media_upload_lists_a_png_and_refuses_a_text_file(
     assert (await client.get(f"/api/v1{path}/media", headers=org.headers)).json() == []
 
 
-async def test_bulk_follow_up_shows_per_report_results_and_progress_counts_them(
-    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+async def follow_up_count(client: httpx.AsyncClient, org: OrgFixture) -> int:
+    reply = await client.get("/api/v1/messages?kind=follow_up", headers=org.headers)
+    assert reply.status_code == 200, reply.text
+    return len(reply.json()["items"])
+
+
+def result_rows(text: str) -> dict[str, tuple[str, str, str, str]]:
+    """Each result row: report id -> (tone class, name, company, status words)."""
+    rows = re.findall(
+        r'<tr data-report="([^"]+)" class="result-([a-z]+)">\s*<td>(?:<a [^>]*>)?([^<]*)'
+        r"(?:</a>)?</td>\s*<td>([^<]*)</td>\s*<td><span class=\"outcome tone-([a-z]+)\" "
+        r'data-(?:result|review)="[a-z_]+">([^<]*)</span>',
+        text,
+    )
+    found = {}
+    for report_id, row_tone, name, company, tone, words in rows:
+        assert row_tone == tone, (row_tone, tone)
+        found[report_id] = (tone, html.unescape(name), html.unescape(company), html.unescape(words))
+    return found
+
+
+async def test_bulk_follow_up_confirms_the_count_then_redirects_to_named_results(
+    client: httpx.AsyncClient, app: FastAPI, runtime: Runtime, org: OrgFixture
 ) -> None:
     await configure_server(runtime, org, 2525)  # nothing is delivered: no worker runs
     event = await live_event(client, org)
     await put_template(client, org, event["id"], "de", TEMPLATE)
     _, token = await new_member(runtime, org, Role.REPORTER)
-    consenting = await capture(client, bearer(token), event["id"], lead=lead())
+    consenting = await capture(
+        client, bearer(token), event["id"], lead=lead(first_name="Clara", last_name="Vogt")
+    )
     refusing = await capture(
         client,
         bearer(token),
         event["id"],
-        lead=lead(),
+        lead=lead(first_name="Rolf", last_name="Nein", company="Nein AG"),
         consent={"follow_up_email": False, "marketing": False},
     )
+    listed = await capture(
+        client, bearer(token), event["id"], lead=lead(first_name="Sina", last_name="Sperre")
+    )
+    added = await client.post(
+        "/api/v1/suppressions", headers=org.headers, json={"address": listed["lead"]["email"]}
+    )
+    assert added.status_code == 201, added.text
     await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
     path = f"/events/{event['id']}"
     csrf = await csrf_of(client, path)
+    page = await client.get(path)
+    assert "data-pick-all" in page.text and "0 of 3 selected" in page.text
+    chosen = [consenting["id"], refusing["id"], listed["id"]]
 
-    page = await client.post(
-        f"{path}/follow-ups",
-        data={"csrf_token": csrf, "report_ids": [consenting["id"], refusing["id"]]},
+    # step 1: the confirmation names each lead and says how many will be mailed; no mail yet
+    review = await client.post(
+        f"{path}/follow-ups", data={"csrf_token": csrf, "report_ids": chosen}
     )
-    assert page.status_code == 200, page.text
-    results = dict(
-        re.findall(r'<tr data-report="([^"]+)">.*?data-result="([a-z_]+)"', page.text, re.S)
-    )
-    assert results == {consenting["id"]: "queued", refusing["id"]: "no_consent"}
+    assert review.status_code == 200, review.text
+    assert 'data-will-send="1"' in review.text
+    assert "1 of the 3 chosen leads will be mailed" in review.text
+    assert 'data-skipped="2"' in review.text
+    assert "1 without consent to follow-up emails" in review.text
+    assert "1 with the address on the suppression list" in review.text
+    assert ">Mail 1 lead</button>" in review.text
+    assert result_rows(review.text) == {
+        consenting["id"]: ("ok", "Clara Vogt", "Müller GmbH", "Will be mailed"),
+        refusing["id"]: (
+            "warn",
+            "Rolf Nein",
+            "Nein AG",
+            "Will be skipped: no consent to follow-up emails",
+        ),
+        listed["id"]: (
+            "warn",
+            "Sina Sperre",
+            "Müller GmbH",
+            "Will be skipped: address on the suppression list",
+        ),
+    }
+    assert await follow_up_count(client, org) == 0
 
-    found = re.search(r'data-progress="([^"]+)"', page.text)
+    # step 2: confirmed, it sends and redirects (Post/Redirect/Get)
+    sent = await client.post(
+        f"{path}/follow-ups", data={"csrf_token": csrf, "report_ids": chosen, "confirm": "yes"}
+    )
+    assert sent.status_code == 303, sent.text
+    location = sent.headers["location"]
+    assert location.startswith(f"{path}?result=") and location.endswith("#bulk-result")
+    assert await follow_up_count(client, org) == 1
+
+    shown = await client.get(location)
+    assert shown.status_code == 200, shown.text
+    assert "1 follow-up queued, 2 skipped" in shown.text
+    assert 'class="bulk-result tone-box tone-warn" id="bulk-result"' in shown.text
+    rows = result_rows(shown.text)
+    assert rows == {
+        consenting["id"]: ("ok", "Clara Vogt", "Müller GmbH", "Queued"),
+        refusing["id"]: ("warn", "Rolf Nein", "Nein AG", "Skipped: no consent to follow-up emails"),
+        listed["id"]: (
+            "warn",
+            "Sina Sperre",
+            "Müller GmbH",
+            "Skipped: address on the suppression list",
+        ),
+    }
+    section = shown.text.split('id="bulk-result"', 1)[1].split("</table>", 1)[0]
+    assert consenting["id"] not in re.sub(r'(data-report|href)="[^"]*"', "", section)
+
+    found = re.search(r'data-progress="([^"]+)"', shown.text)
     assert found
     progress = await client.get(html.unescape(found.group(1)))
     assert progress.status_code == 200, progress.text
     assert progress.json() == {"total": 1, "done": 0, "counts": {"queued": 1}}
 
-    again = await client.post(
+    # a reload shows the same result and sends nothing
+    reload = await client.get(location)
+    assert result_rows(reload.text) == rows
+    assert await follow_up_count(client, org) == 1
+
+    # the token is this user's: another curator sees no result
+    transport = httpx.ASGITransport(app=app, client=("10.9.251.7", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        await log_in_as(other, runtime, org, Role.EVENT_CURATOR)
+        foreign = await other.get(location)
+        assert foreign.status_code == 200
+        assert 'id="bulk-result"' in foreign.text and "data-result=" not in foreign.text
+        assert "no longer shown here" in foreign.text
+    tampered = await client.get(location.replace("result=", "result=x"))
+    assert "data-result=" not in tampered.text
+
+    # the same lead again: the review and the result say when it was sent
+    review_again = await client.post(
         f"{path}/follow-ups", data={"csrf_token": csrf, "report_ids": [consenting["id"]]}
     )
-    assert 'data-result="already_sent"' in again.text
+    assert "None of the 1 chosen lead will be mailed" in review_again.text
+    assert "Mail 1 lead" not in review_again.text
+    tone, _, _, words = result_rows(review_again.text)[consenting["id"]]
+    assert tone == "warn" and re.fullmatch(
+        r"Will be skipped: already sent on \d{4}-\d\d-\d\d \d\d:\d\d UTC", words
+    ), words
+    again = await client.post(
+        f"{path}/follow-ups",
+        data={"csrf_token": csrf, "report_ids": [consenting["id"]], "confirm": "yes"},
+    )
+    assert again.status_code == 303
+    tone, _, _, words = result_rows((await client.get(again.headers["location"])).text)[
+        consenting["id"]
+    ]
+    assert tone == "warn" and words.startswith("Skipped: already sent on "), words
+    assert await follow_up_count(client, org) == 1
 
     none_chosen = await client.post(f"{path}/follow-ups", data={"csrf_token": csrf})
     assert none_chosen.status_code == 422 and "Choose at least one report." in none_chosen.text
+
+
+async def test_a_bulk_follow_up_without_a_mail_server_says_nothing_can_be_sent(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await put_template(client, org, event["id"], "de", TEMPLATE)
+    report = await capture(client, org.headers, event["id"], lead=lead())
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    path = f"/events/{event['id']}"
+    csrf = await csrf_of(client, path)
+    review = await client.post(
+        f"{path}/follow-ups", data={"csrf_token": csrf, "report_ids": [report["id"]]}
+    )
+    assert review.status_code == 200, review.text
+    assert "No outgoing mail server is set up yet" in review.text
+    assert "<button" not in review.text.split('<main id="main">', 1)[1]
+    sent = await client.post(
+        f"{path}/follow-ups",
+        data={"csrf_token": csrf, "report_ids": [report["id"]], "confirm": "yes"},
+    )
+    assert sent.status_code == 303, sent.text
+    shown = await client.get(sent.headers["location"])
+    tone, _, _, words = result_rows(shown.text)[report["id"]]
+    assert tone == "error" and words.startswith("Failed: "), words
+    assert "No follow-up was queued, 1 failed" in shown.text
+    assert await follow_up_count(client, org) == 0
 
 
 async def test_forms_without_csrf_change_nothing(
@@ -464,3 +602,39 @@ async def test_a_new_event_with_dates_and_a_date_error_beside_its_field(
     page = await client.get(made.headers["location"])
     assert "Dates: May 12, 2027." in page.text
     assert "May 12, 2027" in (await client.get("/events")).text
+
+
+async def test_the_confirmation_names_a_missing_template_and_an_unknown_report(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    await configure_server(runtime, org, 2525)
+    event = await live_event(client, org)  # de (default) and en
+    await put_template(client, org, event["id"], "en", {"subject": "Hi", "text": "Hi"})
+    german = await capture(
+        client, org.headers, event["id"], lead=lead(first_name="Dora", last_name="Deutsch")
+    )
+    stranger = await new_org(runtime)
+    elsewhere = await live_event(client, stranger)
+    theirs = await capture(
+        client, stranger.headers, elsewhere["id"], lead=lead(last_name="Fremdling")
+    )
+    await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
+    path = f"/events/{event['id']}"
+    csrf = await csrf_of(client, path)
+    review = await client.post(
+        f"{path}/follow-ups",
+        data={"csrf_token": csrf, "report_ids": [german["id"], theirs["id"]]},
+    )
+    assert review.status_code == 200, review.text
+    assert "None of the 2 chosen leads will be mailed" in review.text
+    assert "1 without a follow-up template in their language" in review.text
+    rows = result_rows(review.text)
+    assert rows[german["id"]] == (
+        "warn",
+        "Dora Deutsch",
+        "Müller GmbH",
+        "Will be skipped: no follow-up template in the lead's language or the event's "
+        "default language",
+    )
+    assert rows[theirs["id"]] == ("error", "Unknown report", "", "Cannot be sent: no such report")
+    assert "Fremdling" not in review.text  # another organization's lead is never named

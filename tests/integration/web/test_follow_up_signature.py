@@ -143,9 +143,16 @@ async def test_the_users_page_asks_for_the_missing_name_and_sets_it(
         data={"display_name": "  Bea Boss ", "role": "admin", "csrf_token": token.group(1)},
     )
     assert saved.status_code == 303
+    location = saved.headers["location"]
+    assert location == f"/users?done=updated&user={unnamed.admin.id}#updated-notice"
     me = (await client.get("/api/v1/me", headers=unnamed.headers)).json()
     assert me["user"]["display_name"] == "Bea Boss"
+    shown = await client.get(location)
+    notice = re.search(r'<section [^>]*id="updated-notice".*?</section>', shown.text, re.S)
+    assert notice and unnamed.admin.email in notice.group(0), shown.text
+    assert "named Bea Boss" in notice.group(0)
     page = await client.get("/users")
+    assert 'id="updated-notice"' not in page.text
     assert "no name yet" not in page.text and 'value="Bea Boss"' in page.text
 
     kept = await client.post(

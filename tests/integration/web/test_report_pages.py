@@ -4,6 +4,8 @@ and role checks."""
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from typing import Any
 
@@ -94,6 +96,28 @@ async def test_a_curator_sees_every_report(
     assert f'action="/reports/{theirs["id"]}/check"' in detail.text
 
 
+async def messages_count(client: httpx.AsyncClient, org: OrgFixture) -> int:
+    reply = await client.get("/api/v1/messages", headers=org.headers)
+    assert reply.status_code == 200, reply.text
+    return len(reply.json()["items"])
+
+
+async def redirected(client: httpx.AsyncClient, reply: httpx.Response, path: str) -> str:
+    """The page a successful action redirected to (303, its result in the query)."""
+    assert reply.status_code == 303, reply.text
+    location = reply.headers["location"]
+    assert location.startswith(f"{path}?result=") and location.endswith("#action-result")
+    page = await client.get(location)
+    assert page.status_code == 200, page.text
+    return location
+
+
+def result_section(text: str) -> str:
+    found = re.search(r'<section class="card action-result[^"]*".*?</section>', text, re.S)
+    assert found, text
+    return html.unescape(found.group(0))
+
+
 async def test_export_through_the_page_shows_the_fired_notification(
     client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
 ) -> None:
@@ -105,20 +129,48 @@ async def test_export_through_the_page_shows_the_fired_notification(
     path = f"/reports/{report['id']}"
     csrf = await csrf_of(client, path)
 
-    page = await client.post(f"{path}/export", data={"csrf_token": csrf})
-    assert page.status_code == 200, page.text
-    assert "Exported: 1 notification" in page.text
-    assert 'class="badge notify-queued">queued<' in page.text
-    assert "team@acme.example" in page.text and "Sales team" in page.text
+    location = await redirected(
+        client, await client.post(f"{path}/export", data={"csrf_token": csrf}), path
+    )
+    shown = result_section((await client.get(location)).text)
+    assert "Exported: 1 notification" in shown and "tone-ok" in shown
+    assert 'class="outcome tone-ok" data-state="queued">Queued<' in shown
+    assert "team@acme.example" in shown and "Sales team" in shown
     assert await report_status(client, org, report["id"]) == "exported"
+    assert await messages_count(client, org) == 1
+    # a reload shows the result again and notifies nobody again
+    again_shown = result_section((await client.get(location)).text)
+    assert again_shown == shown
+    assert await messages_count(client, org) == 1
 
     again = await client.post(f"{path}/export", data={"csrf_token": csrf})
-    assert 'class="badge notify-duplicate">duplicate<' in again.text
+    duplicate = result_section((await client.get(await redirected(client, again, path))).text)
+    assert 'data-tone="warn"' in duplicate
+    assert 'data-state="duplicate">Not sent again: already notified for this revision<' in duplicate
 
     # a reporter may not check
     refused = await client.post(f"{path}/check", data={"csrf_token": csrf})
     assert refused.status_code == 403
     assert await report_status(client, org, report["id"]) == "exported"
+
+
+async def test_check_that_notifies_nobody_says_so_in_the_warning_style(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    report = await capture(client, org.headers, event["id"], lead=lead())
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    path = f"/reports/{report['id']}"
+    csrf = await csrf_of(client, path)
+    location = await redirected(
+        client, await client.post(f"{path}/check", data={"csrf_token": csrf}), path
+    )
+    shown = result_section((await client.get(location)).text)
+    assert "Checked: nobody was notified" in shown
+    assert 'data-tone="warn"' in shown and "tone-ok" not in shown
+    assert "No rule of the mapping matched this report: nobody was notified." in shown
+    assert '<a class="mapping-link" href="/mapping">' in shown
+    assert await report_status(client, org, report["id"]) == "checked"
 
 
 async def test_check_through_the_page_as_a_curator(
@@ -129,10 +181,17 @@ async def test_check_through_the_page_as_a_curator(
     await log_in_as(client, runtime, org, Role.EVENT_CURATOR)
     path = f"/reports/{report['id']}"
     csrf = await csrf_of(client, path)
-    page = await client.post(f"{path}/check", data={"csrf_token": csrf})
-    assert page.status_code == 200, page.text
-    assert "Checked: 0 notifications" in page.text
+    location = await redirected(
+        client, await client.post(f"{path}/check", data={"csrf_token": csrf}), path
+    )
+    shown = result_section((await client.get(location)).text)
+    assert "Checked: nobody was notified" in shown
+    assert "An admin can change the notification mapping." in shown  # no link: not theirs
     assert await report_status(client, org, report["id"]) == "checked"
+    # the result is bound to its report: another report's page shows none of it
+    other = await capture(client, org.headers, event["id"], lead=lead())
+    pasted = await client.get(location.replace(report["id"], other["id"]))
+    assert "action-result" in pasted.text and "nobody was notified" not in pasted.text
 
 
 async def test_follow_up_through_the_page(
@@ -153,18 +212,34 @@ async def test_follow_up_through_the_page(
     csrf = await csrf_of(client, path)
 
     no_template = await client.post(f"{path}/follow-up", data={"csrf_token": csrf})
-    assert no_template.status_code == 409
-    assert 'data-result="no_template"' in no_template.text
+    shown = result_section((await client.get(await redirected(client, no_template, path))).text)
+    assert 'data-result="no_template">Skipped: no follow-up template' in shown
+    assert 'data-tone="warn"' in shown
 
     await put_template(client, org, event["id"], "de", {"subject": "Hallo", "text": "Hallo"})
     queued = await client.post(f"{path}/follow-up", data={"csrf_token": csrf})
-    assert queued.status_code == 200, queued.text
-    assert 'data-result="queued"' in queued.text and 'href="/outbox/' in queued.text
+    location = await redirected(client, queued, path)
+    shown = result_section((await client.get(location)).text)
+    assert 'data-result="queued">Queued<' in shown and 'href="/outbox/' in shown
+    assert 'data-tone="ok"' in shown
+    assert await messages_count(client, org) == 1
+    await client.get(location)  # a reload sends nothing
+    assert await messages_count(client, org) == 1
+
     again = await client.post(f"{path}/follow-up", data={"csrf_token": csrf})
-    assert 'data-result="already_sent"' in again.text
+    page = (await client.get(await redirected(client, again, path))).text
+    shown = result_section(page)
+    assert 'data-result="already_sent">Skipped: already sent to this lead before<' in shown
+    assert 'data-tone="warn"' in shown and "The message sent before" in shown
+    assert 'name="force"' in page  # "send again anyway" is offered after the redirect too
 
     refused = await client.post(f"/reports/{refusing['id']}/follow-up", data={"csrf_token": csrf})
-    assert refused.status_code == 409 and 'data-result="no_consent"' in refused.text
+    shown = result_section(
+        (await client.get(await redirected(client, refused, f"/reports/{refusing['id']}"))).text
+    )
+    assert 'data-result="no_consent">Skipped: no consent to follow-up emails<' in shown
+    assert 'data-tone="warn"' in shown
+    assert await messages_count(client, org) == 1
 
 
 async def test_forms_without_csrf_change_nothing(

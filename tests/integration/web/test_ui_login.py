@@ -124,9 +124,20 @@ async def test_admin_adds_a_user_on_the_users_page(
             "csrf_token": token.group(1),
         },
     )
-    assert added.status_code == 200
-    assert "new.colleague@example.org" in added.text
-    assert "shown only now" in added.text
+    # Post/Redirect/Get: the initial password is shown once after the redirect
+    assert added.status_code == 303, added.text
+    assert added.headers["location"] == "/users?done=created#created-notice"
+    sealed = client.cookies.get("vm_created_notice", path="/users")
+    assert sealed
+    shown = await client.get("/users?done=created")
+    assert shown.headers["cache-control"] == "no-store"
+    notice = re.search(r'<section [^>]*id="created-notice".*?</section>', shown.text, re.S)
+    assert notice, shown.text
+    assert "new.colleague@example.org" in notice.group(0) and "event_curator" in notice.group(0)
+    password = re.search(r'<code class="secret-once">([^<]+)</code>', notice.group(0))
+    assert password and password.group(1) not in sealed
+    again = await client.get("/users?done=created")  # a reload adds nobody and shows no password
+    assert 'id="created-notice"' not in again.text and password.group(1) not in again.text
     api = await client.get("/api/v1/users", headers=org.headers)
     assert {"new.colleague@example.org": "event_curator"}.items() <= {
         u["email"]: u["role"] for u in api.json()

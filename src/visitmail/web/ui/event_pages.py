@@ -1,7 +1,9 @@
 """The Events pages: the list (status, languages) and one event with its questionnaire,
 the follow-up template per language (form, errors at their field with the line, a live
-preview), the media library (upload, delete) and the bulk follow-up of chosen reports
-with a progress bar over the outbox.
+preview), the media library (upload, delete) and the bulk follow-up of chosen reports:
+a confirmation naming who will be mailed and who skipped, then Post/Redirect/Get to the
+result by lead name (:mod:`~visitmail.web.ui.bulk_view`) with a progress bar over the
+outbox.
 
 Thin: each route parses the form and calls one use case of :mod:`visitmail.services`
 (``events``, ``follow_ups``, ``reports``, ``outbox``). Reading needs ``event_curator`` or
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -27,11 +30,12 @@ from visitmail.domain.events import (
     MediaTooLarge,
     UnsupportedMedia,
 )
-from visitmail.domain.follow_up import FollowUpTemplate, FollowUpTemplateSpec
-from visitmail.services import events, follow_ups, outbox, reports
+from visitmail.domain.follow_up import FollowUpStatus, FollowUpTemplate, FollowUpTemplateSpec
+from visitmail.services import events, follow_up_review, follow_ups, outbox, reports
 from visitmail.web.api.follow_ups import SendersDep
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import error_body, status_for
+from visitmail.web.ui.bulk_view import BulkView, open_bulk, review_view, seal_bulk
 from visitmail.web.ui.mapping_pages import SAMPLE_LEAD
 from visitmail.web.ui.outbox_pages import csrf_failed, error_page
 from visitmail.web.ui.pages import render, templates, to_login
@@ -159,7 +163,8 @@ async def _event_page(
     forms: dict[str, dict[str, Any]] | None = None,
     errors: dict[str, dict[str, str]] | None = None,
     media_error: str | None = None,
-    bulk: follow_ups.BulkResult | None = None,
+    bulk: BulkView | None = None,
+    bulk_expired: bool = False,
     bulk_error: str | None = None,
 ) -> HTMLResponse:
     parsed = _parse_uuid(event_id)
@@ -180,9 +185,6 @@ async def _event_page(
     by_language = {t.language: t for t in stored}
     all_forms = {lang: _template_form(by_language.get(lang)) for lang in event.languages}
     all_forms.update(forms or {})
-    queued_ids = [
-        str(r.outbox_id) for r in (bulk.results if bulk else []) if r.outbox_id is not None
-    ]
     return render(
         request,
         "event.html",
@@ -197,8 +199,9 @@ async def _event_page(
         max_media_mb=MAX_MEDIA_BYTES // (1024 * 1024),
         reports=event_reports,
         bulk=bulk,
+        bulk_expired=bulk_expired,
         bulk_error=bulk_error,
-        queued_ids=",".join(queued_ids),
+        bulk_limit=EVENT_REPORTS,
         notice=notice,
         can_write=principal.role.at_least(follow_ups.WRITE_ROLE),
         can_curate=principal.role.at_least(events.CURATE_ROLE),
@@ -218,15 +221,27 @@ def _question_rows(event: Event) -> list[dict[str, str]]:
 
 @router.get("/events/{event_id}")
 async def event_page(
-    request: Request, runtime: RuntimeDep, event_id: str, done: str = ""
+    request: Request, runtime: RuntimeDep, event_id: str, done: str = "", result: str = ""
 ) -> Response:
+    """The event; ``done`` names a short notice, ``result`` carries a bulk follow-up's
+    result after its redirect (:mod:`~visitmail.web.ui.bulk_view`)."""
     guarded = await _session_or_response(request, runtime)
     if not isinstance(guarded, UiSession):
         return guarded
     notice = NOTICES.get(done)
     if done.startswith("saved-"):
         notice = f"The follow-up template in '{done.removeprefix('saved-')[:16]}' was saved."
-    return await _event_page(request, runtime, guarded, event_id, notice=notice)
+    parsed = _parse_uuid(event_id)
+    bulk = await open_bulk(runtime, guarded, parsed, result) if result and parsed else None
+    return await _event_page(
+        request,
+        runtime,
+        guarded,
+        event_id,
+        notice=notice,
+        bulk=bulk,
+        bulk_expired=bool(result) and bulk is None,
+    )
 
 
 @router.post("/events/{event_id}/templates/{language}")
@@ -389,37 +404,79 @@ async def media_delete(
 async def bulk_follow_up(
     request: Request, runtime: RuntimeDep, event_id: str, senders: SendersDep
 ) -> Response:
-    """Queue follow-ups for the checked reports; the page shows each report's result and a
-    progress bar over the queued messages."""
+    """Two steps, both without JavaScript. Without ``confirm=yes``: the confirmation page,
+    which names each chosen lead and what will happen (mailed, or skipped and why) and sends
+    nothing. With it: queue the follow-ups and redirect (303) to the event page, whose
+    ``result`` shows each lead's outcome and a progress bar over the queued messages; a
+    reload shows the result again and sends nothing."""
     guarded = await _session_or_response(request, runtime)
     if not isinstance(guarded, UiSession):
         return guarded
     form = await request.form()
     if not tokens_match(guarded.csrf_token, str(form.get("csrf_token") or "")):
         return csrf_failed(request, guarded)
+    parsed = _parse_uuid(event_id)
+    if parsed is None:
+        return error_page(request, guarded, 404, NO_EVENT)
     ids = [_parse_uuid(str(v)) for v in form.getlist("report_ids")]
-    chosen = [i for i in ids if i is not None]
+    chosen = list(dict.fromkeys(i for i in ids if i is not None))
+    problem = None
     if not chosen:
+        problem = "Choose at least one report."
+    elif len(chosen) > EVENT_REPORTS:
+        problem = f"Choose at most {EVENT_REPORTS} reports at once."
+    if problem:
         return await _event_page(
-            request,
-            runtime,
-            guarded,
-            event_id,
-            status=422,
-            bulk_error="Choose at least one report.",
+            request, runtime, guarded, event_id, status=422, bulk_error=problem
         )
     try:
         async with runtime.uow() as uow:
+            event = await events.get_event(uow, guarded.principal, parsed)
+            if form.get("confirm") != "yes":
+                review = await follow_up_review.review_bulk(uow, guarded.principal, chosen)
+                return _confirm_page(request, guarded, event, review)
             result = await follow_ups.bulk_follow_up(
                 uow, guarded.principal, chosen, senders=senders
             )
     except PermissionDenied:
         return error_page(request, guarded, 403, CURATORS_ONLY)
     except VisitmailError as exc:
+        code = status_for(exc)
+        if code == 404:
+            return error_page(request, guarded, 404, NO_EVENT)
         return await _event_page(
-            request, runtime, guarded, event_id, status=status_for(exc), bulk_error=exc.message
+            request, runtime, guarded, event_id, status=code, bulk_error=exc.message
         )
-    return await _event_page(request, runtime, guarded, event_id, bulk=result)
+    token = seal_bulk(runtime, guarded, parsed, result)
+    return RedirectResponse(
+        f"/events/{parsed}?{urlencode({'result': token})}#bulk-result", status_code=303
+    )
+
+
+def _confirm_page(
+    request: Request, session: UiSession, event: Event, review: follow_up_review.BulkReview
+) -> HTMLResponse:
+    view = review_view(review)
+    return render(
+        request,
+        "event_bulk_confirm.html",
+        session,
+        event=event,
+        view=view,
+        will_send=review.count(FollowUpStatus.QUEUED),
+        skipped={
+            status.value: review.count(status)
+            for status in (
+                FollowUpStatus.NO_CONSENT,
+                FollowUpStatus.ALREADY_SENT,
+                FollowUpStatus.SUPPRESSED,
+                FollowUpStatus.NO_TEMPLATE,
+            )
+            if review.count(status)
+        },
+        failing=review.count(FollowUpStatus.ERROR),
+        configured=review.configured,
+    )
 
 
 @router.get("/events/{event_id}/follow-ups/progress")

@@ -23,7 +23,16 @@ from visitmail.domain.roles import Role, describe
 from visitmail.services import identity, login, setup_checklist
 from visitmail.services.clock import utcnow
 from visitmail.web.deps import RuntimeDep
-from visitmail.web.ui.reset_notice import RESET_COOKIE, forget_reset_notice, open_reset_notice
+from visitmail.web.ui.reset_notice import (
+    CREATED_COOKIE,
+    RESET_COOKIE,
+    forget_created_notice,
+    forget_reset_notice,
+    open_created_notice,
+    open_reset_notice,
+    seal_created,
+    set_notice_cookie,
+)
 from visitmail.web.ui.return_to import safe_next
 from visitmail.web.ui.session import (
     PASSWORD_PAGE,
@@ -206,6 +215,7 @@ async def users_page_with(
     context.setdefault("created", None)
     context.setdefault("form", {"email": "", "role": "user", "display_name": ""})
     context.setdefault("reset", None)
+    context.setdefault("updated", None)  # the id (text) of the member whose change was saved
     page = render(
         request,
         "users.html",
@@ -227,12 +237,17 @@ async def users_page(request: Request, runtime: RuntimeDep) -> Response:
         return to_login()
     if not session.principal.role.at_least(Role.ADMIN):
         return not_admin(request, session)
-    reset = open_reset_notice(request, runtime, session)
-    if reset is not None and request.query_params.get("done") != "reset":
-        reset = None
-    page = await users_page_with(request, runtime, session, reset=reset)
+    done = request.query_params.get("done")
+    reset = open_reset_notice(request, runtime, session) if done == "reset" else None
+    created = open_created_notice(request, runtime, session) if done == "created" else None
+    updated = request.query_params.get("user") if done == "updated" else None
+    page = await users_page_with(
+        request, runtime, session, reset=reset, created=created, updated=updated
+    )
     if RESET_COOKIE in request.cookies:
         forget_reset_notice(page, runtime)  # shown once: a reload does not show it again
+    if CREATED_COOKIE in request.cookies:
+        forget_created_notice(page, runtime)
     return page
 
 
@@ -288,7 +303,9 @@ async def users_create(
             error_field=exc.field,
             form=form,
         )
-    return await users_page_with(request, runtime, session, created=created)
+    response = RedirectResponse("/users?done=created#created-notice", status_code=303)
+    set_notice_cookie(response, runtime, CREATED_COOKIE, seal_created(runtime, session, created))
+    return response
 
 
 @router.post("/users/{user_id}")
@@ -344,4 +361,4 @@ async def users_update(
         if exc.field == "display_name":
             problem["value"] = display_name
         return await users_page_with(request, runtime, session, status=status, member_error=problem)
-    return RedirectResponse(f"/users#name-{user_id}", status_code=303)
+    return RedirectResponse(f"/users?done=updated&user={user_id}#updated-notice", status_code=303)

@@ -1,7 +1,12 @@
 """The Reports pages: the list (everyone; reporters and users see their own) and one
 report with its lead, answers, notes and consent, and the Export, Check and Send
-follow-up forms. After an action the page shows what happened: the notifications the
-trigger fired (queued, duplicate, failed with the error) or the follow-up's result.
+follow-up forms. An action that happened redirects (303, Post/Redirect/Get) to the report
+with its result sealed in ``?result=`` (:mod:`~visitmail.web.ui.action_result`), so a
+reload shows it again and repeats nothing: the notifications the trigger fired (queued,
+not sent again, failed with the error; none at all is said in the warning style with a
+link to the mapping) or the follow-up's outcome in plain words (a refusal — no consent,
+already sent, suppressed, no template — is a result in the warning style, not an error).
+An action that could not run (a template that fails to render) re-renders with its status.
 
 Thin: each route calls one use case of :mod:`visitmail.services.reports` or
 :mod:`visitmail.services.follow_ups`, with the same trigger hook and senders as the JSON
@@ -11,16 +16,19 @@ API (``report_triggers``, ``get_senders``). A report the user may not see is the
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from visitmail.adapters.db.uow import SqlUnitOfWork
 from visitmail.adapters.render.report_pdf import ThreadedReportPdf
 from visitmail.domain.errors import VisitmailError
+from visitmail.domain.follow_up import FollowUpStatus
 from visitmail.domain.mail_view import ascii_filename
 from visitmail.domain.reports import LEAD_FIELDS, Report
+from visitmail.domain.roles import Role
 from visitmail.services import events, follow_ups, report_view, reports
 from visitmail.services.notification_ports import PdfUnavailable
 from visitmail.services.notifications import format_answers
@@ -29,6 +37,8 @@ from visitmail.web.api.follow_ups import SendersDep
 from visitmail.web.api.reports import report_triggers
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import status_for
+from visitmail.web.ui.action_result import open_result, seal_result
+from visitmail.web.ui.follow_up_words import Words, outcome_words
 from visitmail.web.ui.locale_format import answer_rows, country, language, viewer_locale
 from visitmail.web.ui.outbox_pages import csrf_failed, error_page
 from visitmail.web.ui.pages import render, to_login
@@ -97,11 +107,81 @@ def _notification_rows(fired: list[FiredNotification]) -> list[dict[str, Any]]:
                 "kind": n.kind,
                 "state": state,
                 "recipients": list(n.recipients),
-                "outbox_id": n.outbox_id,
+                "outbox_id": str(n.outbox_id) if n.outbox_id else None,
                 "error": n.error,
             }
         )
     return rows
+
+
+NOTIFY_WORDS = {
+    "queued": Words("ok", "Queued"),
+    "duplicate": Words("warn", "Not sent again: already notified for this revision"),
+    "failed": Words("error", "Failed"),
+}
+
+
+def _notification_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows with their words, and the heading's tone and text."""
+    shown = [
+        {**r, "words": NOTIFY_WORDS.get(str(r.get("state")), NOTIFY_WORDS["failed"])} for r in rows
+    ]
+    states = {r["state"] for r in shown}
+    if not shown:
+        tone = "warn"
+    elif "failed" in states:
+        tone = "error"
+    elif states == {"duplicate"}:
+        tone = "warn"
+    else:
+        tone = "ok"
+    return {"rows": shown, "tone": tone}
+
+
+def _follow_up_view(status: str, outbox_id: str | None, message: str | None) -> dict[str, Any]:
+    words = outcome_words(status, message=message)
+    if status == FollowUpStatus.ALREADY_SENT.value:
+        words = Words(words.tone, "Skipped: already sent to this lead before")
+    return {
+        "status": status,
+        "words": words,
+        "text": FOLLOW_UP_TEXT.get(status, message or ""),
+        "outbox_id": outbox_id,
+    }
+
+
+def _kind(report_id: UUID) -> str:
+    return f"report:{report_id}"
+
+
+def _redirect(
+    runtime: RuntimeDep, session: UiSession, report_id: UUID, payload: dict[str, Any]
+) -> RedirectResponse:
+    token = seal_result(runtime.keyring, session, _kind(report_id), payload)
+    return RedirectResponse(
+        f"/reports/{report_id}?{urlencode({'result': token})}#action-result", status_code=303
+    )
+
+
+def _opened(runtime: RuntimeDep, session: UiSession, report_id: UUID, token: str) -> dict[str, Any]:
+    """The page context of the result the redirect carried (or that it expired)."""
+    payload = open_result(runtime.keyring, session, _kind(report_id), token)
+    if payload is None:
+        return {"expired": True}
+    action = str(payload.get("a", ""))
+    if action in ("export", "check") and isinstance(payload.get("n"), list):
+        return {"action": action, "notifications": _notification_view(payload["n"])}
+    follow_up = payload.get("f")
+    if action == "follow-up" and isinstance(follow_up, dict):
+        return {
+            "action": action,
+            "follow_up": _follow_up_view(
+                str(follow_up.get("status", "")),
+                follow_up.get("outbox_id") or None,
+                follow_up.get("message") or None,
+            ),
+        }
+    return {"expired": True}
 
 
 async def _detail(
@@ -132,6 +212,7 @@ async def _detail(
     context.setdefault("action", None)
     context.setdefault("follow_up", None)
     context.setdefault("problem", None)
+    context.setdefault("expired", False)
     return render(
         request,
         "report.html",
@@ -142,6 +223,7 @@ async def _detail(
         lead_rows=[(f, lead.get(f, "")) for f in LEAD_FIELDS if lead.get(f)],
         answer_rows=answer_rows(event, dict(report.answers), locale),
         can_check=session.principal.role.at_least(reports.CHECK_ROLE),
+        mapping_role=Role.ADMIN,
         **context,
     )
 
@@ -190,11 +272,16 @@ def _pdf_name(report: Report) -> str:
 
 
 @router.get("/reports/{report_id}")
-async def report_page(request: Request, runtime: RuntimeDep, report_id: str) -> Response:
+async def report_page(
+    request: Request, runtime: RuntimeDep, report_id: str, result: str = ""
+) -> Response:
+    """The report; ``result`` carries an action's result after its redirect."""
     session = await current_session(request, runtime)
     if session is None:
         return to_login()
-    return await _detail(request, runtime, session, report_id)
+    parsed = _parse_uuid(report_id)
+    context = _opened(runtime, session, parsed, result) if result and parsed else {}
+    return await _detail(request, runtime, session, report_id, **context)
 
 
 async def _trigger(
@@ -234,13 +321,8 @@ async def _trigger(
         return await _detail(
             request, runtime, session, report_id, status=code, action=action, problem=exc.message
         )
-    return await _detail(
-        request,
-        runtime,
-        session,
-        report_id,
-        action=action,
-        notifications=_notification_rows(done.notifications),
+    return _redirect(
+        runtime, session, parsed, {"a": action, "n": _notification_rows(done.notifications)}
     )
 
 
@@ -292,9 +374,11 @@ async def report_follow_up(
         code = status_for(exc)
         if code == 404:
             return error_page(request, session, 404, NO_REPORT)
-        text = FOLLOW_UP_TEXT.get(exc.code, exc.message)
-        if exc.field and exc.code not in FOLLOW_UP_TEXT:
-            text = f"{exc.field}: {exc.message}"
+        if exc.code in FOLLOW_UP_TEXT:  # a refusal by a rule: the request's result
+            return _redirect(
+                runtime, session, parsed, {"a": "follow-up", "f": {"status": exc.code}}
+            )
+        text = f"{exc.field}: {exc.message}" if exc.field else exc.message
         return await _detail(
             request,
             runtime,
@@ -302,17 +386,17 @@ async def report_follow_up(
             report_id,
             status=code,
             action="follow-up",
-            follow_up={"status": exc.code, "text": text, "outbox_id": None},
+            follow_up=_follow_up_view("error", None, text),
         )
-    return await _detail(
-        request,
+    return _redirect(
         runtime,
         session,
-        report_id,
-        action="follow-up",
-        follow_up={
-            "status": result.status.value,
-            "text": FOLLOW_UP_TEXT.get(result.status.value, result.message or ""),
-            "outbox_id": result.outbox_id,
+        parsed,
+        {
+            "a": "follow-up",
+            "f": {
+                "status": result.status.value,
+                "outbox_id": str(result.outbox_id) if result.outbox_id else None,
+            },
         },
     )

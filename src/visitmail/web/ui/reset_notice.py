@@ -1,10 +1,12 @@
-"""The one-time password of an admin's reset, shown once after the redirect.
+"""The one-time password of an admin's reset, and the initial password of a user the admin
+just added, each shown once after the redirect.
 
 Post/Redirect/Get and "shown only once" meet here: the password travels to the admin's
 browser in a short-lived cookie (path ``/users``, HttpOnly, SameSite=Strict, five
 minutes) sealed with the master key and bound to the organization and the admin, which
 the users page opens, shows once and deletes. It is never stored on the server in clear,
-and a reload does not show it again.
+and a reload does not show it again. The two notices have their own cookie and sealing
+field, so one is never read as the other.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from fastapi.responses import Response
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.domain.errors import VisitmailError
 from visitmail.runtime import Runtime
+from visitmail.services.identity import NewUser
 from visitmail.services.passwords import PasswordReset
 from visitmail.web.ui.session import UiSession
 
 RESET_COOKIE = "vm_reset_notice"
+CREATED_COOKIE = "vm_created_notice"
 RESET_COOKIE_PATH = "/users"
 RESET_NOTICE_SECONDS = 300  # the admin reads it right after the redirect
 MAX_COOKIE_LENGTH = 4000
@@ -92,6 +96,83 @@ def open_reset_notice(request: Request, runtime: Runtime, session: UiSession) ->
 def forget_reset_notice(response: Response, runtime: Runtime) -> None:
     response.delete_cookie(
         RESET_COOKIE,
+        path=RESET_COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=runtime.settings.secure_cookies,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedNotice:
+    user_id: UUID
+    email: str
+    role: str
+    password: str | None = field(default=None, repr=False)  # None: the admin chose none
+
+
+def _created_field(session: UiSession) -> str:
+    return f"ui.user_created_notice.{session.principal.user.id}"
+
+
+def seal_created(runtime: Runtime, session: UiSession, created: NewUser) -> str:
+    body = json.dumps(
+        {
+            "u": str(created.user.id),
+            "e": created.user.email,
+            "r": created.user.role.value,
+            "p": created.initial_password,
+            "at": int(time.time()),
+        }
+    )
+    return _box(runtime).seal(
+        body, organization_id=session.principal.organization_id, field=_created_field(session)
+    )
+
+
+def open_created_notice(
+    request: Request, runtime: Runtime, session: UiSession
+) -> CreatedNotice | None:
+    """The "user added" notice the redirect carried, if readable and fresh; the caller
+    shows it and deletes the cookie (:func:`forget_created_notice`)."""
+    sealed = request.cookies.get(CREATED_COOKIE)
+    if not sealed or len(sealed) > MAX_COOKIE_LENGTH:
+        return None
+    try:
+        plain = _box(runtime).open(
+            sealed,
+            organization_id=session.principal.organization_id,
+            field=_created_field(session),
+        )
+        data: dict[str, Any] = json.loads(plain)
+        if time.time() - int(data["at"]) > RESET_NOTICE_SECONDS:
+            return None
+        password = data.get("p")
+        return CreatedNotice(
+            UUID(str(data["u"])),
+            str(data["e"]),
+            str(data["r"]),
+            password=str(password) if password else None,
+        )
+    except (VisitmailError, ValueError, KeyError, TypeError):
+        return None
+
+
+def set_notice_cookie(response: Response, runtime: Runtime, name: str, sealed: str) -> None:
+    response.set_cookie(
+        name,
+        sealed,
+        max_age=RESET_NOTICE_SECONDS,
+        path=RESET_COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=runtime.settings.secure_cookies,
+    )
+
+
+def forget_created_notice(response: Response, runtime: Runtime) -> None:
+    response.delete_cookie(
+        CREATED_COOKIE,
         path=RESET_COOKIE_PATH,
         httponly=True,
         samesite="strict",

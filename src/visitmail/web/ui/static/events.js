@@ -1,5 +1,6 @@
 // The event page: a live preview of each follow-up template (debounced, against a chosen
-// report or the sample lead; nothing is sent) and the progress bar of a bulk follow-up.
+// report or the sample lead; nothing is sent), "Select all" with a count of the chosen
+// leads, and after a bulk send its result brought into view and the progress bar.
 (function () {
   "use strict";
 
@@ -63,6 +64,41 @@
     if (form.elements.subject.value && form.elements.text.value) { preview(); }
   });
 
+  // Select all / the count: only with JavaScript (without it the bar stays hidden and each
+  // lead is chosen by its own box); a partial choice shows the box as indeterminate.
+  var pickForm = document.querySelector("form.bulk-form");
+  if (pickForm) {
+    var bar0 = pickForm.querySelector(".pick-bar");
+    var all = pickForm.querySelector("[data-pick-all]");
+    var count = pickForm.querySelector(".pick-count");
+    var boxes = Array.prototype.slice.call(pickForm.querySelectorAll("input[data-pick]"));
+    var update = function () {
+      var chosen = boxes.filter(function (b) { return b.checked; }).length;
+      count.textContent = chosen + " of " + boxes.length + " selected";
+      all.checked = chosen === boxes.length && chosen > 0;
+      all.indeterminate = chosen > 0 && chosen < boxes.length;
+    };
+    all.addEventListener("change", function () {
+      boxes.forEach(function (b) { b.checked = all.checked; });
+      update();
+    });
+    boxes.forEach(function (b) { b.addEventListener("change", update); });
+    bar0.hidden = false;
+    update();
+  }
+
+  // After the redirect the result is where the eye is: scrolled to and focused, so a
+  // screen reader reads it too (the #bulk-result fragment scrolls without JavaScript).
+  var result = document.getElementById("bulk-result");
+  if (result && location.hash === "#bulk-result") {
+    result.scrollIntoView({ block: "start" });
+    if (result.hasAttribute("tabindex")) { result.focus({ preventScroll: true }); }
+  }
+
+  // The outbox's states in the words of the result above.
+  var PROGRESS_WORDS = {
+    queued: "waiting", deferred: "to be retried", missing: "no longer in the outbox",
+  };
   var box = document.querySelector(".progress-box[data-progress]");
   if (box) {
     var bar = box.querySelector("progress");
@@ -76,7 +112,9 @@
         var body = await reply.json();
         bar.max = Math.max(body.total, 1);
         bar.value = body.done;
-        var parts = Object.keys(body.counts).map(function (k) { return k + ": " + body.counts[k]; });
+        var parts = Object.keys(body.counts).map(function (k) {
+          return (PROGRESS_WORDS[k] || k) + ": " + body.counts[k];
+        });
         label.textContent = body.done + " of " + body.total + " finished (" + parts.join(", ") + ")";
         if (body.done < body.total) { setTimeout(poll, 2000); }
       } catch (_e) {
