@@ -16,11 +16,12 @@ import trustme
 
 from tests.integration.smtp.conftest import settings_for
 from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
-from visitmail.adapters.imap.mailbox import Login, MailboxFailure, MailboxStep, poll_mailbox
+from visitmail.adapters.imap.mailbox import MailboxFailure, MailboxStep, poll_mailbox
 from visitmail.domain.bounce_mailbox import BounceMailbox, MailboxCursor
 from visitmail.domain.delivery_reports import ReportKind, read_report
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.smtp_settings import Security, SmtpSecrets
+from visitmail.services.bounce_mailbox_ports import MailboxLogin as Login
 
 SAMPLES = Path(__file__).resolve().parents[2] / "unit" / "domain" / "reports_samples"
 USER = "sales@acme.example"

@@ -619,3 +619,31 @@ class DeliveryEventRow(Base):
     diagnostic: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BounceMailboxRow(Base):
+    """Where an organization's bounces arrive (``domain.bounce_mailbox``), its own password
+    sealed for ``bounce_mailbox.password`` (none: it signs in like the mail server), and
+    how far it has been read (the IMAP cursor) and by whom (``poll_lease_until``: one
+    worker polls a mailbox at a time)."""
+
+    __tablename__ = "bounce_mailboxes"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    folder: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_uid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reports_found: Mapped[int] = mapped_column(Integer, default=0)
+    poll_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -17,6 +17,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from visitmail.adapters.db.bounce_mailbox_repo import SqlBounceMailboxes
 from visitmail.adapters.db.delivery_event_repo import SqlDeliveryEvents
 from visitmail.adapters.db.dkim_repo import SqlDkimKeys
 from visitmail.adapters.db.follow_up_repo import (
@@ -40,6 +41,7 @@ from visitmail.adapters.db.outbox_repo import SqlOutbox
 from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
 from visitmail.adapters.db.smtp_repo import SqlOAuthTokens, SqlSmtpSettings
 from visitmail.adapters.db.webhook_repo import SqlWebhookSecrets
+from visitmail.services.bounce_mailbox_ports import BounceMailboxRepository
 from visitmail.services.delivery_event_ports import DeliveryEventRepository
 from visitmail.services.dkim_ports import DkimKeyRepository
 from visitmail.services.follow_up_ports import (
@@ -95,6 +97,7 @@ class SqlUnitOfWork:
     webhook_secrets: WebhookSecretRepository
     dkim_keys: DkimKeyRepository
     delivery_events: DeliveryEventRepository
+    bounce_mailboxes: BounceMailboxRepository
     session: AsyncSession
 
     def __init__(
@@ -138,6 +141,7 @@ class SqlUnitOfWork:
         self.webhook_secrets = SqlWebhookSecrets(self.session)
         self.dkim_keys = SqlDkimKeys(self.session)
         self.delivery_events = SqlDeliveryEvents(self.session)
+        self.bounce_mailboxes = SqlBounceMailboxes(self.session)
         return self
 
     async def __aexit__(

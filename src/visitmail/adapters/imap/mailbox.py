@@ -21,8 +21,6 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -38,6 +36,7 @@ from visitmail.domain.errors import VisitmailError
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.smtp_errors import SmtpFailure
 from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings
+from visitmail.services.bounce_mailbox_ports import FetchedMail, MailboxLogin, ReadBatch
 
 _FETCH_CHUNK = 100
 _HEADERS = "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT CONTENT-TYPE X-FAILED-RECIPIENTS)]"
@@ -62,36 +61,6 @@ class MailboxFailure(VisitmailError):
         super().__init__(message, field="bounce_mailbox")
         self.step = step
         self.fix = fix
-
-
-@dataclass(frozen=True, slots=True)
-class Login:
-    """How to sign in: ``password`` or an OAuth2 ``access_token`` (XOAUTH2). Never printed."""
-
-    username: str
-    password: str | None = None
-    access_token: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Login(username={self.username!r})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedMail:
-    uid: int
-    raw: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxBatch:
-    """One poll: the new cursor, the messages worth parsing, and how many were looked at."""
-
-    cursor: MailboxCursor
-    mails: tuple[FetchedMail, ...]
-    looked_at: int
-    messages_in_folder: int
 
 
 def _route_settings(mailbox: BounceMailbox, smtp: SmtpSettings) -> SmtpSettings:
@@ -207,7 +176,7 @@ def _open(
     return client
 
 
-def _login(client: imaplib.IMAP4, login: Login, host: str) -> None:
+def _login(client: imaplib.IMAP4, login: MailboxLogin, host: str) -> None:
     try:
         if login.access_token is not None:
             blob = f"user={login.username}\x01auth=Bearer {login.access_token}\x01\x01".encode()
@@ -275,7 +244,7 @@ def _select(client: imaplib.IMAP4, folder: str) -> tuple[int, int, int]:
 
 def _read(
     client: imaplib.IMAP4, folder: str, cursor: MailboxCursor | None, now: datetime
-) -> MailboxBatch:
+) -> ReadBatch:
     uidvalidity, uidnext, exists = _select(client, folder)
     if cursor is None or cursor.uidvalidity != uidvalidity:
         since = (now - timedelta(days=FIRST_LOOK_DAYS)).strftime("%d-%b-%Y")
@@ -310,7 +279,7 @@ def _read(
         last = batch[-1]  # more next time
     else:
         last = max([after, *batch, uidnext - 1 if uidnext else 0])
-    return MailboxBatch(MailboxCursor(uidvalidity, last), tuple(mails), len(batch), exists)
+    return ReadBatch(MailboxCursor(uidvalidity, last), tuple(mails), len(batch), exists)
 
 
 def read_mailbox(
@@ -319,12 +288,12 @@ def read_mailbox(
     host: str,
     security: Security,
     context: ssl.SSLContext | None,
-    login: Login,
+    login: MailboxLogin,
     folder: str,
     cursor: MailboxCursor | None,
     now: datetime,
     seconds: float,
-) -> MailboxBatch:
+) -> ReadBatch:
     """One poll over ``sock`` (blocking: run it in a thread). See the module docstring."""
     client = _open(sock, host, security, context, seconds)
     try:
@@ -345,19 +314,16 @@ def read_mailbox(
             client.shutdown()
 
 
-Reader = Callable[..., MailboxBatch]
-
-
 async def poll_mailbox(
     mailbox: BounceMailbox,
     smtp: SmtpSettings,
     secrets: SmtpSecrets,
-    login: Login,
+    login: MailboxLogin,
     *,
     policy: NetworkPolicy,
     cursor: MailboxCursor | None,
     now: datetime,
-) -> MailboxBatch:
+) -> ReadBatch:
     """Open the connection on the loop, then read in a thread (bounded by the mail server's
     command timeout per operation)."""
     sock, context, settings = await open_mailbox_socket(mailbox, smtp, secrets, policy)
