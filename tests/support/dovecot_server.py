@@ -139,6 +139,16 @@ class DovecotServer:
             len(list((box / sub).glob("*"))) for sub in ("new", "cur") if (box / sub).exists()
         )
 
+    def empty(self, user: str) -> None:
+        """Remove every message of the user's INBOX and Dovecot's index (a new UIDVALIDITY
+        next time): each test starts with an empty mailbox."""
+        box = self.maildir(user)
+        for sub in ("new", "cur", "tmp"):
+            for path in (box / sub).glob("*"):
+                path.unlink()
+        for index in box.glob("dovecot*"):
+            index.unlink()
+
     def log(self) -> str:
         path = self.directory / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -46,13 +46,8 @@ def dovecot() -> Iterator[DovecotServer]:
 @pytest.fixture
 def user(dovecot: DovecotServer) -> Iterator[str]:
     """The test's own mailbox (an empty INBOX), removed afterwards."""
-    box = dovecot.maildir(USER)
     yield USER
-    for sub in ("new", "cur", "tmp"):
-        for path in (box / sub).glob("*"):
-            path.unlink()
-    for index in box.glob("dovecot*"):
-        index.unlink()
+    dovecot.empty(USER)
 
 
 async def poll(
