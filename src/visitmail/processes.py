@@ -25,10 +25,12 @@ from fastapi import FastAPI
 from visitmail.adapters.smtp.sender import SmtpSender
 from visitmail.adapters.webhooks.sender import WebhookTransport
 from visitmail.config import Settings
+from visitmail.delivery.bounce_poller import BouncePoller
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.retry_policy import RetryPolicy
 from visitmail.logs import get_logger
 from visitmail.runtime import Runtime
+from visitmail.services.clock import utcnow
 from visitmail.services.delivery import DeliveryPolicy
 from visitmail.worker import DeliveryWorker, WorkerOptions
 
@@ -60,16 +62,17 @@ def build_worker(
     )
     from visitmail.oauth_wiring import build_token_service
 
+    tokens = build_token_service(runtime)
     transport = SmtpSender(
-        policy,
-        allow_plaintext_auth=settings.allow_plaintext_auth,
-        tokens=build_token_service(runtime),
+        policy, allow_plaintext_auth=settings.allow_plaintext_auth, tokens=tokens
     )
     return DeliveryWorker(
         runtime,
         transport,
         worker_options(settings, concurrency=concurrency),
         webhooks=WebhookTransport(policy),  # the same SSRF guard as SMTP
+        # Bounce mailboxes are read under the same guard and with the same OAuth tokens.
+        bounces=BouncePoller(runtime, policy, utcnow, tokens=tokens),
     )
 
 

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from visitmail.delivery.bounce_poller import BouncePoller
 from visitmail.delivery.budget import RateBudget
 from visitmail.delivery.channels import SmtpChannel, WebhookChannel
 from visitmail.delivery.leases import LeaseKeeper
@@ -69,8 +70,10 @@ class DeliveryWorker:
         name: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         webhooks: WebhookDeliverer | None = None,
+        bounces: BouncePoller | None = None,
     ) -> None:
         self.runtime = runtime
+        self.bounces = bounces  # None: bounce mailboxes are not read by this worker
         self.transport = transport
         self.webhooks = webhooks  # None: webhook messages fail, saying so
         self.options = options or WorkerOptions()
@@ -116,6 +119,11 @@ class DeliveryWorker:
         flusher = asyncio.create_task(self._flush_loop())
         prober = asyncio.create_task(self.prober.run(self._pause, self.options.probe_interval))
         renewer = asyncio.create_task(self.leases.run(self._pause))
+        housekeeping = [listener, prober, renewer, flusher]
+        if self.bounces is not None:
+            housekeeping.append(
+                asyncio.create_task(self.bounces.run(self._pause, self.options.probe_interval))
+            )
         try:
             await self.scheduler.claim_loop(stop)
         finally:
@@ -126,7 +134,7 @@ class DeliveryWorker:
             listener.cancel()  # its own connection, no transaction
             self.scheduler.flushed.set()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(listener, prober, renewer, flusher, return_exceptions=True)
+                await asyncio.gather(*housekeeping, return_exceptions=True)
             self.settler.closing = True  # one last try, even right after a failed one
             await self._flush()  # everything settled or released is written
             await self.smtp.close()

@@ -18,6 +18,7 @@ from tests.support.outbox import LOOPBACK, configure_server, enqueue, make_worke
 from tests.support.smtp_servers import SmtpServer, start_smtp_server
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.adapters.imap.mailbox import poll_mailbox
+from visitmail.delivery.bounce_poller import BouncePoller
 from visitmail.domain.bounce_mailbox import BounceMailbox
 from visitmail.domain.errors import InvalidInput
 from visitmail.domain.follow_up import SuppressionReason
@@ -181,3 +182,15 @@ async def test_settings_rules(runtime: Runtime, org: OrgFixture, smtp: SmtpServe
     assert BounceMailbox(host="IMAP.Example.com", security=Security.STARTTLS).host == (
         "imap.example.com"
     )
+
+
+async def test_the_worker_polls_a_due_mailbox(
+    runtime: Runtime, org: OrgFixture, dovecot: DovecotServer, smtp: SmtpServer
+) -> None:
+    await set_up(runtime, org, dovecot, smtp, PASSWORD)
+    poller = BouncePoller(runtime, LOOPBACK, clock, every=timedelta(seconds=0))
+    assert await poller.poll_due() >= 1
+    async with runtime.uow() as uow:
+        view = await bounce_mailbox.get_mailbox(uow, org.principal)
+    assert view.state.last_polled_at is not None and view.state.last_error is None
+    assert view.state.cursor is not None
