@@ -33,6 +33,7 @@ PASSWORD = "Responsive-Passw0rd-5521"
 ROLES = ["admin", "event_manager", "event_curator", "user", "reporter"]
 # Long values without a place to break: they must wrap or scroll inside their own box.
 LONG = "Unbreakable" * 6
+LONG_DOMAIN = "a-rather-long-subdomain-name-of-the-sender." * 2 + "example.org"
 LONG_EMAIL = f"{'lead-with-a-very-long-mailbox-name-' * 2}x@{'subdomain.' * 3}example.org"
 
 # For every table cell: its column header, its label and, on a phone, what ::before shows.
@@ -128,6 +129,16 @@ def _fill(server: Server) -> dict[str, str]:
         ],
     }
     api(server, "PUT", "/notification-mapping", {"version": 1, "rules": [rule]})
+    # a second revision: the first one's page shows a diff against it
+    api(
+        server,
+        "PUT",
+        "/notification-mapping",
+        {"version": 1, "rules": [rule, rule | {"name": LONG}]},
+    )
+    # two DKIM keys: the active one's record and the other's, long unbreakable values
+    api(server, "POST", "/smtp-settings/dkim", {"algorithm": "rsa"})
+    api(server, "POST", "/smtp-settings/dkim", {"algorithm": "ed25519", "selector": "second"})
     report = api(
         server,
         "POST",
@@ -253,6 +264,13 @@ def reachable(page: Page, site: Site) -> list[str]:
             page.goto(f"{url}{href}")
             tabs = page.locator(".dev-inbox-tabs a")
             paths += [h for h in tabs.evaluate_all("a => a.map(x => x.getAttribute('href'))")]
+    if "/settings/smtp" in paths:  # the sender-domain check's tables (empty zone: errors)
+        paths.append(f"/settings/smtp?domain_check=1&domain={LONG_DOMAIN}&selectors=s1+s2")
+    if "/mapping" in paths:  # the oldest revision, with its diff against the active one
+        page.goto(f"{url}/mapping")
+        views = page.locator('a[href^="/mapping?view="]')
+        assert views.count() >= 2, "the fixture saved two revisions"
+        paths.append(views.last.get_attribute("href") or "")
     return list(dict.fromkeys(paths))
 
 
@@ -332,6 +350,7 @@ def test_every_page_fits_phone_tablet_and_laptop(browser: Browser, site: Site, r
         for path in paths:
             page.goto(f"{site.server.url}{path}")
             expect(page.locator("h1").first).to_be_visible()
+            page.evaluate("document.querySelectorAll('main details').forEach(d => d.open = true)")
             for width, height in WIDTHS:
                 page.set_viewport_size({"width": width, "height": height})
                 fits(page, width)
@@ -339,6 +358,12 @@ def test_every_page_fits_phone_tablet_and_laptop(browser: Browser, site: Site, r
                     labelled += check_labels(page)
         if role == "admin":
             assert labelled > 20, "the admin's pages have tables with rows"
+            # the connection test's steps, with the server's replies, on a phone
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.goto(f"{site.server.url}/settings/smtp")
+            page.get_by_role("button", name="Test connection").click()
+            expect(page.locator("#test-result .result")).to_be_visible(timeout=30_000)
+            fits(page, 390)
             page.set_viewport_size({"width": 390, "height": 844})
             page.goto(f"{site.server.url}/outbox")
             status = page.locator("table.outbox-list tbody td").nth(1)
@@ -392,5 +417,24 @@ def test_without_scripts_the_links_show_and_the_labels_are_rendered(
             if not (path.startswith("/events/") or path.startswith("/mapping")):
                 checked += check_labels(page)
         assert checked > 20
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_keyboard_focus_is_visible_in_the_header(browser: Browser, site: Site, width: int) -> None:
+    """After the skip link, Tab reaches the brand link and then the first link of the
+    navigation (1366 px) or the Menu button (390 px), each with a visible outline."""
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        log_in(page, site, "admin")
+        page.keyboard.press("Tab")  # the skip link
+        page.keyboard.press("Tab")  # the brand
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.textContent.trim()")
+        assert focused == ("Dashboard" if width == 1366 else "Menu")
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline not in ("none", "")
     finally:
         context.close()
