@@ -342,6 +342,7 @@ def test_every_page_fits_phone_tablet_and_laptop(browser: Browser, site: Site, r
                 assert any(p.startswith(kind) for p in paths), (kind, paths)
         if role in ("user", "reporter"):
             assert "/users" not in paths and "/outbox" not in paths, paths
+            paths.append("/settings/smtp")  # the "only admins" page
         page.goto(f"{site.server.url}/")
         for width, height in WIDTHS:
             page.set_viewport_size({"width": width, "height": height})
@@ -384,6 +385,12 @@ def test_logged_out_pages_fit_and_have_no_menu(browser: Browser, site: Site) -> 
             page.set_viewport_size({"width": width, "height": height})
             expect(page.get_by_label("Email")).to_be_visible()
             expect(page.get_by_role("button", name="Menu")).to_have_count(0)
+            fits(page, width)
+        # a lead's unsubscribe link, broken (a long unbreakable token): its page fits too
+        page.goto(f"{site.server.url}/api/v1/unsubscribe/{'x' * 300}")
+        expect(page.locator("h1")).to_be_visible()
+        for width, height in WIDTHS:
+            page.set_viewport_size({"width": width, "height": height})
             fits(page, width)
     finally:
         context.close()
@@ -429,6 +436,7 @@ def test_keyboard_focus_is_visible_in_the_header(browser: Browser, site: Site, w
     page = context.new_page()
     try:
         log_in(page, site, "admin")
+        page.wait_for_load_state("load")  # the header's script has run
         page.keyboard.press("Tab")  # the skip link
         page.keyboard.press("Tab")  # the brand
         page.keyboard.press("Tab")
