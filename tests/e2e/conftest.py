@@ -120,7 +120,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def open_menu(page: Page) -> None:
-    """Open the header's "Menu" on a screen narrower than 800 px, where the navigation, the
+    """Open the header's "Menu" on a screen up to 800 px wide, where the navigation, the
     account link and "Log out" sit behind it; does nothing where they show anyway."""
     button = page.get_by_role("button", name="Menu")
     if button.is_visible() and button.get_attribute("aria-expanded") != "true":

@@ -1,6 +1,6 @@
 // The "Menu" button of the page header (issue 12). Loaded right after the header, before
 // the first paint: it shows the button and marks the header "menu-ready", and from then on
-// app.css folds #site-menu on screens narrower than 800 px while aria-expanded is "false".
+// app.css folds #site-menu on screens up to 800 px wide while aria-expanded is "false".
 // Without this script the button stays hidden and every link stays visible.
 (function () {
   "use strict";
