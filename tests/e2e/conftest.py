@@ -136,6 +136,14 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+def open_menu(page: Page) -> None:
+    """Open the header's "Menu" on a screen up to 800 px wide, where the navigation, the
+    account link and "Log out" sit behind it; does nothing where they show anyway."""
+    button = page.get_by_role("button", name="Menu")
+    if button.is_visible() and button.get_attribute("aria-expanded") != "true":
+        button.click()
+
+
 def screenshot(page: Page, name: str) -> Path:
     """Save a screenshot; with VISITMAIL_UPDATE_SCREENSHOTS=1 into docs/ for the README."""
     target = SCREENSHOTS if os.environ.get("VISITMAIL_UPDATE_SCREENSHOTS") else ARTIFACTS

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, open_menu, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -64,6 +64,7 @@ def test_a_user_changes_their_password_through_the_form(
         log_in(page, server, email, FIRST, path="/login?next=/reports")
         expect(page).to_have_url(f"{server.url}/reports")
 
+        open_menu(page)  # on a phone the account link is in the header's menu
         page.get_by_role("link", name=email).click()  # the account link in the header
         expect(page.get_by_role("heading", level=1)).to_have_text("Change your password")
         fits(page, width)
@@ -86,6 +87,7 @@ def test_a_user_changes_their_password_through_the_form(
         fits(page, width)
         screenshot(page, f"account-password-{width}")
 
+        open_menu(page)
         page.get_by_role("button", name="Log out").click()
         log_in(page, server, email, FIRST)
         expect(page.get_by_role("alert")).to_contain_text("email or password is wrong")
@@ -149,6 +151,7 @@ def test_an_admin_resets_a_password_and_the_user_must_change_it(
         expect(me.get_by_role("heading", level=1)).to_be_visible()
         fits(me, width)
 
+        open_menu(page)
         page.get_by_role("button", name="Log out").click()
         log_in(page, server, email, one_time)  # and the old one-time password is gone
         expect(page.get_by_role("alert")).to_contain_text("email or password is wrong")

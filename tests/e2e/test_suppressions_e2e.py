@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, open_menu, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -46,6 +46,7 @@ def test_add_find_page_and_lift(browser: Browser, server: Server, width: int, he
     page = context.new_page()
     try:
         log_in(page, server)
+        open_menu(page)  # on a phone the navigation is behind the Menu button
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Suppressions").click()
         expect(page).to_have_url(f"{server.url}/suppressions")
         expect(page.get_by_role("heading", name="Suppressions", level=1)).to_be_visible()
