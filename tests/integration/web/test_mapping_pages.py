@@ -92,6 +92,26 @@ async def test_an_invalid_mapping_shows_every_problem_at_its_path_and_keeps_the_
     assert len(await revisions(client, org)) == 1
 
 
+async def test_an_unknown_answer_is_refused_by_the_page_as_by_the_api(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    token = await csrf_of(client, "/mapping")
+    document = regional_mapping()
+    document["rules"][0]["event"] = event["id"]
+    document["rules"][0]["switch"]["value"] = "{{ answers.intrest[:1] }}"
+    text = json.dumps(document, indent=2)
+    reply = await client.post("/mapping", data={"document": text, "csrf_token": token})
+    assert reply.status_code == 422
+    assert "<code>rules[0].switch.value</code>" in reply.text
+    shown = html.unescape(reply.text)
+    assert 'unknown answer "intrest" (did you mean "interest"?)' in shown
+    assert 'the event "Hannover Fair" has interest, budget' in shown
+    assert editor_text(reply.text) == text
+    assert (await active(client, org))["revision"] == 0
+
+
 async def test_a_json_syntax_error_is_shown_with_its_line(
     client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
 ) -> None:
