@@ -50,9 +50,7 @@ def builder_document(page: Page) -> Any:
     return document
 
 
-def test_admin_builds_a_switch_and_a_condition_with_forms_only(
-    page: Page, server: Server
-) -> None:
+def test_admin_builds_a_switch_and_a_condition_with_forms_only(page: Page, server: Server) -> None:
     fair = f"Builder Fair {uuid.uuid4().hex[:6]}"
     event = api(
         server,
@@ -118,9 +116,9 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(
     expect(first.get_by_label("Name")).to_have_value("Regional teams")
     expect(first.get_by_label("Value of the field")).to_have_value("lead.zip")
     expect(first.get_by_label("Only its first N characters")).to_have_value("1")
-    expect(first.locator("section.b-case").nth(1).get_by_label("Matches these values")).to_have_value(
-        "8, 9"
-    )
+    expect(
+        first.locator("section.b-case").nth(1).get_by_label("Matches these values")
+    ).to_have_value("8, 9")
     condition = second.get_by_role("group", name="Condition 1")
     expect(condition.get_by_label("Field")).to_have_value("answers.region")
     expect(condition.get_by_label("Value")).to_have_value("north")
@@ -140,9 +138,9 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(
     page.get_by_role("tab", name="JSON (advanced)").click()
     page.get_by_label("Mapping document (JSON)").fill(json.dumps(edited, indent=2))
     page.get_by_role("tab", name="Form").click()
-    expect(rule(page, 1).get_by_role("group", name="Condition 1").get_by_label("Value")).to_have_value(
-        "south"
-    )
+    expect(
+        rule(page, 1).get_by_role("group", name="Condition 1").get_by_label("Value")
+    ).to_have_value("south")
     edited["rules"][1]["when"] = "answers.budget > 1000 or lead.country == 'AT'"
     page.get_by_role("tab", name="JSON (advanced)").click()
     page.get_by_label("Mapping document (JSON)").fill(json.dumps(edited, indent=2))
@@ -163,7 +161,12 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(
         "/api/v1/reports",
         {
             "event_id": event["id"],
-            "lead": {"first_name": "Eva", "last_name": "Tester", "company": company, "zip": "80331"},
+            "lead": {
+                "first_name": "Eva",
+                "last_name": "Tester",
+                "company": company,
+                "zip": "80331",
+            },
             "answers": {"region": "north", "budget": 5000},
         },
     )
@@ -188,3 +191,169 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(
     expect(page.get_by_role("heading", level=1)).to_have_text("How the notification mapping works")
     expect(page.locator("main")).to_contain_text("lead.zip")
     fits(page, 390)
+
+
+# --- the condition compiler and parser (JavaScript, run in Chromium) --------------------
+
+TYPES_JS = """(f) => ({'answers.budget': 'number', 'answers.ok': 'bool'})[f] || 'text'"""
+LEAD_KEYS = ["zip", "country", "company", "city"]
+
+ROUND_TRIPS: list[tuple[list[dict[str, Any]], str, str]] = [
+    (
+        [
+            {"field": "answers.region", "op": "is", "value": "north"},
+            {"field": "lead.country", "op": "is", "value": "DE"},
+        ],
+        "and",
+        "answers.region == 'north' and lead.country == 'DE'",
+    ),
+    (
+        [
+            {"field": "answers.region", "op": "is_not", "value": "south"},
+            {"field": "answers.budget", "op": "is", "value": "5000"},
+            {"field": "answers.ok", "op": "is", "value": "true"},
+        ],
+        "or",
+        "answers.region != 'south' or answers.budget == 5000 or answers.ok == true",
+    ),
+    (
+        [{"field": "lead.country", "op": "one_of", "value": ["DE", "AT", "CH"]}],
+        "and",
+        "lead.country in ['DE', 'AT', 'CH']",
+    ),
+    (
+        [
+            {"field": "answers.topics", "op": "contains", "value": "crm"},
+            {"field": "lead.zip", "op": "starts", "value": "8"},
+            {"field": "answers.code", "op": "starts", "value": "X"},
+        ],
+        "and",
+        "'crm' in answers.topics and lead.zip.startswith('8') "
+        "and (answers.code ~ '').startswith('X')",
+    ),
+    (
+        [
+            {"field": "lead.company", "op": "is", "value": "O'Neil \\ Sons"},
+            {"field": "answers.notes", "op": "empty", "value": ""},
+            {"field": "lead.city", "op": "not_empty", "value": ""},
+        ],
+        "and",
+        "lead.company == 'O\\'Neil \\\\ Sons' and not answers.notes and lead.city",
+    ),
+]
+
+NOT_READABLE = [
+    "answers.budget > 1000",
+    "lead.fax == 'x'",
+    "lead.zip == '1' and lead.city == 'x' or lead.country == 'DE'",
+    "answers.region == 'north' and",
+    "lead.zip[:1] == '1'",
+    "answers.budget == '5000'",  # a string for a number question: the form would change it
+    "answers.region == north",
+    "lead.company|upper == 'X'",
+    "",
+]
+
+
+def test_the_condition_compiler_and_parser_round_trip(page: Page, server: Server) -> None:
+    from visitmail.domain.sandbox import check_expression, evaluate
+
+    log_in(page, server)
+    page.goto(f"{server.url}/mapping")
+    for conds, joiner, expected in ROUND_TRIPS:
+        compiled = page.evaluate(
+            f"([c, j]) => window.VisitmailWhen.compile(c, j, {TYPES_JS})", [conds, joiner]
+        )
+        assert compiled == expected
+        check_expression(compiled)  # the server accepts what the form writes
+        parsed = page.evaluate(
+            f"(s) => window.VisitmailWhen.parse(s, {TYPES_JS}, {json.dumps(LEAD_KEYS)})", compiled
+        )
+        assert parsed == {"conds": conds, "joiner": joiner}
+    for text in NOT_READABLE:
+        parsed = page.evaluate(
+            f"(s) => window.VisitmailWhen.parse(s, {TYPES_JS}, {json.dumps(LEAD_KEYS)})", text
+        )
+        assert parsed is None, text
+    assert page.evaluate(
+        f"""() => window.VisitmailWhen.parse('answers.region == "north"', {TYPES_JS}, [])"""
+    ) == {"conds": [{"field": "answers.region", "op": "is", "value": "north"}], "joiner": "and"}
+
+    # what the form writes means what it says, also for an unanswered question
+    context = {"lead": {"zip": "80331", "country": "DE", "company": "X", "city": ""}, "answers": {}}
+    starts = "(answers.code ~ '').startswith('X') or lead.zip.startswith('8')"
+    assert evaluate(starts, context) is True
+    assert evaluate("(answers.code ~ '').startswith('X')", context) is False
+    assert evaluate("'crm' in answers.topics", context) is False
+    assert evaluate("not answers.notes and not lead.city", context) is True
+
+    switch = "window.VisitmailWhen.parseSwitchValue"
+    assert page.evaluate(f"{switch}('{{{{ lead.zip[:1] }}}}', ['zip'])") == {
+        "field": "lead.zip",
+        "chars": "1",
+    }
+    assert page.evaluate(f"{switch}('{{{{answers.region}}}}', [])") == {
+        "field": "answers.region",
+        "chars": "",
+    }
+    assert page.evaluate(f"{switch}('{{{{ lead.zip|upper }}}}', ['zip'])") is None
+    assert page.evaluate(f"{switch}('{{{{ lead.fax }}}}', ['zip'])") is None
+    assert (
+        page.evaluate("window.VisitmailWhen.compileSwitchValue('lead.zip', '2')")
+        == "{{ lead.zip[:2] }}"
+    )
+
+
+def test_problems_of_a_save_show_beside_their_fields_in_the_form(
+    page: Page, server: Server
+) -> None:
+    fair = f"Problem Fair {uuid.uuid4().hex[:6]}"
+    api(
+        server,
+        "POST",
+        "/api/v1/events",
+        {"name": fair, "languages": ["en"], "questions": [REGION], "status": "live"},
+    )
+    before = api(server, "GET", "/api/v1/notification-mapping")["revision"]
+    log_in(page, server)
+    page.goto(f"{server.url}/mapping")
+    while page.locator("article.b-rule").count():
+        page.get_by_role("button", name="Remove rule 1").click()
+    page.get_by_role("button", name="Add a rule").click()
+    first = rule(page, 0)
+    first.get_by_label("Event").select_option(label=fair)
+    first.get_by_label("only when a condition holds").check()
+    first.get_by_role("button", name="Write a custom expression").click()
+    first.get_by_label("Custom expression").fill("answers.regoin == 'north'")
+    page.get_by_role("button", name="Save as new revision").click()
+
+    first = rule(page, 0)
+    expect(page.locator("#mapping-problems")).to_contain_text("rules[0].when")
+    # the form reads the condition back as a row, its field marked as not a question
+    condition = first.get_by_role("group", name="Condition 1")
+    expect(condition.get_by_label("Field")).to_have_value("answers.regoin")
+    expect(condition.get_by_label("Field").locator("option:checked")).to_have_text(
+        "answers.regoin (unknown)"
+    )
+    beside = first.locator("fieldset.b-conditions > .b-problem")
+    expect(beside).to_contain_text('unknown answer "regoin" (did you mean "region"?)')
+    expect(beside).to_contain_text(f'the event "{fair}" has region')
+    to = first.get_by_label("To", exact=True)
+    expect(to).to_have_attribute("aria-invalid", "true")
+    expect(
+        first.locator(".b-field", has=page.get_by_label("To", exact=True)).locator(".b-problem")
+    ).to_contain_text("must not be empty")
+    page.locator("#mapping-problems").get_by_role("link", name="rules[0].when").click()
+    expect(beside).to_be_focused()
+    assert api(server, "GET", "/api/v1/notification-mapping")["revision"] == before
+
+    # fixed in the form: saved
+    condition.get_by_label("Field").select_option(label="Sales region")
+    condition.get_by_label("Value").select_option(label="North")
+    to.fill("north@acme.example")
+    page.get_by_role("button", name="Save as new revision").click()
+    expect(page.get_by_role("status")).to_contain_text("it is active now")
+    saved = api(server, "GET", "/api/v1/notification-mapping")["document"]
+    assert saved["rules"][0]["when"] == "answers.region == 'north'"
+    condition = rule(page, 0).get_by_role("group", name="Condition 1")
+    expect(condition.get_by_label("Value")).to_have_value("north")

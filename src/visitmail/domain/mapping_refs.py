@@ -32,6 +32,7 @@ from visitmail.domain.mapping import (
     EmailAction,
     NotificationMapping,
     Problem,
+    SourceCheck,
 )
 from visitmail.domain.sandbox import TemplateInvalid, field_references
 
@@ -106,38 +107,65 @@ def _message(key: str, scope: str, keys: Sequence[str]) -> str:
     return f'unknown answer "{key}"{hint} — {have}'
 
 
+class _Scopes:
+    """The answer keys each rule's ``event`` may read (see the module docstring)."""
+
+    def __init__(self, events: Mapping[str, EventQuestions]) -> None:
+        self.events = events
+        every: list[str] = []
+        for questions in events.values():
+            every.extend(key for key in questions.keys if key not in every)
+        self.every = tuple(every)
+
+    def of(self, event: str | None) -> tuple[str, tuple[str, ...]] | None:
+        """(how the message names the scope, its keys); ``None``: nothing to check."""
+        if event is None:
+            return None
+        if event == ALL_EVENTS:
+            return (ALL_EVENTS, self.every) if self.events else None
+        found = self.events.get(event)
+        return None if found is None else (f'"{found.name}"', found.keys)
+
+    def messages(self, source: str, expression: bool, event: str | None) -> list[str]:
+        scope = self.of(event)
+        if scope is None:
+            return []
+        name, keys = scope
+        try:
+            read = field_references(source, "answers", expression=expression)
+        except TemplateInvalid:  # reported by the template check itself
+            return []
+        known = set(keys)
+        out: list[str] = []
+        reported: set[str] = set()
+        for key, _line in read:
+            if key not in known and key not in reported:
+                reported.add(key)
+                out.append(_message(key, name, keys))
+        return out
+
+
+def answer_check(events: Mapping[str, EventQuestions]) -> SourceCheck:
+    """The check :func:`~visitmail.domain.mapping.parse_mapping` runs on every template and
+    expression (``sources=``), so that unknown answers are listed with every other problem
+    of the document, at their paths. ``events``: as for :func:`unknown_answers`."""
+    return _Scopes(events).messages
+
+
 def unknown_answers(
     mapping: NotificationMapping, events: Mapping[str, EventQuestions]
 ) -> list[Problem]:
-    """Every ``answers`` key the mapping reads that the covered events' questions lack,
-    in document order, one problem per key and field.
+    """Every ``answers`` key the parsed ``mapping`` reads that the covered events' questions
+    lack, in document order, one problem per key and field (what :func:`answer_check` finds
+    while parsing, for a mapping parsed without it).
 
     ``events`` maps an event id (the canonical UUID string, as in
     :attr:`~visitmail.domain.mapping.Rule.event`) to its name and question keys: all the
-    organization's events. ``mapping`` is a parsed (so valid) mapping."""
-    every: list[str] = []
-    for questions in events.values():
-        every.extend(key for key in questions.keys if key not in every)
+    organization's events."""
+    scopes = _Scopes(events)
     problems: list[Problem] = []
     for index, rule in enumerate(mapping.rules):
-        if rule.event == ALL_EVENTS:
-            if not events:
-                continue
-            scope, keys = ALL_EVENTS, tuple(every)
-        else:
-            found = events.get(rule.event)
-            if found is None:
-                continue
-            scope, keys = f'"{found.name}"', found.keys
-        known = set(keys)
         for path, source, expression in _sources(mapping, index):
-            try:
-                read = field_references(source, "answers", expression=expression)
-            except TemplateInvalid:  # pragma: no cover - parse_mapping compiled it already
-                continue
-            reported: set[str] = set()
-            for key, _line in read:
-                if key not in known and key not in reported:
-                    reported.add(key)
-                    problems.append(Problem(path, _message(key, scope, keys)))
+            for message in scopes.messages(source, expression, rule.event):
+                problems.append(Problem(path, message))
     return problems

@@ -10,9 +10,9 @@ every problem with its path; nothing is stored then and the active revision stay
 (and a dry run of a draft) also refuses answers that the questions of the events a rule
 covers do not have (:mod:`visitmail.domain.mapping_refs`); at send time such an answer is
 simply empty, as before. A valid document is stored exactly as sent, as the next revision,
-and becomes the active one; saving a document equal to the active one stores nothing. Revisions are never changed or
-deleted: rolling back activates an older one (validated again, in case the rules became
-stricter since it was saved).
+and becomes the active one; saving a document equal to the active one stores nothing.
+Revisions are never changed or deleted: rolling back activates an older one (validated
+again, in case the rules became stricter since it was saved).
 
 A dry run plans what a report would fire (:func:`~visitmail.domain.mapping_eval.fire`),
 rendered, and neither sends nor stores anything.
@@ -41,7 +41,7 @@ from visitmail.domain.mapping import (
     parse_mapping,
 )
 from visitmail.domain.mapping_eval import PlannedAction, fire
-from visitmail.domain.mapping_refs import EventQuestions, unknown_answers
+from visitmail.domain.mapping_refs import EventQuestions, answer_check
 from visitmail.domain.reports import Report, ReportStatus, checked_lead
 from visitmail.domain.roles import Role
 from visitmail.services.clock import Clock, utcnow
@@ -107,18 +107,14 @@ def _canonical(document: object) -> str:
 async def _checked(
     uow: MappingUnitOfWork, organization_id: UUID, document: object
 ) -> NotificationMapping:
-    """Validate ``document`` as a whole, then the answers it reads against the questions
-    of the organization's events (:func:`~visitmail.domain.mapping_refs.unknown_answers`).
-    Raises :class:`MappingInvalid` with every problem."""
-    parsed = parse_mapping(document)
+    """Validate ``document`` as a whole, including the answers it reads against the
+    questions of the organization's events (:mod:`visitmail.domain.mapping_refs`). Raises
+    :class:`MappingInvalid` with every problem."""
     events = await uow.events.list(organization_id)
-    problems = unknown_answers(
-        parsed,
-        {str(e.id): EventQuestions(e.name, tuple(q.key for q in e.questions)) for e in events},
-    )
-    if problems:
-        raise MappingInvalid(problems)
-    return parsed
+    questions = {
+        str(e.id): EventQuestions(e.name, tuple(q.key for q in e.questions)) for e in events
+    }
+    return parse_mapping(document, sources=answer_check(questions))
 
 
 async def get_active(uow: MappingUnitOfWork, actor: Principal) -> StoredMapping | None:

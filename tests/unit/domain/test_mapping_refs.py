@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from visitmail.domain.mapping import Problem, parse_mapping
-from visitmail.domain.mapping_refs import EventQuestions, unknown_answers
+from visitmail.domain.mapping import MappingInvalid, Problem, parse_mapping
+from visitmail.domain.mapping_refs import EventQuestions, answer_check, unknown_answers
 from visitmail.domain.sandbox import field_references
 
 FAIR = "6f1c2a9e-3b7d-4c1e-9a8f-2d5e7b9c0a11"
@@ -34,7 +34,17 @@ def rule(event: str = FAIR, **fields: Any) -> dict[str, Any]:
 
 
 def problems(*rules: dict[str, Any], events: dict[str, EventQuestions] = EVENTS) -> list[Problem]:
-    return unknown_answers(parse_mapping({"version": 1, "rules": list(rules)}), events)
+    """What unknown_answers finds in the parsed mapping; parsing with answer_check finds
+    the same, as MappingInvalid."""
+    document = {"version": 1, "rules": list(rules)}
+    found = unknown_answers(parse_mapping(document), events)
+    if found:
+        with pytest.raises(MappingInvalid) as caught:
+            parse_mapping(document, sources=answer_check(events))
+        assert list(caught.value.problems) == found
+    else:
+        parse_mapping(document, sources=answer_check(events))
+    return found
 
 
 def test_a_typo_in_a_condition_names_the_event_and_its_questions() -> None:
@@ -134,3 +144,29 @@ def test_one_problem_per_key_and_field() -> None:
 )
 def test_field_references(source: str, expression: bool, keys: list[str]) -> None:
     assert [key for key, _ in field_references(source, "answers", expression=expression)] == keys
+
+
+def test_parsing_with_the_check_lists_unknown_answers_with_every_other_problem() -> None:
+    document = {
+        "version": 1,
+        "rules": [
+            rule(when="answers.regoin", actions=[email(to=[])]),
+            rule(on="sometimes", actions=[email(subject="{{ answers.budgt }}")]),
+        ],
+    }
+    with pytest.raises(MappingInvalid) as caught:
+        parse_mapping(document, sources=answer_check(EVENTS))
+    assert [p.path for p in caught.value.problems] == [
+        "rules[0].when",
+        "rules[0].actions[0].email.to",
+        "rules[1].on",
+        "rules[1].actions[0].email.subject",
+    ]
+    assert caught.value.problems[3].message.startswith('unknown answer "budgt"')
+
+
+def test_a_rule_with_an_invalid_event_is_not_checked_for_answers() -> None:
+    document = {"version": 1, "rules": [rule(event="fair", when="answers.anything")]}
+    with pytest.raises(MappingInvalid) as caught:
+        parse_mapping(document, sources=answer_check(EVENTS))
+    assert [p.path for p in caught.value.problems] == ["rules[0].event"]

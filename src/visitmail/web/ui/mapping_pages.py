@@ -1,7 +1,7 @@
 """The Notification mapping page (admin only): the active document in a form builder
 (``static/mapping_builder.js``; :mod:`~visitmail.web.ui.mapping_builder` gives it the
-events and fields) and, as its advanced view and without JavaScript, in a JSON editor, saving a
-new revision with every problem shown at its path (and its line in the submitted text),
+events and fields) and, as its advanced view and without JavaScript, in a JSON editor;
+saving a new revision with every problem shown at its path (and its line in the submitted text),
 the revisions with a diff against the active one and "activate", and a dry run against a
 stored report or a sample lead, under the active mapping or the unsaved text.
 

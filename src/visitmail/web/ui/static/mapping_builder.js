@@ -426,7 +426,7 @@
       radio(triggerName, "checked", rule.on === "checked", "the report is checked in the dashboard (someone reviewed it)", function () { rule.on = "checked"; })
     ]);
     var modeName = path + ".mode";
-    var modes = el("fieldset", { className: "b-group", "data-path": path + ".when" }, [
+    var modes = el("fieldset", { className: "b-group" }, [
       el("legend", { text: "Notify" }),
       radio(modeName, "always", m === "always", "always", function () { setMode(rule, "always"); render(); }),
       radio(modeName, "when", m === "when", "only when a condition holds", function () { setMode(rule, "when"); render(); }),
@@ -727,7 +727,7 @@
       marked.forEach(function (node) {
         var np = node.getAttribute("data-path");
         var boundary = p.path.charAt(np.length);
-        if (p.path.indexOf(np) === 0 && (boundary === "" || boundary === "." || boundary === "[") && np.length > bestLength) {
+        if (p.path.indexOf(np) === 0 && (boundary === "" || boundary === "." || boundary === "[") && np.length >= bestLength) {  // on a tie the inner one (later in document order)
           best = node; bestLength = np.length;
         }
       });
