@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import ARTIFACTS, Server, screenshot
 from tests.e2e.test_login_e2e import log_in
 from tests.e2e.test_mapping_outbox_e2e import api
 
@@ -187,6 +187,8 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(page: Page, serve
     page.goto(f"{server.url}/mapping")
     expect(rule(page, 0).get_by_label("Name")).to_have_value("Regional teams")
     fits(page, 390)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mapping-builder-390.png"), full_page=True)
     page.get_by_role("link", name="How the rules work").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("How the notification mapping works")
     expect(page.locator("main")).to_contain_text("lead.zip")

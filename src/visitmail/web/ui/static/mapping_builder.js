@@ -349,7 +349,7 @@
     return el("div", { className: "b-move" }, [
       smallButton("↑", function () { swap(list, index, index - 1); }, { "aria-label": "Move " + what + " " + n + " up", disabled: index === 0 }),
       smallButton("↓", function () { swap(list, index, index + 1); }, { "aria-label": "Move " + what + " " + n + " down", disabled: index === list.length - 1 }),
-      smallButton("Remove", function () { list.splice(index, 1); }, { "aria-label": "Remove " + what + " " + n })
+      smallButton("Remove", function () { list.splice(index, 1); problems = []; }, { "aria-label": "Remove " + what + " " + n })
     ]);
   }
 
@@ -406,11 +406,17 @@
 
   // --- rules ---
 
+  // The option of the rule's event: ids are compared in lower case, as the server does.
+  function eventValue(rule) {
+    var current = String(rule.event === undefined ? "*" : rule.event).toLowerCase();
+    return current === "*" || eventsById[current] ? current : String(rule.event);
+  }
+
   function eventOptions(rule) {
     var opts = [["*", "Every event"]];
     data.events.forEach(function (e) { opts.push([e.id, e.name]); });
-    var current = String(rule.event || "").toLowerCase();
-    if (current !== "*" && !eventsById[current]) { opts.push([String(rule.event), "Unknown event " + rule.event]); }
+    var current = eventValue(rule);
+    if (current !== "*" && !eventsById[current]) { opts.push([current, "Unknown event " + current]); }
     return opts;
   }
 
@@ -443,7 +449,7 @@
       el("div", { className: "b-rule-head" }, [heading, moveButtons(doc.rules, i, "rule")]),
       el("div", { className: "b-grid" }, [
         field("Name", textInput(path + ".name", rule.name, function (v) { rule.name = v; heading.textContent = "Rule " + (i + 1) + ": " + (v || "(no name)"); })),
-        field("Event", select(path + ".event", eventOptions(rule), String(rule.event || "*").toLowerCase() === "*" ? "*" : String(rule.event), function (v) { rule.event = v; changed(); render(); }))
+        field("Event", select(path + ".event", eventOptions(rule), eventValue(rule), function (v) { rule.event = v; changed(); render(); }))
       ]),
       checkbox(path + ".enabled", "Enabled (a disabled rule never fires)", rule.enabled !== false, function (v) { if (v) { delete rule.enabled; } else { rule.enabled = false; } }),
       trigger,
@@ -512,7 +518,9 @@
       return box;
     }
     var joinPath = path + ".joiner";
-    box.appendChild(field("Combine the rows with", select(joinPath, [["and", "all must hold (and)"], ["or", "any may hold (or)"]], state.joiner, function (v) { state.joiner = v; recompile(rule, state); changed(); })));
+    if (state.conds.length > 1) {  // one row needs no joiner
+      box.appendChild(field("Combine the rows with", select(joinPath, [["and", "all must hold (and)"], ["or", "any may hold (or)"]], state.joiner, function (v) { state.joiner = v; recompile(rule, state); changed(); })));
+    }
     state.conds.forEach(function (cond, k) { box.appendChild(renderCondition(rule, path, state, cond, k)); });
     box.appendChild(smallButton("Add a condition", function () {
       state.conds.push({ field: "lead.country", op: "is", value: "" });
@@ -576,7 +584,9 @@
         }
       } else if (choices && cond.op !== "starts") {
         var opts = choices.slice();
-        if (cond.value && !choices.some(function (c) { return c[0] === cond.value; })) { opts.push([cond.value, cond.value + " (not an option)"]); }
+        if (!choices.some(function (c) { return c[0] === cond.value; })) {
+          opts.unshift([cond.value, cond.value === "" ? "(empty: choose a value)" : cond.value + " (not an option)"]);
+        }
         row.appendChild(field("Value", select(base + ".value", opts, cond.value, function (v) { cond.value = v; recompile(rule, state); changed(); })));
       } else {
         row.appendChild(field("Value", textInput(base + ".value", cond.value, function (v) { cond.value = v; recompile(rule, state); })));
@@ -692,8 +702,8 @@
       insertAt(target, v);
       picker.value = "";
     }, { className: "b-placeholder" });
+    card.appendChild(list("to", "To", "Addresses separated by commas; {{ reporter.email }} works too."));
     card.appendChild(el("div", { className: "b-grid" }, [
-      list("to", "To", "Addresses separated by commas; {{ reporter.email }} works too."),
       list("cc", "Cc"), list("bcc", "Bcc"),
       optional("reply_to", "Reply-To")
     ]));
