@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import ARTIFACTS, Server, screenshot
 from tests.e2e.test_login_e2e import log_in
@@ -359,3 +359,33 @@ def test_problems_of_a_save_show_beside_their_fields_in_the_form(
     assert saved["rules"][0]["when"] == "answers.region == 'north'"
     condition = rule(page, 0).get_by_role("group", name="Condition 1")
     expect(condition.get_by_label("Value")).to_have_value("north")
+
+
+def test_without_javascript_the_json_editor_saves(browser: Browser, server: Server) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        log_in(page, server)
+        page.goto(f"{server.url}/mapping")
+        expect(page.get_by_role("tab", name="Form")).to_be_hidden()
+        editor = page.get_by_label("Mapping document (JSON)")
+        expect(editor).to_be_visible()
+        document = json.loads(editor.input_value())
+        document["rules"] = [
+            {
+                "name": "No-script rule",
+                "event": "*",
+                "on": "checked",
+                "actions": [
+                    {"email": {"to": ["desk@acme.example"], "subject": "Checked", "body": "x"}}
+                ],
+            }
+        ]
+        editor.fill(json.dumps(document, indent=2))
+        page.get_by_role("button", name="Save as new revision").click()
+        expect(page.get_by_role("status")).to_contain_text("it is active now")
+        stored = api(server, "GET", "/api/v1/notification-mapping")["document"]
+        assert stored["rules"][0]["name"] == "No-script rule"
+        fits(page, 390)
+    finally:
+        context.close()
