@@ -142,15 +142,20 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(page: Page, serve
         rule(page, 1).get_by_role("group", name="Condition 1").get_by_label("Value")
     ).to_have_value("south")
     edited["rules"][1]["when"] = "answers.budget > 1000 or lead.country == 'AT'"
+    edited["rules"].append({"name": "Broken", "event": "*", "on": "exported", "actions": "oops"})
     page.get_by_role("tab", name="JSON (advanced)").click()
     page.get_by_label("Mapping document (JSON)").fill(json.dumps(edited, indent=2))
     page.get_by_role("tab", name="Form").click()
     custom = rule(page, 1).get_by_label("Custom expression")
     expect(custom).to_have_value("answers.budget > 1000 or lead.country == 'AT'")
+    expect(rule(page, 2)).to_contain_text("This list of actions has a form the builder cannot show")
     rule(page, 0).get_by_label("Name").fill("Regional teams (renamed)")
     assert builder_document(page) == {
         **edited,
-        "rules": [{**edited["rules"][0], "name": "Regional teams (renamed)"}, edited["rules"][1]],
+        "rules": [
+            {**edited["rules"][0], "name": "Regional teams (renamed)"},
+            *edited["rules"][1:],
+        ],
     }
 
     # the saved mapping at work: a Bavarian lead from the north region

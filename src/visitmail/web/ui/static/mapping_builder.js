@@ -442,8 +442,7 @@
     if (m === "when") { body.push(renderConditions(rule, path, state)); }
     if (m === "switch") { body.push(renderSwitch(rule, path, state)); }
     if (m !== "switch") {
-      if (!Array.isArray(rule.actions)) { rule.actions = []; }
-      body.push(renderActions(rule, rule.actions, path + ".actions", "Actions"));
+      body.push(renderActions(rule, rule, "actions", path + ".actions", "Actions"));
     }
     var card = el("article", { className: "b-rule", "data-path": path, "aria-labelledby": heading.id }, [
       el("div", { className: "b-rule-head" }, [heading, moveButtons(doc.rules, i, "rule")]),
@@ -600,10 +599,14 @@
 
   function renderSwitch(rule, path, state) {
     var sw = rule.switch;
-    if (!sw || typeof sw !== "object") { sw = rule.switch = { value: "", cases: [] }; }
-    if (!Array.isArray(sw.cases)) { sw.cases = []; }
     var sp = path + ".switch";
     var box = el("fieldset", { className: "b-group b-switch", "data-path": sp }, [el("legend", { text: "Switch" })]);
+    // Rendering never rewrites what it cannot show: such parts are left to the JSON view.
+    if (!sw || typeof sw !== "object" || Array.isArray(sw) || (sw.cases !== undefined && !Array.isArray(sw.cases))) {
+      box.appendChild(jsonOnly("This switch"));
+      return box;
+    }
+    var cases = sw.cases || [];
     var parsed = state.customSwitch ? null : parseSwitchValue(sw.value, leadKeys);
     if (!parsed) {
       box.appendChild(field("Custom value (a template)", textInput(sp + ".value", sw.value, function (v) { sw.value = v; }), "Its result is compared with each case's values (spaces trimmed, case ignored)."));
@@ -620,32 +623,52 @@
       if (choices) { box.appendChild(el("p", { className: "hint", text: "Its values: " + choices.map(function (c) { return c[0] + " (" + c[1] + ")"; }).join(", ") })); }
       box.appendChild(smallButton("Write a custom value", function () { state.customSwitch = true; }));
     }
-    sw.cases.forEach(function (c, k) {
+    cases.forEach(function (c, k) {
       var cp = sp + ".cases[" + k + "]";
-      if (!Array.isArray(c.match)) { c.match = []; }
-      if (!Array.isArray(c.actions)) { c.actions = []; }
-      var title = el("h4", { text: "Case " + (k + 1) });
-      box.appendChild(el("section", { className: "b-case", "data-path": cp, "aria-label": "Case " + (k + 1) }, [
-        el("div", { className: "b-rule-head" }, [title, moveButtons(sw.cases, k, "case")]),
-        field("Matches these values (separated by commas)", textInput(cp + ".match", c.match.join(", "), function (v) {
+      var section = el("section", { className: "b-case", "data-path": cp, "aria-label": "Case " + (k + 1) }, [
+        el("div", { className: "b-rule-head" }, [el("h4", { text: "Case " + (k + 1) }), moveButtons(cases, k, "case")])
+      ]);
+      box.appendChild(section);
+      if (!c || typeof c !== "object" || Array.isArray(c)) { section.appendChild(jsonOnly("This case")); return; }
+      if (c.match === undefined || Array.isArray(c.match)) {
+        section.appendChild(field("Matches these values (separated by commas)", textInput(cp + ".match", (c.match || []).join(", "), function (v) {
           c.match = v.split(",").map(function (s) { return s.trim(); }).filter(function (s) { return s; });
-        })),
-        renderActions(rule, c.actions, cp + ".actions", "Actions of case " + (k + 1))
-      ]));
+        })));
+      } else {
+        section.appendChild(jsonOnly("Its values"));
+      }
+      section.appendChild(renderActions(rule, c, "actions", cp + ".actions", "Actions of case " + (k + 1)));
     });
-    box.appendChild(smallButton("Add a case", function () { sw.cases.push({ match: [], actions: [newEmail()] }); }));
-    if (!Array.isArray(sw.default)) { sw.default = []; }
+    box.appendChild(smallButton("Add a case", function () {
+      if (!Array.isArray(sw.cases)) { sw.cases = []; }
+      sw.cases.push({ match: [], actions: [newEmail()] });
+    }));
     box.appendChild(el("section", { className: "b-case", "data-path": sp + ".default", "aria-label": "Default" }, [
       el("h4", { text: "Default (no case matches)" }),
-      renderActions(rule, sw.default, sp + ".default", "Default actions")
+      renderActions(rule, sw, "default", sp + ".default", "Default actions")
     ]));
     return box;
   }
 
   // --- actions ---
 
-  function renderActions(rule, list, path, title) {
+  function jsonOnly(what) {
+    return el("p", { className: "hint", text: what + " has a form the builder cannot show; edit it in the JSON (advanced) view." });
+  }
+
+  // The actions in holder[key] (created on the first "Add", never while only showing).
+  function renderActions(rule, holder, key, path, title) {
     var box = el("div", { className: "b-actions", "data-path": path }, [el("h4", { text: title })]);
+    var list = holder[key];
+    if (list !== undefined && !Array.isArray(list)) {
+      box.appendChild(jsonOnly("This list of actions"));
+      return box;
+    }
+    list = list || [];
+    function add(action) {
+      if (!Array.isArray(holder[key])) { holder[key] = []; }
+      holder[key].push(action);
+    }
     if (!list.length) { box.appendChild(el("p", { className: "hint", text: "No action: nobody is notified." })); }
     list.forEach(function (action, j) {
       var ap = path + "[" + j + "]";
@@ -663,15 +686,15 @@
       box.appendChild(card);
     });
     box.appendChild(el("div", { className: "button-row" }, [
-      smallButton("Add an email", function () { list.push(newEmail()); }, { "aria-label": "Add an email to " + title }),
-      smallButton("Add a webhook", function () { list.push({ webhook: { url: "https://", secret_ref: "" } }); }, { "aria-label": "Add a webhook to " + title })
+      smallButton("Add an email", function () { add(newEmail()); }, { "aria-label": "Add an email to " + title }),
+      smallButton("Add a webhook", function () { add({ webhook: { url: "https://", secret_ref: "" } }); }, { "aria-label": "Add a webhook to " + title })
     ]));
     return box;
   }
 
   function renderEmail(rule, action, ap, card) {
     var mail = action.email;
-    if (!mail || typeof mail !== "object") { mail = action.email = { to: [], subject: "", body: "" }; }
+    if (!mail || typeof mail !== "object" || Array.isArray(mail)) { card.appendChild(jsonOnly("This email")); return; }
     var ep = ap + ".email";
     function list(key, label, hint) {
       var current = Array.isArray(mail[key]) ? mail[key].join(", ") : (mail[key] || "");
@@ -718,7 +741,7 @@
 
   function renderWebhook(action, ap, card) {
     var hook = action.webhook;
-    if (!hook || typeof hook !== "object") { hook = action.webhook = { url: "", secret_ref: "" }; }
+    if (!hook || typeof hook !== "object" || Array.isArray(hook)) { card.appendChild(jsonOnly("This webhook")); return; }
     var wp = ap + ".webhook";
     card.appendChild(el("div", { className: "b-grid" }, [
       field("URL (https://)", textInput(wp + ".url", hook.url, function (v) { hook.url = v.trim(); }, { inputmode: "url", autocomplete: "off" })),
