@@ -198,6 +198,7 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(page: Page, serve
     expect(page.get_by_role("heading", level=1)).to_have_text("How the notification mapping works")
     expect(page.locator("main")).to_contain_text("lead.zip")
     fits(page, 390)
+    page.screenshot(path=str(ARTIFACTS / "mapping-help-390.png"), full_page=True)
 
 
 # --- the condition compiler and parser (JavaScript, run in Chromium) --------------------
