@@ -268,6 +268,19 @@ def test_the_condition_compiler_and_parser_round_trip(page: Page, server: Server
 
     log_in(page, server)
     page.goto(f"{server.url}/mapping")
+    # the view tabs work from the keyboard too (one tab stop, arrows switch)
+    form_tab, json_tab = (
+        page.get_by_role("tab", name="Form"),
+        page.get_by_role("tab", name="JSON (advanced)"),
+    )
+    form_tab.focus()
+    page.keyboard.press("ArrowRight")
+    expect(json_tab).to_be_focused()
+    expect(json_tab).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_label("Mapping document (JSON)")).to_be_visible()
+    page.keyboard.press("ArrowLeft")
+    expect(form_tab).to_be_focused()
+    expect(page.locator("#mapping-builder")).to_be_visible()
     for conds, joiner, expected in ROUND_TRIPS:
         compiled = page.evaluate(
             f"([c, j]) => window.VisitmailWhen.compile(c, j, {TYPES_JS})", [conds, joiner]

@@ -841,6 +841,8 @@
     jsonPanel.hidden = form;
     tabForm.setAttribute("aria-selected", String(form));
     tabJson.setAttribute("aria-selected", String(!form));
+    tabForm.tabIndex = form ? 0 : -1;  // the tab pattern: one tab stop, arrows move between
+    tabJson.tabIndex = form ? -1 : 0;
     try { sessionStorage.setItem("visitmail-mapping-view", form ? "form" : "json"); } catch (e) { /* private mode */ }
     return form;
   }
@@ -848,6 +850,12 @@
   tabs.hidden = false;
   tabForm.addEventListener("click", function () { show("form"); });
   tabJson.addEventListener("click", function () { show("json"); });
+  tabs.addEventListener("keydown", function (event) {
+    if (["ArrowLeft", "ArrowRight", "Home", "End"].indexOf(event.key) < 0) { return; }
+    event.preventDefault();
+    var toForm = event.key === "Home" || (event.key !== "End" && document.activeElement === tabJson);
+    (show(toForm ? "form" : "json") ? tabForm : tabJson).focus();
+  });
   var wanted = "form";
   try { wanted = sessionStorage.getItem("visitmail-mapping-view") || "form"; } catch (e) { /* private mode */ }
   if (wanted === "json") { show("json"); readJson(); } else { show("form"); }
