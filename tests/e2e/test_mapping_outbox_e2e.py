@@ -59,6 +59,9 @@ def test_admin_edits_the_mapping_and_sees_the_notification_sent(page: Page, serv
     log_in(page, server)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Mapping").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Notification mapping")
+    # the form builder is the default view; the JSON editor is its advanced view, and the
+    # page keeps to it (for this browser tab) once chosen
+    page.get_by_role("tab", name="JSON (advanced)").click()
     editor = page.get_by_label("Mapping document (JSON)")
 
     # an error: shown at its path, the text kept, the path link selects its line

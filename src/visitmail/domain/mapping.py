@@ -124,6 +124,12 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
+SourceCheck = Callable[[str, bool, str | None], Sequence[str]]
+"""An extra check of every template and expression that compiled: ``(source,
+is_expression, event)`` → messages (each a problem at the source's path). ``event`` is the
+rule's ``event`` (``"*"`` or a canonical UUID string), ``None`` when that is invalid.
+:func:`visitmail.domain.mapping_refs.answer_check` is one."""
+
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _SECRET_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -254,10 +260,21 @@ def _index(path: str, index: int) -> str:
 class _Validator:
     """Walks the document once, collecting every problem instead of stopping."""
 
-    def __init__(self) -> None:
+    def __init__(self, sources: SourceCheck | None = None) -> None:
         self.problems: list[Problem] = []
         self.dropped = 0
         self.template_chars = 0
+        self.sources = sources
+        self.event: str | None = None  # the event of the rule being read
+
+    def checked_further(self, source: str, path: str, *, expression: bool) -> bool:
+        """Run the extra source check; False (and the problems added) if it complained."""
+        if self.sources is None:
+            return True
+        messages = self.sources(source, expression, self.event)
+        for message in messages:
+            self.add(path, message)
+        return not messages
 
     def add(self, path: str, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -353,7 +370,7 @@ class _Validator:
         except TemplateInvalid as exc:
             self.add(path, exc.message)
             return None
-        return text
+        return text if self.checked_further(text, path, expression=False) else None
 
     def expression(self, value: object, path: str) -> str | None:
         text = self.string(value, path, limit=MAX_EXPRESSION_CHARS)
@@ -364,7 +381,7 @@ class _Validator:
         except TemplateInvalid as exc:
             self.add(path, exc.message)
             return None
-        return text
+        return text if self.checked_further(text, path, expression=True) else None
 
     def address(self, value: object, path: str) -> str | None:
         text = self.string(value, path, limit=MAX_ADDRESS_CHARS)
@@ -418,7 +435,8 @@ class _Validator:
         name = None
         if "name" in obj:
             name = self.one_line(obj["name"], _key(path, "name"), limit=MAX_NAME_CHARS)
-        event = self.event(obj["event"], _key(path, "event")) if "event" in obj else None
+        event = self.event_id(obj["event"], _key(path, "event")) if "event" in obj else None
+        self.event = event
         on = self.trigger(obj["on"], _key(path, "on")) if "on" in obj else None
         description = self.optional(
             obj,
@@ -467,7 +485,7 @@ class _Validator:
             description=description,
         )
 
-    def event(self, value: object, path: str) -> str | None:
+    def event_id(self, value: object, path: str) -> str | None:
         if value == ALL_EVENTS:
             return ALL_EVENTS
         if isinstance(value, str):
@@ -677,9 +695,13 @@ def _host_of(url: str) -> str | None:
         return None
 
 
-def parse_mapping(doc: object) -> NotificationMapping:
+def parse_mapping(doc: object, *, sources: SourceCheck | None = None) -> NotificationMapping:
     """Validate a decoded mapping document (``json.loads`` / a YAML loader's result) and
     return the model.
+
+    ``sources``, if given, checks every template and expression further (the answers they
+    read, :func:`visitmail.domain.mapping_refs.answer_check`); its messages are problems
+    too, listed with all others.
 
     Every problem in the document is collected: the structure, unknown keys, required
     keys, types, limits, addresses, URLs, and every template and expression (compiled in
@@ -689,7 +711,7 @@ def parse_mapping(doc: object) -> NotificationMapping:
     Raises :class:`MappingInvalid` carrying all problems (``.problems``), never just the
     first.
     """
-    validator = _Validator()
+    validator = _Validator(sources)
     mapping = validator.document(doc)
     if validator.dropped:
         validator.problems.append(

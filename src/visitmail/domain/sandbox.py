@@ -106,6 +106,7 @@ __all__ = [
     "check_expression",
     "check_template",
     "evaluate",
+    "field_references",
     "is_template",
     "render",
 ]
@@ -626,6 +627,45 @@ def check_expression(
     _compiled(source, autoescape=False, strict=False, expression=True)
     env = _environment(autoescape=False, strict=False)
     _inspect(_compile(source, env, expression=True), env, known_names, known_fields)
+
+
+def field_references(source: str, name: str, *, expression: bool = False) -> list[tuple[str, int]]:
+    """The keys read from the top-level ``name`` in ``source``, as ``(key, line)`` sorted by
+    line: ``name.key``, ``name['key']`` and ``name.get('key', …)``. Calling a dict method
+    (``name.items()``) reads no key. Read from the parsed Jinja tree, never by pattern
+    matching on the text, so strings and comments that merely look like ``name.key`` do not
+    count. Raises :class:`TemplateInvalid` if ``source`` does not compile."""
+    env = _environment(autoescape=False, strict=False)
+    tree = _compile(source, env, expression=expression)
+    called = {id(call.node) for call in tree.find_all(nodes.Call)}
+    found: list[tuple[str, int]] = []
+    for node in tree.find_all(nodes.Getattr):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == name):
+            continue
+        if id(node) in called and node.attr in _DICT_METHODS:
+            continue  # name.get('key') is counted below; name.items() reads no key
+        found.append((node.attr, node.lineno))
+    for item in tree.find_all(nodes.Getitem):
+        if (
+            isinstance(item.node, nodes.Name)
+            and item.node.name == name
+            and isinstance(item.arg, nodes.Const)
+            and isinstance(item.arg.value, str)
+        ):
+            found.append((item.arg.value, item.lineno))
+    for call in tree.find_all(nodes.Call):
+        target = call.node
+        if (
+            isinstance(target, nodes.Getattr)
+            and target.attr == "get"
+            and isinstance(target.node, nodes.Name)
+            and target.node.name == name
+            and call.args
+            and isinstance(call.args[0], nodes.Const)
+            and isinstance(call.args[0].value, str)
+        ):
+            found.append((call.args[0].value, call.lineno))
+    return sorted(found, key=lambda pair: pair[1])
 
 
 # --- running --------------------------------------------------------------------------

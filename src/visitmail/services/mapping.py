@@ -6,11 +6,13 @@ Only ``admin`` may use any of them (:class:`PermissionDenied` below).
 The mapping is one document (decoded JSON; YAML is not accepted: no YAML parser is
 installed). Saving validates the *whole* document with
 :func:`~visitmail.domain.mapping.parse_mapping` and raises :class:`MappingInvalid` listing
-every problem with its path; nothing is stored then and the active revision stays. A valid
-document is stored exactly as sent, as the next revision, and becomes the active one;
-saving a document equal to the active one stores nothing. Revisions are never changed or
-deleted: rolling back activates an older one (validated again, in case the rules became
-stricter since it was saved).
+every problem with its path; nothing is stored then and the active revision stays. Saving
+(and a dry run of a draft) also refuses answers that the questions of the events a rule
+covers do not have (:mod:`visitmail.domain.mapping_refs`); at send time such an answer is
+simply empty, as before. A valid document is stored exactly as sent, as the next revision,
+and becomes the active one; saving a document equal to the active one stores nothing.
+Revisions are never changed or deleted: rolling back activates an older one (validated
+again, in case the rules became stricter since it was saved).
 
 A dry run plans what a report would fire (:func:`~visitmail.domain.mapping_eval.fire`),
 rendered, and neither sends nor stores anything.
@@ -39,6 +41,7 @@ from visitmail.domain.mapping import (
     parse_mapping,
 )
 from visitmail.domain.mapping_eval import PlannedAction, fire
+from visitmail.domain.mapping_refs import EventQuestions, answer_check
 from visitmail.domain.reports import Report, ReportStatus, checked_lead
 from visitmail.domain.roles import Role
 from visitmail.services.clock import Clock, utcnow
@@ -101,11 +104,17 @@ def _canonical(document: object) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _document(document: object) -> dict[str, Any]:
-    """Validate; the document itself (a dict) when valid."""
-    parse_mapping(document)
-    assert isinstance(document, dict)  # parse_mapping refuses anything else
-    return document
+async def _checked(
+    uow: MappingUnitOfWork, organization_id: UUID, document: object
+) -> NotificationMapping:
+    """Validate ``document`` as a whole, including the answers it reads against the
+    questions of the organization's events (:mod:`visitmail.domain.mapping_refs`). Raises
+    :class:`MappingInvalid` with every problem."""
+    events = await uow.events.list(organization_id)
+    questions = {
+        str(e.id): EventQuestions(e.name, tuple(q.key for q in e.questions)) for e in events
+    }
+    return parse_mapping(document, sources=answer_check(questions))
 
 
 async def get_active(uow: MappingUnitOfWork, actor: Principal) -> StoredMapping | None:
@@ -129,7 +138,9 @@ async def put_mapping(
     else :class:`Conflict` on ``revision`` (someone saved meanwhile). Raises
     :class:`MappingInvalid` (every problem, with its path) for an invalid document."""
     require_role(actor, MAPPING_ROLE)
-    doc = _document(document)
+    await _checked(uow, actor.organization_id, document)
+    assert isinstance(document, dict)  # parse_mapping refuses anything else
+    doc: dict[str, Any] = document
     active = await uow.mappings.active(actor.organization_id, for_update=True)
     current = active.number if active is not None else 0
     if expected_number is not None and expected_number != current:
@@ -273,7 +284,7 @@ async def dry_run(
         raise InvalidInput("give either report_id or an inline report", field="report")
     revision: StoredMapping | None
     if document is not None:
-        mapping = parse_mapping(document)
+        mapping = await _checked(uow, actor.organization_id, document)
         revision = None
     else:
         revision, mapping = await active_mapping(uow, actor.organization_id)

@@ -307,6 +307,55 @@ async def test_documents_that_are_not_objects_are_refused_with_a_message(
         assert reply.json()["error"]["details"]
 
 
+async def test_unknown_answers_are_refused_at_save_and_in_a_draft_dry_run(
+    client: httpx.AsyncClient, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    document: dict[str, Any] = {
+        "version": 1,
+        "rules": [
+            {
+                "name": "Typo",
+                "event": event["id"],
+                "on": "exported",
+                "when": "answers.budgte > 1000",
+                "actions": [email(["boss@acme.example"], "{{ answers.intrest }}", "x")],
+            },
+            {
+                "name": "Every event",
+                "event": "*",
+                "on": "exported",
+                "switch": {
+                    "value": "{{ answers.regoin }}",
+                    "cases": [{"match": ["n"], "actions": []}],
+                },
+            },
+        ],
+    }
+    found = problems(await client.put(MAPPING_URL, headers=org.headers, json=document))
+    assert found == {
+        "rules[0].when": 'unknown answer "budgte" (did you mean "budget"?) — the event '
+        '"Hannover Fair" has interest, budget, products, call_back',
+        "rules[0].actions[0].email.subject": 'unknown answer "intrest" (did you mean '
+        '"interest"?) — the event "Hannover Fair" has interest, budget, products, call_back',
+        "rules[1].switch.value": 'unknown answer "regoin" — no event of the organization has '
+        "it; their questions are interest, budget, products, call_back",
+    }
+    assert (await client.get(MAPPING_URL, headers=org.headers)).json()["revision"] == 0
+    dry = await client.post(
+        f"{MAPPING_URL}/dry-run",
+        headers=org.headers,
+        json={"report": report_body(event["id"]), "document": document},
+    )
+    assert "rules[0].when" in problems(dry)
+
+    document["rules"][0]["when"] = "answers.budget > 1000"
+    document["rules"][0]["actions"][0]["email"]["subject"] = "{{ answers['interest'] }}"
+    document["rules"][1]["switch"]["value"] = "{{ answers.get('products') }}"
+    saved = await put_mapping(client, org, document)
+    assert saved["revision"] == 1
+
+
 # --- revisions and roll-back ---------------------------------------------------------------
 
 

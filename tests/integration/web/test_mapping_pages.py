@@ -92,6 +92,26 @@ async def test_an_invalid_mapping_shows_every_problem_at_its_path_and_keeps_the_
     assert len(await revisions(client, org)) == 1
 
 
+async def test_an_unknown_answer_is_refused_by_the_page_as_by_the_api(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    token = await csrf_of(client, "/mapping")
+    document = regional_mapping()
+    document["rules"][0]["event"] = event["id"]
+    document["rules"][0]["switch"]["value"] = "{{ answers.intrest[:1] }}"
+    text = json.dumps(document, indent=2)
+    reply = await client.post("/mapping", data={"document": text, "csrf_token": token})
+    assert reply.status_code == 422
+    assert "<code>rules[0].switch.value</code>" in reply.text
+    shown = html.unescape(reply.text)
+    assert 'unknown answer "intrest" (did you mean "interest"?)' in shown
+    assert 'the event "Hannover Fair" has interest, budget' in shown
+    assert editor_text(reply.text) == text
+    assert (await active(client, org))["revision"] == 0
+
+
 async def test_a_json_syntax_error_is_shown_with_its_line(
     client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
 ) -> None:
@@ -233,11 +253,45 @@ async def test_dry_run_of_the_unsaved_text_against_the_sample_lead(
     assert 'id="dry-run-error"' in broken.text and "<code>version</code>" in broken.text
 
 
+async def test_the_builder_gets_the_events_questions_and_the_help_page_explains_the_rules(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    event = await live_event(client, org)
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    page = (await client.get("/mapping")).text
+    assert 'href="/mapping/help"' in page and "docs/mapping.md" not in page
+    block = re.search(
+        r'<script type="application/json" id="mapping-builder-data">(.*?)</script>', page, re.S
+    )
+    assert block
+    data = json.loads(block.group(1))
+    (fair,) = [e for e in data["events"] if e["id"] == event["id"]]
+    assert fair["name"] == "Hannover Fair"
+    products = next(q for q in fair["questions"] if q["key"] == "products")
+    assert products["label"] == "Produkte"  # the event's default language, de
+    assert products["options"] == [
+        {"key": "mail", "label": "Mailing"},
+        {"key": "crm", "label": "CRM-Anbindung"},
+    ]
+    assert {"key": "zip", "label": "Postcode"} in data["lead_fields"]
+    assert '<script src="/static/mapping_builder.js" defer></script>' in page
+    assert '<textarea id="mapping-document" name="document"' in page  # works without JS
+
+    help_page = await client.get("/mapping/help")
+    assert help_page.status_code == 200
+    text = " ".join(html.unescape(help_page.text).split())
+    assert "How the notification mapping works" in text
+    assert "{{ lead.zip }}" in text and "Postcode" in text
+    assert "{{ reporter.email }}" in text
+    assert "someone checked the report in the dashboard" in text
+
+
 async def test_only_admins_open_the_mapping_page(
     client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
 ) -> None:
     await log_in_as(client, runtime, org, Role.REPORTER)
     assert (await client.get("/mapping")).status_code == 403
+    assert (await client.get("/mapping/help")).status_code == 403
     assert 'href="/mapping"' not in (await client.get("/")).text
 
 

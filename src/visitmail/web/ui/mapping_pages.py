@@ -1,5 +1,7 @@
-"""The Notification mapping page (admin only): the active document in an editor, saving a
-new revision with every problem shown at its path (and its line in the submitted text),
+"""The Notification mapping page (admin only): the active document in a form builder
+(``static/mapping_builder.js``; :mod:`~visitmail.web.ui.mapping_builder` gives it the
+events and fields) and, as its advanced view and without JavaScript, in a JSON editor;
+saving a new revision with every problem shown at its path (and its line in the submitted text),
 the revisions with a diff against the active one and "activate", and a dry run against a
 stored report or a sample lead, under the active mapping or the unsaved text.
 
@@ -25,12 +27,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from visitmail.domain.errors import NotFound, PermissionDenied, VisitmailError
 from visitmail.domain.mapping import MappingInvalid, Problem, Trigger
 from visitmail.domain.reports import Report
-from visitmail.services import identity, mapping, reports
+from visitmail.services import events, identity, mapping, reports
 from visitmail.services.notification_ports import StoredMapping
 from visitmail.services.reports import ReportInput
 from visitmail.web.api.mapping_schemas import DryRunOut
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import status_for
+from visitmail.web.ui.mapping_builder import LEAD_LABELS, OTHER_PLACEHOLDERS, builder_data
 from visitmail.web.ui.outbox_pages import csrf_failed, error_page
 from visitmail.web.ui.pages import render, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
@@ -208,6 +211,7 @@ async def _page(
         revisions = await mapping.list_revisions(uow, principal)
         users = await identity.list_users(uow, principal)
         recent = await reports.list_reports(uow, principal, limit=RECENT_REPORTS)
+        all_events = await events.list_events(uow, principal)
         viewed: StoredMapping | None = None
         if view is not None:
             try:
@@ -249,6 +253,7 @@ async def _page(
         dry=dry,
         dry_form=dry_form or {"report_id": "", "trigger": "exported", "use_draft": ""},
         dry_error=dry_error,
+        builder=builder_data(all_events, problems),
     )
 
 
@@ -288,6 +293,21 @@ async def mapping_page(
     elif activated.isdecimal() and len(activated) < 10:
         notice = f"Revision {int(activated)} is active now."
     return await _page(request, runtime, session, notice=notice, view=_uuid(view))
+
+
+@router.get("/mapping/help")
+async def mapping_help(request: Request, runtime: RuntimeDep) -> Response:
+    """What the rules mean, field by field, with examples (the admin's manual, in the app)."""
+    session = await _admin(request, runtime)
+    if not isinstance(session, UiSession):
+        return session
+    return render(
+        request,
+        "mapping_help.html",
+        session,
+        lead_labels=LEAD_LABELS,
+        placeholders=OTHER_PLACEHOLDERS,
+    )
 
 
 @router.post("/mapping")
