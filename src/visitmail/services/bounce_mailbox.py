@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from visitmail.domain.bounce_mailbox import BounceMailbox, MailboxCursor, MailboxState
+from visitmail.domain.bounce_mailbox import (
+    FIRST_LOOK_DAYS,
+    BounceMailbox,
+    MailboxCursor,
+    MailboxState,
+)
 from visitmail.domain.delivery_events import DeliveryEvent, events_of_report
 from visitmail.domain.delivery_reports import read_report
 from visitmail.domain.errors import InvalidInput, NotFound, VisitmailError
@@ -254,3 +259,58 @@ async def poll_once(
 
 
 PollFunction = Callable[[UUID], Awaitable[PollResult | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxTest:
+    """What a test of the stored settings found: it signed in and opened the folder
+    (``ok``), or the ``error`` with its fix. Nothing is applied and the cursor stays."""
+
+    ok: bool
+    messages_in_folder: int = 0
+    reports_seen: int = 0
+    looked_back_days: int = 0
+    error: str | None = None
+    step: str | None = None
+
+
+async def test_mailbox(
+    uow: BounceUnitOfWork,
+    box: SecretSealer,
+    actor: Principal,
+    *,
+    reader: MailboxReader,
+    policy: NetworkPolicy,
+    tokens: AccessTokenSource | None,
+    now: datetime,
+) -> MailboxTest:
+    """Sign in with the stored settings, open the folder and count the reports of the last
+    days (admin only; ``NotFound`` if nothing is set up)."""
+    require_role(actor, ROLE)
+    org = actor.organization_id
+    stored = await uow.bounce_mailboxes.get(org)
+    if stored is None:
+        raise _not_configured()
+    try:
+        smtp, secrets = await smtp_config.load_for_sending(uow, box, org)
+        login = await login_for(
+            org, stored.settings, stored.password_sealed, smtp, secrets, box, tokens
+        )
+        batch = await reader(
+            stored.settings, smtp, secrets, login, policy=policy, cursor=None, now=now
+        )
+    except VisitmailError as exc:
+        fix = getattr(exc, "fix", None)
+        step = getattr(exc, "step", None)
+        return MailboxTest(
+            ok=False,
+            error=f"{exc.message} {fix}" if fix else exc.message,
+            step=str(step.value) if step is not None else None,
+        )
+    reports, _events = events_of_batch(batch, now)
+    return MailboxTest(
+        ok=True,
+        messages_in_folder=batch.messages_in_folder,
+        reports_seen=reports,
+        looked_back_days=FIRST_LOOK_DAYS,
+    )

@@ -13,6 +13,7 @@ from visitmail import __version__
 from visitmail.adapters.devinbox.sink import DevInbox
 from visitmail.runtime import Runtime
 from visitmail.web import api_docs
+from visitmail.web.api import bounce_mailbox as bounce_mailbox_api
 from visitmail.web.api import dkim as dkim_api
 from visitmail.web.api import events as events_api
 from visitmail.web.api import follow_ups as follow_ups_api
@@ -114,6 +115,7 @@ def create_app(
     app.include_router(follow_ups_api.public_router)
     app.include_router(suppressions_api.router)
     app.include_router(webhooks_api.router)
+    app.include_router(bounce_mailbox_api.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(smtp_pages.router)
