@@ -41,6 +41,12 @@ from visitmail.services.delivery_events import apply_events
 from visitmail.services.identity import require_role
 from visitmail.services.oauth_tokens import AccessTokenSource
 from visitmail.services.ports import SecretSealer
+from visitmail.services.secret_rotation import (
+    RotationResult,
+    SealedKind,
+    SealedValue,
+    rotate_sealed,
+)
 
 ROLE = Role.ADMIN
 PASSWORD_FIELD = "bounce_mailbox.password"  # noqa: S105 (the sealed field's name)
@@ -314,3 +320,29 @@ async def test_mailbox(
         reports_seen=reports,
         looked_back_days=FIRST_LOOK_DAYS,
     )
+
+
+ACTION_ROTATE = "bounce_mailbox.rotate_keys"
+
+
+async def rotate_keys(
+    uow_factory: Callable[[], BounceUnitOfWork], box: SecretSealer
+) -> RotationResult:
+    """Re-seal every bounce-mailbox password not under the newest key (``visitmail keys
+    rotate``); see :mod:`visitmail.services.secret_rotation`."""
+
+    async def sealed(uow: BounceUnitOfWork, org: UUID) -> list[SealedValue[str]]:
+        token = await uow.bounce_mailboxes.sealed_passwords(org)
+        return [] if token is None else [SealedValue("password", token, PASSWORD_FIELD, "password")]
+
+    async def replace(uow: BounceUnitOfWork, org: UUID, _key: str, old: str, new: str) -> bool:
+        return await uow.bounce_mailboxes.swap_password(org, old, new)
+
+    kind: SealedKind[BounceUnitOfWork, str] = SealedKind(
+        organizations=lambda uow: uow.bounce_mailboxes.organizations_with_password(),
+        sealed=sealed,
+        replace=replace,
+        audit_action=ACTION_ROTATE,
+        audit_target="bounce_mailbox",
+    )
+    return await rotate_sealed(uow_factory, box, kind)

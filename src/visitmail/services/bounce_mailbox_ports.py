@@ -61,6 +61,10 @@ class BounceMailboxRepository(Protocol):
         more reports) and free the lease."""
         ...
 
+    async def organizations_with_password(self) -> list[UUID]:
+        """Organizations whose mailbox has a password of its own (key rotation)."""
+        ...
+
     async def sealed_passwords(self, organization_id: UUID) -> str | None:
         """The sealed password, for key rotation."""
         ...

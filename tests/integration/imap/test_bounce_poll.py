@@ -16,6 +16,7 @@ from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, star
 from tests.support.orgs import OrgFixture
 from tests.support.outbox import LOOPBACK, configure_server, enqueue, make_worker
 from tests.support.smtp_servers import SmtpServer, start_smtp_server
+from visitmail.adapters.crypto.keyring import KeyRing, new_key
 from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.adapters.imap.mailbox import poll_mailbox
 from visitmail.delivery.bounce_poller import BouncePoller
@@ -194,3 +195,28 @@ async def test_the_worker_polls_a_due_mailbox(
         view = await bounce_mailbox.get_mailbox(uow, org.principal)
     assert view.state.last_polled_at is not None and view.state.last_error is None
     assert view.state.cursor is not None
+
+
+async def test_master_key_rotation_reseals_the_mailbox_password_and_polls_still_sign_in(
+    runtime: Runtime, org: OrgFixture, dovecot: DovecotServer, smtp: SmtpServer
+) -> None:
+    await set_up(runtime, org, dovecot, smtp, PASSWORD)
+    async with runtime.uow() as uow:
+        before = await uow.bounce_mailboxes.sealed_passwords(org.organization.id)
+    ring = KeyRing([*runtime.keyring.keys, new_key()])
+    result = await bounce_mailbox.rotate_keys(runtime.uow, SecretBox(ring))
+    assert result.reencrypted >= 1 and result.unreadable == 0
+    async with runtime.uow() as uow:
+        after = await uow.bounce_mailboxes.sealed_passwords(org.organization.id)
+    assert after is not None and after != before
+    assert after.startswith(f"v1:{ring.newest.key_id}:")
+    polled = await bounce_mailbox.poll_once(
+        runtime.uow,
+        SecretBox(ring),
+        org.organization.id,
+        reader=poll_mailbox,
+        policy=LOOPBACK,
+        tokens=None,
+        clock=clock,
+    )
+    assert polled is not None and polled.error is None

@@ -123,6 +123,10 @@ class SqlBounceMailboxes:
             update(B).where(B.organization_id == organization_id).values(**values)
         )
 
+    async def organizations_with_password(self) -> list[uuid.UUID]:
+        rows = await self._s.scalars(select(B.organization_id).where(B.password_enc.is_not(None)))
+        return list(rows)
+
     async def sealed_passwords(self, organization_id: uuid.UUID) -> str | None:
         sealed: str | None = await self._s.scalar(
             select(B.password_enc).where(B.organization_id == organization_id)
