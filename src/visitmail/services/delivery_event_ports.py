@@ -78,6 +78,19 @@ class DeliveryEventRepository(Protocol):
         """The report's events (its follow-ups' and notifications'), newest first."""
         ...
 
+    async def recent(self, organization_id: UUID, limit: int) -> list[StoredDeliveryEvent]:
+        """The newest events received, newest first."""
+        ...
+
+    async def counts_since(self, organization_id: UUID, since: datetime) -> dict[str, int]:
+        """Events received since ``since`` by ``kind`` (bounces as ``bounced_hard`` /
+        ``bounced_soft``)."""
+        ...
+
+    async def follow_ups_sent_since(self, organization_id: UUID, since: datetime) -> int:
+        """Follow-ups the server accepted (status ``sent``) since ``since``."""
+        ...
+
     async def for_message(
         self, organization_id: UUID, outbox_id: UUID
     ) -> list[StoredDeliveryEvent]:

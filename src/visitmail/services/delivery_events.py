@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from visitmail.domain.delivery_events import (
@@ -27,13 +27,17 @@ from visitmail.domain.delivery_events import (
 )
 from visitmail.domain.delivery_reports import Severity, split_diagnostic
 from visitmail.domain.follow_up import SuppressionReason
+from visitmail.domain.identity import Principal
 from visitmail.domain.outbox import MessageKind
+from visitmail.domain.roles import Role
 from visitmail.services.delivery_event_ports import (
     DeliveryEventUnitOfWork,
     MatchedEvent,
     SentMessage,
+    StoredDeliveryEvent,
 )
 from visitmail.services.follow_up_ports import Refusal
+from visitmail.services.identity import require_role
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +140,72 @@ async def apply_events(
         suppressed.extend(sorted(fresh))
     await uow.commit()
     return AppliedEvents(len(new), len(matched) - len(new), unmatched, tuple(suppressed))
+
+
+# --- reading ------------------------------------------------------------------------------
+
+READ_ROLE = Role.EVENT_CURATOR  # like the suppression list
+RATE_WINDOW = timedelta(days=30)
+# Gmail's and Yahoo's bulk-sender requirement: spam complaints under 0.3 %, ideally < 0.1 %.
+SPAM_RATE_TARGET = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRates:
+    """The last :data:`RATE_WINDOW` of an organization: follow-ups accepted, and what came
+    back. Rates are of the follow-ups accepted (``None`` before the first one)."""
+
+    follow_ups_sent: int
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float | None:
+        sent = self.follow_ups_sent
+        return (self.hard_bounces + self.soft_bounces) / sent if sent else None
+
+    @property
+    def spam_rate(self) -> float | None:
+        return self.complaints / self.follow_ups_sent if self.follow_ups_sent else None
+
+    @property
+    def spam_rate_too_high(self) -> bool:
+        rate = self.spam_rate
+        return rate is not None and rate >= SPAM_RATE_TARGET
+
+
+async def recent_events(
+    uow: DeliveryEventUnitOfWork, actor: Principal, *, limit: int = 20
+) -> list[StoredDeliveryEvent]:
+    """The organization's newest bounces, complaints and delays (event_curator and up)."""
+    require_role(actor, READ_ROLE)
+    return await uow.delivery_events.recent(actor.organization_id, min(max(limit, 1), 200))
+
+
+async def rates(uow: DeliveryEventUnitOfWork, actor: Principal, *, now: datetime) -> DeliveryRates:
+    """See :class:`DeliveryRates` (event_curator and up)."""
+    require_role(actor, READ_ROLE)
+    since = now - RATE_WINDOW
+    counts = await uow.delivery_events.counts_since(actor.organization_id, since)
+    sent = await uow.delivery_events.follow_ups_sent_since(actor.organization_id, since)
+    return DeliveryRates(
+        follow_ups_sent=sent,
+        hard_bounces=counts.get("bounced_hard", 0),
+        soft_bounces=counts.get("bounced_soft", 0),
+        complaints=counts.get("complained", 0),
+    )
+
+
+async def report_events(
+    uow: DeliveryEventUnitOfWork, organization_id: UUID, report_id: UUID
+) -> list[StoredDeliveryEvent]:
+    """A report's bounces and complaints (the caller has already shown the report)."""
+    return await uow.delivery_events.for_report(organization_id, report_id)
+
+
+async def message_events(
+    uow: DeliveryEventUnitOfWork, organization_id: UUID, outbox_id: UUID
+) -> list[StoredDeliveryEvent]:
+    """An outbox message's bounces and complaints (the caller has already shown it)."""
+    return await uow.delivery_events.for_message(organization_id, outbox_id)

@@ -34,6 +34,7 @@ from visitmail.web.security_headers import SecurityHeaders
 from visitmail.web.text_guard import InvalidTextGuard
 from visitmail.web.ui import (
     account_pages,
+    bounce_pages,
     event_edit_pages,
     event_pages,
     favicon,
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(smtp_pages.router)
+    app.include_router(bounce_pages.router)
     app.include_router(oauth_pages.router)
     app.include_router(dev_inbox_pages.router)
     app.include_router(outbox_pages.router)

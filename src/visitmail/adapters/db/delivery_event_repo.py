@@ -214,6 +214,42 @@ class SqlDeliveryEvents:
         )
         return [_stored(r) for r in rows]
 
+    async def recent(self, organization_id: uuid.UUID, limit: int) -> list[StoredDeliveryEvent]:
+        rows = await self._s.scalars(
+            select(E)
+            .where(E.organization_id == organization_id)
+            .order_by(E.received_at.desc(), E.id.desc())
+            .limit(limit)
+        )
+        return [_stored(r) for r in rows]
+
+    async def counts_since(self, organization_id: uuid.UUID, since: datetime) -> dict[str, int]:
+        rows = await self._s.execute(
+            select(E.kind, E.severity, func.count())
+            .where(E.organization_id == organization_id, E.received_at >= since)
+            .group_by(E.kind, E.severity)
+        )
+        counts: dict[str, int] = {}
+        for kind, severity, n in rows:
+            key = f"{kind}_{severity}" if severity else kind
+            counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
+    async def follow_ups_sent_since(self, organization_id: uuid.UUID, since: datetime) -> int:
+        # (organization_id, status) leads ix_outbox_org_status; the outbox keeps finished
+        # messages only for the retention period, so this stays bounded.
+        found = await self._s.scalar(
+            select(func.count())
+            .select_from(M)
+            .where(
+                M.organization_id == organization_id,
+                M.status == "sent",
+                M.kind == MessageKind.FOLLOW_UP.value,
+                M.sent_at >= since,
+            )
+        )
+        return int(found or 0)
+
     async def for_message(
         self, organization_id: uuid.UUID, outbox_id: uuid.UUID
     ) -> list[StoredDeliveryEvent]:

@@ -1,0 +1,74 @@
+"""Fixtures of the bounce-mailbox tests: a private Dovecot (module scope) holding the
+``BOUNCES`` mailbox, and the HTTP app on a runtime that may reach loopback (as
+``--dev-inbox`` allows)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+from fastapi import FastAPI
+
+from tests.conftest import make_settings
+from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.support.orgs import OrgFixture, new_org
+from tests.support.outbox import configure_server
+from visitmail.runtime import Runtime, build_runtime
+from visitmail.web.app import create_app
+
+SAMPLES = Path(__file__).resolve().parents[2] / "unit" / "domain" / "reports_samples"
+BOUNCES = "returns@acme.example"
+PASSWORD = "Returns-Box-Pa55"
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[DovecotServer]:
+    try:
+        server = start_dovecot(ca=trustme.CA(), users={BOUNCES: PASSWORD})
+    except DovecotUnavailable as e:
+        pytest.skip(f"no real Dovecot on this machine: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+async def loopback_runtime(
+    runtime: Runtime, database_url: str, tmp_path_factory: Any
+) -> AsyncIterator[Runtime]:
+    """The app may reach loopback (the test's Dovecot), as ``--dev-inbox`` allows."""
+    settings = make_settings(
+        database_url,
+        Path(tmp_path_factory.mktemp("bounce-var")),
+        smtp_allowed_networks="127.0.0.0/8",
+    )
+    rt = build_runtime(settings, fast_hashing=True)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+@pytest.fixture(scope="module")
+def loopback_app(loopback_runtime: Runtime) -> FastAPI:
+    return create_app(loopback_runtime)
+
+
+@pytest.fixture
+async def api(loopback_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=loopback_app, client=("10.8.0.1", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def admin(loopback_runtime: Runtime, dovecot: DovecotServer) -> AsyncIterator[OrgFixture]:
+    org = await new_org(loopback_runtime)
+    await configure_server(loopback_runtime, org, 2525, ca_pem=dovecot.ca_pem)
+    yield org
+    dovecot.empty(BOUNCES)
