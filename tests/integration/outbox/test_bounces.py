@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.integration.web.test_outbox_pages import log_in_as
+from tests.integration.web.test_reports_api import capture, live_event
 from tests.support.orgs import OrgFixture, new_org
 from tests.support.outbox import configure_server, enqueue, make_worker
 from tests.support.smtp_servers import SmtpServer, start_smtp_server
@@ -24,6 +27,7 @@ from visitmail.domain.delivery_events import (
 from visitmail.domain.delivery_reports import Severity, read_report
 from visitmail.domain.follow_up import SuppressionReason
 from visitmail.domain.outbox import MessageKind, RecipientStatus
+from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
 from visitmail.services import delivery_events, outbox
 
@@ -234,3 +238,31 @@ async def test_a_relay_event_for_a_queued_recipient_leaves_its_state(
     async with runtime.uow() as uow:
         entry = await uow.suppressions.get(org.organization.id, "lead@fabrikam.example")
     assert entry is not None and entry.reason is SuppressionReason.BOUNCED
+
+
+async def test_the_report_and_the_outbox_show_what_came_back(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, smtp: SmtpServer
+) -> None:
+    event_ = await live_event(client, org)
+    report_id = (await capture(client, org.headers, event_["id"]))["id"]
+    await configure_server(runtime, org, smtp.port)
+    pk, message_id = await enqueue(
+        runtime,
+        org,
+        ["lead@fabrikam.example"],
+        kind=MessageKind.FOLLOW_UP,
+        meta={"report_id": report_id},
+    )
+    await make_worker(runtime, org).run_until_idle()
+    events = events_of(postfix_bounce_for(message_id, "lead@fabrikam.example"))
+    async with runtime.uow() as uow:
+        await delivery_events.apply_events(uow, org.organization.id, events, now=NOW)
+
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    report = (await client.get(f"/reports/{report_id}")).text
+    assert 'id="undeliverable"' in report and "Email undeliverable" in report
+    assert "the address does not exist" in report
+    assert "User unknown in local recipient table" in report
+    message = (await client.get(f"/outbox/{pk}")).text
+    assert "Reported after the server accepted it" in message
+    assert 'class="badge rcpt-bounced"' in message

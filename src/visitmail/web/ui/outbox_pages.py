@@ -19,7 +19,7 @@ from visitmail.adapters.db.outbox_content import SqlMessageContents
 from visitmail.domain.errors import PermissionDenied, VisitmailError
 from visitmail.domain.mail_view import ascii_filename
 from visitmail.domain.outbox import MessageKind, MessageStatus
-from visitmail.services import outbox, outbox_detail
+from visitmail.services import delivery_events, outbox, outbox_detail
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.errors import status_for
 from visitmail.web.ui.pages import render, templates, to_login
@@ -138,6 +138,9 @@ async def _detail(
             detail = await outbox_detail.message_detail(
                 uow, SqlMessageContents(uow.session), session.principal, parsed
             )
+            came_back = await delivery_events.message_events(
+                uow, session.principal.organization_id, parsed
+            )
     except (VisitmailError, _Missing) as exc:
         code = status_for(exc) if isinstance(exc, VisitmailError) else 404
         text = NO_MESSAGE if code == 404 else str(exc)
@@ -152,6 +155,7 @@ async def _detail(
         message=detail.message,
         mail=detail.mail,
         report_id=detail.report_id,
+        came_back=came_back,
         can_act=session.principal.role.at_least(outbox.ACT_ROLE),
         can_retry=detail.can_retry,
         can_cancel=detail.can_cancel,

@@ -29,7 +29,7 @@ from visitmail.domain.follow_up import FollowUpStatus
 from visitmail.domain.mail_view import ascii_filename
 from visitmail.domain.reports import LEAD_FIELDS, Report
 from visitmail.domain.roles import Role
-from visitmail.services import events, follow_ups, report_view, reports
+from visitmail.services import delivery_events, events, follow_ups, report_view, reports
 from visitmail.services.notification_ports import PdfUnavailable
 from visitmail.services.notifications import format_answers
 from visitmail.services.report_ports import FiredNotification, ReportTriggers
@@ -199,6 +199,9 @@ async def _detail(
     try:
         async with runtime.uow(read_only=True) as uow:
             report, event = await report_view.report_with_event(uow, session.principal, parsed)
+            came_back = await delivery_events.report_events(
+                uow, session.principal.organization_id, report.id
+            )
     except VisitmailError as exc:
         code = status_for(exc)
         return error_page(request, session, code, NO_REPORT if code == 404 else exc.message)
@@ -208,6 +211,7 @@ async def _detail(
         lead["country"] = country(lead["country"], locale)
     if lead.get("language"):
         lead["language"] = language(lead["language"], locale)
+    context.setdefault("delivery_problems", [e for e in came_back if e.kind != "deferred"])
     context.setdefault("notifications", None)
     context.setdefault("action", None)
     context.setdefault("follow_up", None)
