@@ -17,9 +17,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-from visitmail.adapters.db.metrics_queries import paused_organizations
+from visitmail.adapters.db.metrics_queries import delivery_events_since, paused_organizations
 from visitmail.logs import get_logger
 from visitmail.runtime import Runtime
+from visitmail.services.clock import utcnow
+from visitmail.services.delivery_events import RATE_WINDOW
 from visitmail.web.deps import RuntimeDep
 
 log = get_logger(__name__)
@@ -39,6 +41,9 @@ async def metrics(runtime: RuntimeDep) -> Response:
 
     - `visitmail_outbox_messages{status}` (gauge): messages per status, all organizations
     - `visitmail_organizations_paused` (gauge): organizations whose queue is paused
+    - `visitmail_delivery_events_30d{organization,kind}` (gauge): bounces (`bounced_hard`,
+      `bounced_soft`), complaints (`complained`), delays and relay unsubscribes reported
+      after a 250 in the last 30 days, per organization id
     - `visitmail_metrics_database_up` (gauge): 1 if the database answered this scrape; at 0
       the two gauges above are missing, the process's own metrics are still served
     - `visitmail_delivery_attempts_total{outcome}` (counter): this process's attempts
@@ -61,6 +66,7 @@ async def database_gauges(runtime: Runtime) -> bytes:
         async with runtime.uow() as uow:
             counts = await uow.outbox.counts(None)
             paused = await paused_organizations(uow.session)
+            came_back = await delivery_events_since(uow.session, utcnow() - RATE_WINDOW)
     except Exception as exc:  # a scrape must not fail because the database is away
         log.warning("metrics: database unreachable", error_type=type(exc).__name__)
         up.set(0)
@@ -79,4 +85,13 @@ async def database_gauges(runtime: Runtime) -> bytes:
         "Organizations whose delivery queue is paused after repeated server failures",
         registry=registry,
     ).set(paused)
+    reported = Gauge(
+        "visitmail_delivery_events_30d",
+        "Bounces, complaints and delays reported after a 250 in the last 30 days, per "
+        "organization and kind",
+        ["organization", "kind"],
+        registry=registry,
+    )
+    for organization, kind, n in came_back:
+        reported.labels(organization=str(organization), kind=kind).set(n)
     return generate_latest(registry)

@@ -266,3 +266,22 @@ async def test_the_report_and_the_outbox_show_what_came_back(
     message = (await client.get(f"/outbox/{pk}")).text
     assert "Reported after the server accepted it" in message
     assert 'class="badge rcpt-bounced"' in message
+
+
+async def test_metrics_count_what_came_back_per_organization(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, smtp: SmtpServer
+) -> None:
+    from tests.integration.web.test_messages_api import samples
+
+    _, message_id, _ = await sent_follow_up(runtime, org, smtp, "lead@fabrikam.example")
+    events = events_of(postfix_bounce_for(message_id, "lead@fabrikam.example"))
+    async with runtime.uow() as uow:
+        await delivery_events.apply_events(
+            uow, org.organization.id, events, now=datetime.now(UTC)
+        )
+    found = samples((await client.get("/metrics")).text)
+    key = (
+        "visitmail_delivery_events_30d",
+        (("kind", "bounced_hard"), ("organization", str(org.organization.id))),
+    )
+    assert found[key] == 1

@@ -3,10 +3,13 @@ numbers across every organization, never an organization's data."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from visitmail.adapters.db.tables import SmtpHealthRow
+from visitmail.adapters.db.tables import DeliveryEventRow, SmtpHealthRow
 
 
 async def paused_organizations(session: AsyncSession) -> int:
@@ -15,3 +18,19 @@ async def paused_organizations(session: AsyncSession) -> int:
         select(func.count()).select_from(SmtpHealthRow).where(SmtpHealthRow.paused_at.is_not(None))
     )
     return int(await session.scalar(query) or 0)
+
+
+async def delivery_events_since(
+    session: AsyncSession, since: datetime
+) -> list[tuple[uuid.UUID, str, int]]:
+    """Bounces, complaints and delays received since ``since``, per organization and kind
+    (bounces as ``bounced_hard`` / ``bounced_soft``)."""
+    e = DeliveryEventRow
+    rows = await session.execute(
+        select(e.organization_id, e.kind, e.severity, func.count())
+        .where(e.received_at >= since)
+        .group_by(e.organization_id, e.kind, e.severity)
+    )
+    return [
+        (org, f"{kind}_{severity}" if severity else kind, int(n)) for org, kind, severity, n in rows
+    ]
