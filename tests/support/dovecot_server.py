@@ -140,14 +140,14 @@ class DovecotServer:
         )
 
     def empty(self, user: str) -> None:
-        """Remove every message of the user's INBOX and Dovecot's index (a new UIDVALIDITY
-        next time): each test starts with an empty mailbox."""
+        """Remove every message of the user's INBOX, as another mail client expunging them
+        would: each test starts with an empty mailbox. Dovecot's index stays (removing it
+        under a server that may still hold it open makes Dovecot report an internal error),
+        so UIDs go on counting up within the same UIDVALIDITY."""
         box = self.maildir(user)
         for sub in ("new", "cur", "tmp"):
             for path in (box / sub).glob("*"):
                 path.unlink()
-        for index in box.glob("dovecot*"):
-            index.unlink()
 
     def log(self) -> str:
         path = self.directory / "dovecot.log"
@@ -235,7 +235,12 @@ def start_dovecot(*, ca: trustme.CA, users: Mapping[str, str]) -> DovecotServer:
             stderr = (directory / "stderr.log").read_text(errors="replace")
             raise DovecotFailed(f"Dovecot did not start:\n{stderr}\n{server.log()}")
         for user in users:
-            server.maildir(user).mkdir(parents=True, exist_ok=True)
+            # Owned by the mail user, as a delivery agent would leave them: Dovecot (running
+            # as that user) must be able to create its index in an empty mailbox.
+            box = server.maildir(user)
+            for path in (box.parent, box, box / "new", box / "cur", box / "tmp"):
+                path.mkdir(parents=True, exist_ok=True)
+                os.chown(path, owner.pw_uid, owner.pw_gid)
         return server
     except BaseException:
         server.stop()

@@ -87,8 +87,9 @@ class DeliveryEventRepository(Protocol):
         ``bounced_soft``)."""
         ...
 
-    async def follow_ups_sent_since(self, organization_id: UUID, since: datetime) -> int:
-        """Follow-ups the server accepted (status ``sent``) since ``since``."""
+    async def messages_sent(self, organization_id: UUID) -> int:
+        """Messages the server accepted (status ``sent``) that the outbox still holds (the
+        retention period: 30 days by default)."""
         ...
 
     async def for_message(

@@ -152,22 +152,24 @@ SPAM_RATE_TARGET = 0.001
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRates:
-    """The last :data:`RATE_WINDOW` of an organization: follow-ups accepted, and what came
-    back. Rates are of the follow-ups accepted (``None`` before the first one)."""
+    """The last :data:`RATE_WINDOW` of an organization: what came back, against the
+    messages accepted that the outbox still holds (its retention period, 30 days by
+    default; notifications count too, as they do for Gmail). ``None`` rates before the
+    first message was accepted."""
 
-    follow_ups_sent: int
+    messages_sent: int
     hard_bounces: int
     soft_bounces: int
     complaints: int
 
     @property
     def bounce_rate(self) -> float | None:
-        sent = self.follow_ups_sent
+        sent = self.messages_sent
         return (self.hard_bounces + self.soft_bounces) / sent if sent else None
 
     @property
     def spam_rate(self) -> float | None:
-        return self.complaints / self.follow_ups_sent if self.follow_ups_sent else None
+        return self.complaints / self.messages_sent if self.messages_sent else None
 
     @property
     def spam_rate_too_high(self) -> bool:
@@ -188,9 +190,9 @@ async def rates(uow: DeliveryEventUnitOfWork, actor: Principal, *, now: datetime
     require_role(actor, READ_ROLE)
     since = now - RATE_WINDOW
     counts = await uow.delivery_events.counts_since(actor.organization_id, since)
-    sent = await uow.delivery_events.follow_ups_sent_since(actor.organization_id, since)
+    sent = await uow.delivery_events.messages_sent(actor.organization_id)
     return DeliveryRates(
-        follow_ups_sent=sent,
+        messages_sent=sent,
         hard_bounces=counts.get("bounced_hard", 0),
         soft_bounces=counts.get("bounced_soft", 0),
         complaints=counts.get("complained", 0),

@@ -100,10 +100,12 @@ async def test_reads_only_reports_and_changes_nothing(dovecot: DovecotServer, us
     batch = await poll(dovecot)
 
     assert (batch.looked_at, batch.messages_in_folder) == (3, 3)
-    assert [m.uid for m in batch.mails] == [1, 3]  # the person's reply is not fetched whole
+    first = batch.cursor.last_uid - 2
+    # The person's reply (the second) is not fetched whole.
+    assert [m.uid for m in batch.mails] == [first, first + 2]
     kinds = [read_report(m.raw).kind for m in batch.mails]  # type: ignore[union-attr]
     assert kinds == [ReportKind.BOUNCE, ReportKind.COMPLAINT]
-    assert batch.cursor.last_uid == 3 and batch.cursor.uidvalidity > 0
+    assert batch.cursor.uidvalidity > 0
     # Read-only: still three messages, none marked \Seen.
     assert dovecot.stored(user) == 3
     assert all(b"\\Seen" not in f for f in flags(dovecot))
@@ -131,7 +133,7 @@ async def test_a_new_uidvalidity_starts_over_with_a_first_look(
     first = await poll(dovecot)
     stale = MailboxCursor(first.cursor.uidvalidity + 1, 99)
     batch = await poll(dovecot, cursor=stale)
-    assert [m.uid for m in batch.mails] == [1]
+    assert [m.uid for m in batch.mails] == [first.cursor.last_uid]
     assert batch.cursor == first.cursor
 
 

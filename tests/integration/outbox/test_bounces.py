@@ -276,12 +276,24 @@ async def test_metrics_count_what_came_back_per_organization(
     _, message_id, _ = await sent_follow_up(runtime, org, smtp, "lead@fabrikam.example")
     events = events_of(postfix_bounce_for(message_id, "lead@fabrikam.example"))
     async with runtime.uow() as uow:
-        await delivery_events.apply_events(
-            uow, org.organization.id, events, now=datetime.now(UTC)
-        )
+        await delivery_events.apply_events(uow, org.organization.id, events, now=datetime.now(UTC))
     found = samples((await client.get("/metrics")).text)
     key = (
         "visitmail_delivery_events_30d",
         (("kind", "bounced_hard"), ("organization", str(org.organization.id))),
     )
     assert found[key] == 1
+
+
+async def test_the_dashboard_counts_bounces_and_complaints(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, smtp: SmtpServer
+) -> None:
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    assert "bounces-heading" not in (await client.get("/")).text
+    _, message_id, _ = await sent_follow_up(runtime, org, smtp, "lead@fabrikam.example")
+    events = events_of(postfix_bounce_for(message_id, "lead@fabrikam.example"))
+    async with runtime.uow() as uow:
+        await delivery_events.apply_events(uow, org.organization.id, events, now=datetime.now(UTC))
+    page = (await client.get("/")).text
+    assert 'data-bounces="1"' in page and 'data-complaints="0"' in page
+    assert "1 address did not exist" in page

@@ -5,8 +5,8 @@ from __future__ import annotations
 from visitmail.services.delivery_events import DeliveryRates
 
 
-def test_rates_of_follow_ups_sent() -> None:
-    rates = DeliveryRates(follow_ups_sent=2000, hard_bounces=30, soft_bounces=10, complaints=1)
+def test_rates_of_messages_sent() -> None:
+    rates = DeliveryRates(messages_sent=2000, hard_bounces=30, soft_bounces=10, complaints=1)
     assert rates.bounce_rate == 0.02
     assert rates.spam_rate == 0.0005
     assert not rates.spam_rate_too_high

@@ -235,18 +235,13 @@ class SqlDeliveryEvents:
             counts[key] = counts.get(key, 0) + int(n)
         return counts
 
-    async def follow_ups_sent_since(self, organization_id: uuid.UUID, since: datetime) -> int:
-        # (organization_id, status) leads ix_outbox_org_status; the outbox keeps finished
-        # messages only for the retention period, so this stays bounded.
+    async def messages_sent(self, organization_id: uuid.UUID) -> int:
+        # An index-only count on ix_outbox_org_status; the outbox keeps finished messages
+        # for the retention period (30 days by default), so this is the window's mail.
         found = await self._s.scalar(
             select(func.count())
             .select_from(M)
-            .where(
-                M.organization_id == organization_id,
-                M.status == "sent",
-                M.kind == MessageKind.FOLLOW_UP.value,
-                M.sent_at >= since,
-            )
+            .where(M.organization_id == organization_id, M.status == "sent")
         )
         return int(found or 0)
 

@@ -20,7 +20,7 @@ from visitmail.adapters.db.setup_queries import SqlSetupState
 from visitmail.domain.errors import RateLimited, VisitmailError
 from visitmail.domain.identity import has_own_name
 from visitmail.domain.roles import Role, describe
-from visitmail.services import identity, login, setup_checklist
+from visitmail.services import delivery_events, identity, login, setup_checklist
 from visitmail.services.clock import utcnow
 from visitmail.web.deps import RuntimeDep
 from visitmail.web.ui.reset_notice import (
@@ -174,6 +174,9 @@ async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
         board = await setup_checklist.dashboard(
             SqlSetupState(uow.session), session.principal, utcnow()
         )
+        came_back = None
+        if session.principal.role.at_least(delivery_events.READ_ROLE):
+            came_back = await delivery_events.rates(uow, session.principal, now=utcnow())
     return render(
         request,
         "dashboard.html",
@@ -181,6 +184,7 @@ async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
         organization=org,
         checklist=board.checklist,
         health=board.health,
+        came_back=came_back,
     )
 
 

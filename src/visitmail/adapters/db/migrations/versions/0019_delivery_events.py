@@ -60,7 +60,9 @@ def upgrade() -> None:
         "ix_delivery_events_org_outbox", "delivery_events", ["organization_id", "outbox_id"]
     )
     op.create_index(
-        "ix_delivery_events_org_received", "delivery_events", ["organization_id", "received_at"]
+        "ix_delivery_events_org_received",
+        "delivery_events",
+        ["organization_id", "received_at", "kind", "severity"],
     )
 
     op.create_table(
