@@ -74,6 +74,11 @@ def test_admin_builds_a_switch_and_a_condition_with_forms_only(page: Page, serve
     first.get_by_label("Event").select_option(label=fair)
     first.get_by_label("the report is exported from the app").check()
     first.get_by_label("a switch: pick the recipients by a field's value").check()
+    # a choice question's values are whole keys: picking one drops the postcode's "first 1"
+    expect(first.get_by_label("Only its first N characters")).to_have_value("1")
+    first.get_by_label("Value of the field").select_option(label="Sales region")
+    expect(first.get_by_label("Only its first N characters")).to_have_value("")
+    expect(first.locator(".b-switch code").first).to_have_text("{{ answers.region }}")
     first.get_by_label("Value of the field").select_option(label="Postcode")
     first.get_by_label("Only its first N characters").fill("1")
     case1 = first.locator("section.b-case").nth(0)

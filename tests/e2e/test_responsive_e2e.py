@@ -2,7 +2,8 @@
 real data through the API (an event with its template, a report with long unbreakable
 values, its notification in the outbox and the dev inbox, a suppression, one user per
 role). For every role, logged in, and logged out: every page reachable from the navigation,
-and the detail pages linked from the lists, are no wider than a 390, 768 or 1366 px screen;
+the detail pages linked from the lists, the event forms (new, edit), the mapping's help and
+the bulk follow-up's confirmation are no wider than a 390, 768 or 1366 px screen;
 up to 800 px the navigation, the account and "Log out" sit behind a "Menu" button that opens
 by mouse and keyboard and closes with Escape; at 1366 px there is no such button; on a phone
 and a tablet every table cell shows its column's name. Without scripts the links show and the labels are
@@ -264,6 +265,18 @@ def reachable(page: Page, site: Site) -> list[str]:
             page.goto(f"{url}{href}")
             tabs = page.locator(".dev-inbox-tabs a")
             paths += [h for h in tabs.evaluate_all("a => a.map(x => x.getAttribute('href'))")]
+    if "/events" in paths:  # the event forms, for the roles that may use them
+        page.goto(f"{url}/events")
+        href = first_href(page, 'a[href="/events/new"]')
+        if href:
+            paths.append(href)
+        page.goto(f"{url}/events")
+        event = first_href(page, "table.events-list td a")
+        if event:
+            page.goto(f"{url}{event}")
+            href = first_href(page, "#edit-event-link")
+            if href:
+                paths.append(href)
     if "/settings/smtp" in paths:  # the sender-domain check's tables (empty zone: errors)
         paths.append(f"/settings/smtp?domain_check=1&domain={LONG_DOMAIN}&selectors=s1+s2")
     if "/mapping" in paths:  # the oldest revision, with its diff against the active one
@@ -271,7 +284,28 @@ def reachable(page: Page, site: Site) -> list[str]:
         views = page.locator('a[href^="/mapping?view="]')
         assert views.count() >= 2, "the fixture saved two revisions"
         paths.append(views.last.get_attribute("href") or "")
+        paths.append(
+            page.get_by_role("link", name="How the rules work").get_attribute("href") or ""
+        )
     return list(dict.fromkeys(paths))
+
+
+def bulk_confirmation(page: Page, site: Site) -> bool:
+    """Choose every lead of the first event and ask to send follow-ups: the confirmation
+    page (nothing is sent before its button). False where the role has no such form."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{site.server.url}/events")
+    event = first_href(page, "table.events-list td a")
+    if event is None:
+        return False
+    page.goto(f"{site.server.url}{event}")
+    send = page.get_by_role("button", name="Send follow-ups")
+    if not send.count():
+        return False
+    page.get_by_label("Select all").check()
+    send.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Send follow-ups?")
+    return True
 
 
 def check_menu(page: Page, width: int, email: str) -> None:
@@ -357,6 +391,19 @@ def test_every_page_fits_phone_tablet_and_laptop(browser: Browser, site: Site, r
                 fits(page, width)
                 if width < 800:  # phones and tablets: rows as cards, cells labelled
                     labelled += check_labels(page)
+        if role in ("admin", "event_manager"):
+            for must in ("/events/new", "/mapping/help") if role == "admin" else ("/events/new",):
+                assert must in paths, paths
+            assert any(p.endswith("/edit") for p in paths), paths
+        # the bulk follow-up's confirmation (the answer to a POST: reached by its button)
+        if bulk_confirmation(page, site):
+            for width, height in WIDTHS:
+                page.set_viewport_size({"width": width, "height": height})
+                fits(page, width)
+                if width < 800:
+                    labelled += check_labels(page)
+        elif role in ("admin", "event_manager"):
+            pytest.fail(f"an {role} has no bulk follow-up")
         if role == "admin":
             assert labelled > 20, "the admin's pages have tables with rows"
             # the connection test's steps, with the server's replies, on a phone

@@ -613,7 +613,12 @@
       box.appendChild(smallButton("Pick a field instead", function () { state.customSwitch = false; sw.value = compileSwitchValue("lead.zip", "1"); }));
     } else {
       var from = el("div", { className: "b-grid", "data-path": sp + ".value" }, [
-        field("Value of the field", select(sp + ".value", fieldOptions(rule, parsed.field), parsed.field, function (v) { sw.value = compileSwitchValue(v, parsed.chars); changed(); render(); })),
+        field("Value of the field", select(sp + ".value", fieldOptions(rule, parsed.field), parsed.field, function (v) {
+          // A choice question's values are whole option keys: the "first N characters" kept
+          // from the postcode default would cut "north" to "n" and no case would match.
+          sw.value = compileSwitchValue(v, valueChoices(questionOf(rule, v)) ? "" : parsed.chars);
+          changed(); render();
+        })),
         field("Only its first N characters", textInput(sp + ".chars", parsed.chars, function (v) { parsed.chars = v; sw.value = compileSwitchValue(parsed.field, v); }, { inputmode: "numeric", placeholder: "all" }), "e.g. 1: the first digit of the postcode")
       ]);
       box.appendChild(from);
