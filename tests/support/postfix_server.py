@@ -78,6 +78,8 @@ proxymap     unix  -       -      n      -      -       proxymap
 anvil        unix  -       -      n      -      1       anvil
 scache       unix  -       -      n      -      1       scache
 showq        unix  n       -      n      -      -       showq
+virtual      unix  -       n      n      -      -       virtual
+error        unix  -       -      n      -      -       error
 error        unix  -       -      n      -      -       error
 retry        unix  -       -      n      -      -       error
 discard      unix  -       -      n      -      -       discard
@@ -101,6 +103,21 @@ class PostfixAccount:
     login: str
     password: str
     may_send_as: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LocalMail:
+    """Mail this Postfix delivers itself instead of discarding: ``domains`` are its own
+    (virtual mailbox domains), ``mailboxes`` the addresses that exist there, stored as
+    Maildirs under ``base`` (``base/<domain>/<local part>/``: where a private Dovecot,
+    tests/support/dovecot_server.py, reads them). Mail to any other address of those
+    domains is accepted at RCPT TO (``smtpd_reject_unlisted_recipient = no``) and then
+    *bounced*: Postfix sends its DSN to the envelope sender, as a relay that says 250 first
+    and fails later does."""
+
+    base: Path
+    domains: tuple[str, ...]
+    mailboxes: tuple[str, ...]
 
 
 @dataclass
@@ -186,7 +203,30 @@ def _check_machine() -> None:
         raise PostfixUnavailable("there is no `postfix` user: reinstall the postfix package") from e
 
 
-def _main_cf(directory: Path, accounts: Sequence[PostfixAccount]) -> str:
+def _local_mail_cf(local: LocalMail) -> dict[str, object]:
+    postfix = pwd.getpwnam("postfix")
+    boxes = ", ".join(
+        f"{address}={address.partition('@')[2]}/{address.partition('@')[0]}/"
+        for address in local.mailboxes
+    )
+    return {
+        "virtual_mailbox_domains": ", ".join(local.domains),
+        "virtual_mailbox_base": local.base,
+        "virtual_mailbox_maps": f"inline:{{ {boxes} }}",
+        "virtual_transport": "virtual",
+        "virtual_uid_maps": f"static:{postfix.pw_uid}",
+        "virtual_gid_maps": f"static:{postfix.pw_gid}",
+        "virtual_minimum_uid": 1,
+        "smtpd_reject_unlisted_recipient": "no",
+        # The DSN is for the envelope sender only, without the original's body.
+        "bounce_notice_recipient": "postmaster",
+        "notify_classes": "",
+    }
+
+
+def _main_cf(
+    directory: Path, accounts: Sequence[PostfixAccount], local: LocalMail | None = None
+) -> str:
     etc = directory / "etc"
     owners = ", ".join(
         f"{sender}={account.login}" for account in accounts for sender in account.may_send_as
@@ -230,11 +270,17 @@ def _main_cf(directory: Path, accounts: Sequence[PostfixAccount]) -> str:
             "reject_sender_login_mismatch, permit_sasl_authenticated, reject"
         ),
     }
+    if local is not None:
+        settings.update(_local_mail_cf(local))
     return "".join(f"{name} = {value}\n" for name, value in settings.items())
 
 
 def _write_instance(
-    directory: Path, port: int, ca: trustme.CA, accounts: Sequence[PostfixAccount]
+    directory: Path,
+    port: int,
+    ca: trustme.CA,
+    accounts: Sequence[PostfixAccount],
+    local: LocalMail | None = None,
 ) -> None:
     postfix = pwd.getpwnam("postfix")
     etc, sasl = directory / "etc", directory / "etc" / "sasl"
@@ -268,7 +314,7 @@ def _write_instance(
         os.chown(sasldb, 0, postfix.pw_gid)
         sasldb.chmod(0o640)
 
-    (etc / "main.cf").write_text(_main_cf(directory, accounts))
+    (etc / "main.cf").write_text(_main_cf(directory, accounts, local))
     (etc / "master.cf").write_text(_MASTER_CF.format(listen=f"{HOST}:{port}"))
 
 
@@ -284,7 +330,9 @@ def _listening(port: int, seconds: float = 10.0) -> bool:
     return False
 
 
-def start_postfix(*, ca: trustme.CA, accounts: Sequence[PostfixAccount]) -> PostfixServer:
+def start_postfix(
+    *, ca: trustme.CA, accounts: Sequence[PostfixAccount], local: LocalMail | None = None
+) -> PostfixServer:
     """Start a private Postfix as described in the module docstring; the caller must call
     ``stop()`` (or use :func:`running_postfix`). Retries with another port if the free port
     was taken in between."""
@@ -296,7 +344,7 @@ def start_postfix(*, ca: trustme.CA, accounts: Sequence[PostfixAccount]) -> Post
         directory.chmod(0o755)
         server = PostfixServer(host=HOST, port=free_port(), directory=directory, ca_pem=ca_pem)
         try:
-            _write_instance(directory, server.port, ca, accounts)
+            _write_instance(directory, server.port, ca, accounts, local)
             output = _postfix(server.config_directory, "start", check=False)
             if _listening(server.port):
                 return server
