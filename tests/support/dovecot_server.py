@@ -54,7 +54,7 @@ ssl_key = <{d}/key.pem
 ssl_min_protocol = TLSv1.2
 {dh}
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 default_login_user = dovenull
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -63,7 +63,7 @@ first_valid_gid = 1
 mail_location = maildir:{d}/mail/%d/%n
 mail_uid = {uid}
 mail_gid = {gid}
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users
 }}
@@ -189,9 +189,29 @@ def _listening(port: int, seconds: float = 15.0) -> bool:
     return False
 
 
-def start_dovecot(*, ca: trustme.CA, users: Mapping[str, str]) -> DovecotServer:
+_OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/oauth2.conf.ext
+}}
+"""
+_OAUTH_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
+def start_dovecot(
+    *, ca: trustme.CA, users: Mapping[str, str], introspection_url: str | None = None
+) -> DovecotServer:
     """Start a private Dovecot as described in the module docstring; the caller must call
-    ``stop()`` (or use :func:`running_dovecot`)."""
+    ``stop()`` (or use :func:`running_dovecot`). With ``introspection_url`` it also takes
+    XOAUTH2 / OAUTHBEARER sign-ins and checks each token there (RFC 7662), as Microsoft's
+    and Google's IMAP servers check theirs."""
     binary = _check_machine()
     owner = pwd.getpwnam(MAIL_OWNER)
     directory = Path(tempfile.mkdtemp(prefix="visitmail-dovecot-"))
@@ -224,8 +244,12 @@ def start_dovecot(*, ca: trustme.CA, users: Mapping[str, str]) -> DovecotServer:
                 uid=owner.pw_uid,
                 gid=owner.pw_gid,
                 dh=f"ssl_dh = <{dh}" if Path(dh).exists() else "",
+                oauth_mechanisms=" xoauth2 oauthbearer" if introspection_url else "",
+                oauth_passdb=_OAUTH_PASSDB.format(d=directory) if introspection_url else "",
             )
         )
+        if introspection_url:
+            (directory / "oauth2.conf.ext").write_text(_OAUTH_CONF.format(url=introspection_url))
         server.process = subprocess.Popen(
             [binary, "-F", "-c", str(directory / "dovecot.conf")],
             stdout=subprocess.DEVNULL,

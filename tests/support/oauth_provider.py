@@ -232,6 +232,15 @@ class OAuthProvider:
             return False
         return found.grant.mailbox in (None, mailbox)
 
+    def introspect(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """RFC 7662 token introspection, for a mail server (Dovecot's ``oauth2`` passdb)
+        that checks the bearer token an IMAP client presents: active, and whose."""
+        with self.lock:
+            found = self.access_tokens.get(form.get("token", ""))
+        if found is None or found.expires_at < time.time():
+            return 200, {"active": False}
+        return 200, {"active": True, "username": found.grant.mailbox}
+
     def token_requests(self, grant_type: str | None = None) -> list[Request]:
         with self.lock:
             return [r for r in self.requests if grant_type in (None, r.grant_type)]
@@ -550,7 +559,10 @@ def start_oauth_provider(**options: Any) -> OAuthProvider:
             if self.path == "/consent":
                 self._reply(provider.decide(form))
                 return
-            status, body = provider.answer(self.path, form)
+            if self.path == "/introspect":
+                status, body = provider.introspect(form)
+            else:
+                status, body = provider.answer(self.path, form)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

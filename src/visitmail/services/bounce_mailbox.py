@@ -36,6 +36,7 @@ from visitmail.services.bounce_mailbox_ports import (
     MailboxLogin,
     MailboxReader,
     ReadBatch,
+    StoredBounceMailbox,
 )
 from visitmail.services.delivery_events import apply_events
 from visitmail.services.identity import require_role
@@ -194,6 +195,41 @@ async def login_for(
     return MailboxLogin(username, password=secrets.password)
 
 
+async def _read(
+    organization_id: UUID,
+    stored: StoredBounceMailbox,
+    smtp: SmtpSettings,
+    secrets: SmtpSecrets,
+    box: SecretSealer,
+    tokens: AccessTokenSource | None,
+    reader: MailboxReader,
+    *,
+    policy: NetworkPolicy,
+    cursor: MailboxCursor | None,
+    now: datetime,
+) -> ReadBatch:
+    """Sign in and read. An OAuth2 token the server refuses at login is refreshed once and
+    tried again (revoked on the provider's side, as after a password change), like SMTP."""
+    login = await login_for(
+        organization_id, stored.settings, stored.password_sealed, smtp, secrets, box, tokens
+    )
+    try:
+        return await reader(
+            stored.settings, smtp, secrets, login, policy=policy, cursor=cursor, now=now
+        )
+    except VisitmailError as exc:
+        step = getattr(getattr(exc, "step", None), "value", None)
+        if step != "login" or login.access_token is None or tokens is None:
+            raise
+        fresh = await tokens.access_token(
+            organization_id, login.username, rejected=login.access_token
+        )
+        retry = MailboxLogin(login.username, access_token=fresh.token)
+        return await reader(
+            stored.settings, smtp, secrets, retry, policy=policy, cursor=cursor, now=now
+        )
+
+
 def events_of_batch(batch: ReadBatch, now: datetime) -> tuple[int, list[DeliveryEvent]]:
     """``(reports found, their events)``; each mail is named ``<uidvalidity>:<uid>``."""
     reports, events = 0, []
@@ -231,14 +267,14 @@ async def poll_once(
             if stored is None:
                 return None
             smtp, secrets = await smtp_config.load_for_sending(uow, box, organization_id)
-        login = await login_for(
-            organization_id, stored.settings, stored.password_sealed, smtp, secrets, box, tokens
-        )
-        batch = await reader(
-            stored.settings,
+        batch = await _read(
+            organization_id,
+            stored,
             smtp,
             secrets,
-            login,
+            box,
+            tokens,
+            reader,
             policy=policy,
             cursor=stored.state.cursor,
             now=now,
@@ -299,11 +335,8 @@ async def test_mailbox(
         raise _not_configured()
     try:
         smtp, secrets = await smtp_config.load_for_sending(uow, box, org)
-        login = await login_for(
-            org, stored.settings, stored.password_sealed, smtp, secrets, box, tokens
-        )
-        batch = await reader(
-            stored.settings, smtp, secrets, login, policy=policy, cursor=None, now=now
+        batch = await _read(
+            org, stored, smtp, secrets, box, tokens, reader, policy=policy, cursor=None, now=now
         )
     except VisitmailError as exc:
         fix = getattr(exc, "fix", None)
