@@ -32,7 +32,7 @@ from visitmail.domain.sender_domain import DomainReport
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
-from visitmail.services import dkim, identity, smtp_config, webhooks
+from visitmail.services import dkim, identity, relay_webhooks, smtp_config, webhooks
 from visitmail.services.secret_rotation import RotationResult
 
 if TYPE_CHECKING:
@@ -528,11 +528,12 @@ def keys_rotate(
         smtp = await smtp_config.rotate_keys(runtime.uow, box)
         hooks = await webhooks.rotate_keys(runtime.uow, box)
         keys = await dkim.rotate_keys(runtime.uow, box)
-        return smtp + hooks + keys
+        relays = await relay_webhooks.rotate_keys(runtime.uow, box)
+        return smtp + hooks + keys + relays
 
     result = _run(_go, settings)
     out.print(
-        f"secret holders (SMTP settings + webhook secrets + DKIM keys): "
+        f"secret holders (SMTP settings + webhook secrets + DKIM keys + relay webhooks): "
         f"{result.organizations}; "
         f"re-encrypted: {result.reencrypted}; already current: {result.already_current}; "
         f"unreadable: {result.unreadable}",
