@@ -41,6 +41,7 @@ from visitmail.web.ui import (
     oauth_pages,
     outbox_pages,
     pages,
+    relay_webhook_pages,
     report_pages,
     smtp_pages,
     suppression_pages,
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(smtp_pages.router)
+    app.include_router(relay_webhook_pages.router)
     app.include_router(oauth_pages.router)
     app.include_router(dev_inbox_pages.router)
     app.include_router(outbox_pages.router)
