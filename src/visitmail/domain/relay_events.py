@@ -9,7 +9,8 @@ What each provider's events become:
   ``unsubscribe`` / ``group_unsubscribe``. The Message-ID is ``smtp-id``; ``sg_event_id``
   (else ``sg_message_id`` + event) is only the event's reference.
 * **Mailgun** (``{"signature": …, "event-data": …}``): ``failed`` (``severity`` permanent →
-  by its status, temporary → deferred), ``complained``, ``unsubscribed``; the Message-ID is
+  by its status, ``suppress-bounce`` hard; temporary → deferred), ``complained``,
+  ``unsubscribed``; the Message-ID is
   ``message.headers.message-id`` without brackets (added here).
 * **Postmark** (one record): ``Bounce`` by ``Type`` (HardBounce / BadEmailAddress hard;
   SoftBounce / DnsError / Blocked / SpamNotification / ManuallyDeactivated soft; Transient
@@ -277,8 +278,8 @@ def mailgun_events(body: bytes, *, now: datetime) -> list[DeliveryEvent]:
         else:
             kind = DeliveryEventKind.BOUNCED
             sev = severity(enhanced, diagnostic)
-            if enhanced is None and code.startswith("5") and "bounce" in str(item.get("reason")):
-                sev = Severity.HARD  # suppress-bounce: Mailgun already knows it is wrong
+            if item.get("reason") == "suppress-bounce":
+                sev = Severity.HARD  # Mailgun refused: the address bounced hard before
     elif name == "complained":
         kind = DeliveryEventKind.COMPLAINED
     else:

@@ -179,7 +179,7 @@ def test_mailgun_failed_sample() -> None:
         "d2271d12299f6592d9d44cd9d250f0704e4674c30d79d07c47a66f95ce71cf55",
     )
     [event] = mailgun_events(body, now=NOW)
-    assert event.kind is DeliveryEventKind.BOUNCED
+    assert event.kind is DeliveryEventKind.BOUNCED and event.severity is Severity.HARD
     assert event.message_ids == ("<20130503192659.13651.20287@sandbox.mailgun.org>",)
     assert event.source_ref == "G9Bn5sl1TC6nu79C8C0bwg"
     assert "previously bounced" in event.diagnostic

@@ -94,6 +94,7 @@ async def _bounded_body(request: Request) -> bytes | None:
         401: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse, "description": "the token is longer than any token"},
         503: {"model": ErrorResponse},
     },
     response_model=ReceivedOut,

@@ -194,7 +194,7 @@ async def relay_webhook_self_test(
         return await _render(
             request, runtime, session, status=status_for(exc), error=exc, error_provider=provider
         )
-    return await _render(request, runtime, session, tested=(relay.value, result))
+    return await _render(request, runtime, session, tested=(relay.label, result))
 
 
 @router.post(PATH + "/{provider}/delete")
