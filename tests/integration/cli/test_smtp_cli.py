@@ -200,7 +200,10 @@ async def test_keys_rotate_reseals_dkim_keys_and_mail_still_verifies(site: Site)
 async def test_keys_rotate_with_nothing_stored_is_fine(site: Site) -> None:
     reply = await cli(["keys", "rotate"], site.env, site.tmp)
     assert reply.returncode == 0, reply.stderr
-    assert "secret holders (SMTP settings + webhook secrets + DKIM keys): 0" in reply.stdout
+    assert (
+        "secret holders (SMTP settings + webhook secrets + DKIM keys + relay webhooks): 0"
+        in reply.stdout
+    )
 
 
 async def test_keys_from_the_environment_are_not_edited(site: Site) -> None:

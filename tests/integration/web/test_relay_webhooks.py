@@ -24,10 +24,13 @@ from sqlalchemy import select
 from tests.support.orgs import OrgFixture, new_member, new_org
 from tests.support.outbox import configure_server, enqueue, make_worker
 from tests.support.smtp_servers import SmtpServer, start_smtp_server
+from visitmail.adapters.crypto.keyring import KeyRing, new_key
+from visitmail.adapters.crypto.secret_box import SecretBox
 from visitmail.adapters.db.tables import AuditRow, RelayWebhookRow
 from visitmail.adapters.webhooks.sns import HttpSnsClient
 from visitmail.domain.follow_up import SuppressionReason
 from visitmail.domain.outbox import MessageKind, RecipientStatus
+from visitmail.domain.relay_events import RelayProvider
 from visitmail.domain.relay_signatures import (
     basic_auth_header,
     mailgun_signature,
@@ -35,7 +38,7 @@ from visitmail.domain.relay_signatures import (
 )
 from visitmail.domain.roles import Role
 from visitmail.runtime import Runtime
-from visitmail.services import outbox
+from visitmail.services import outbox, relay_webhooks
 
 API = "/api/v1/relay-webhook-endpoints"
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-bounces"
@@ -510,3 +513,51 @@ async def test_management_secret_shown_once_sealed_and_admin_only(
     assert gone.status_code == 204
     old = await client.post(f"/api/v1/relay-webhooks/postmark/{token}", content=b"{}")
     assert old.status_code == 404
+
+
+async def test_the_receivers_own_bound_answers_413(
+    client: httpx.AsyncClient, org: OrgFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = Brevo()
+    path = await relay.setup(client, org)
+    monkeypatch.setattr(relay_webhooks, "MAX_BODY_BYTES", 1000)  # below the app's own guard
+    auth = {"Authorization": basic_auth_header("visitmail", relay.password)}
+    big = await client.post(path, headers=auth, content=b" " * 2000)
+    assert big.status_code == 413
+    assert big.json()["error"] == {
+        "code": "too_large",
+        "message": "the body exceeds 1000 bytes",
+        "field": "body",
+    }
+
+
+async def test_key_rotation_reseals_relay_secrets_and_they_still_verify(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture
+) -> None:
+    relay = Mailgun()
+    await relay.setup(client, org)
+
+    async def sealed() -> str | None:
+        async with runtime.uow() as uow:
+            return await uow.session.scalar(
+                select(RelayWebhookRow.secret_enc).where(
+                    RelayWebhookRow.organization_id == org.organization.id
+                )
+            )
+
+    before = await sealed()
+    ring = KeyRing([*runtime.keyring.keys, new_key()])
+    box = SecretBox(ring)
+    result = await relay_webhooks.rotate_keys(runtime.uow, box)
+    assert result.reencrypted >= 1 and result.unreadable == 0
+    after = await sealed()
+    assert after is not None and after != before
+    assert after.startswith(f"v1:{ring.newest.key_id}:")
+    assert (await relay_webhooks.rotate_keys(runtime.uow, box)).reencrypted == 0
+    async with runtime.uow() as uow:
+        endpoint = await uow.relay_webhooks.get(org.organization.id, RelayProvider.MAILGUN)
+        assert endpoint is not None
+        result2 = await relay_webhooks.self_test(
+            uow, box, HttpSnsClient(), org.principal, RelayProvider.MAILGUN
+        )
+    assert result2.unmatched == 1
