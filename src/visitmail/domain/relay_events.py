@@ -48,7 +48,7 @@ from visitmail.domain.delivery_events import DeliveryEvent, DeliveryEventKind, E
 from visitmail.domain.delivery_reports import Severity, severity
 from visitmail.domain.errors import VisitmailError
 
-MAX_EVENTS = 1000
+MAX_EVENTS = 10_000  # SendGrid batches many events; 5 MB holds about this many
 _MESSAGE_ID = re.compile(r"<[^<>\s@]{1,200}@[^<>\s@]{1,200}>")
 _MESSAGE_ID_LINE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]{3,250}>)", re.IGNORECASE | re.MULTILINE)
 _STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")

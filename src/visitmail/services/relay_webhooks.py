@@ -286,10 +286,11 @@ async def configure_endpoint(
     require_role(principal, Role.ADMIN)
     org = principal.organization_id
     endpoint = await _stored(uow, org, provider)
-    sent = {k for k in ("public_key", "signing_key", "username", "password", "topic_arn")}
-    sent = {k for k in sent if getattr(data, k) is not None}
-    for field in sorted(sent - _USED[provider]):
-        raise InvalidInput(f"is not used by {provider.label}", field=field)
+    fields = ("public_key", "signing_key", "username", "password", "topic_arn")
+    sent = {k for k in fields if getattr(data, k) is not None}
+    unused = sorted(sent - _USED[provider])
+    if unused:
+        raise InvalidInput(f"is not used by {provider.label}", field=unused[0])
     username, public_key, topic_arn = endpoint.username, endpoint.public_key, endpoint.topic_arn
     sealed = endpoint.secret_sealed
     generated = None

@@ -561,3 +561,35 @@ async def test_key_rotation_reseals_relay_secrets_and_they_still_verify(
             uow, box, HttpSnsClient(), org.principal, RelayProvider.MAILGUN
         )
     assert result2.unmatched == 1
+
+
+async def test_an_ses_complaint_marks_the_recipient_complained_and_suppresses(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    org: OrgFixture,
+    smtp: SmtpServer,
+    sns: SnsServer,
+) -> None:
+    relay = Ses(sns)
+    path = await relay.setup(client, org)
+    pk, message_id = await sent_follow_up(runtime, org, smtp, "lead@contoso.example")
+    message = {
+        "eventType": "Complaint",
+        "complaint": {
+            "complainedRecipients": [{"emailAddress": "lead@contoso.example"}],
+            "timestamp": "2026-12-02T10:00:00.000Z",
+            "feedbackId": f"fb-{uuid.uuid4()}",
+            "complaintFeedbackType": "abuse",
+        },
+        "mail": {
+            "messageId": "ses-id",
+            "headers": [{"name": "Message-ID", "value": message_id}],
+        },
+    }
+    body = relay.envelope(
+        {"Type": "Notification", "MessageId": str(uuid.uuid4()), "Message": json.dumps(message)}
+    )
+    answer = await client.post(path, content=body)
+    assert answer.json() == {"applied": 1, "duplicates": 0, "unmatched": 0}
+    assert await status_of(runtime, org, pk) is RecipientStatus.COMPLAINED
+    assert await suppressed(runtime, org, "lead@contoso.example") is SuppressionReason.COMPLAINED
