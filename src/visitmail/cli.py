@@ -32,7 +32,7 @@ from visitmail.domain.sender_domain import DomainReport
 from visitmail.domain.smtp_presets import PRESETS, preset_host
 from visitmail.logs import configure_logging
 from visitmail.runtime import Runtime, build_runtime
-from visitmail.services import bounce_mailbox, dkim, identity, smtp_config, webhooks
+from visitmail.services import bounce_mailbox, dkim, identity, relay_webhooks, smtp_config, webhooks
 from visitmail.services.secret_rotation import RotationResult
 
 if TYPE_CHECKING:
@@ -529,11 +529,13 @@ def keys_rotate(
         hooks = await webhooks.rotate_keys(runtime.uow, box)
         keys = await dkim.rotate_keys(runtime.uow, box)
         mailboxes = await bounce_mailbox.rotate_keys(runtime.uow, box)
-        return smtp + hooks + keys + mailboxes
+        relays = await relay_webhooks.rotate_keys(runtime.uow, box)
+        return smtp + hooks + keys + mailboxes + relays
 
     result = _run(_go, settings)
     out.print(
-        f"secret holders (SMTP settings + webhook secrets + DKIM keys + bounce mailboxes): "
+        "secret holders (SMTP settings + webhook secrets + DKIM keys + bounce mailboxes + "
+        f"relay webhooks): "
         f"{result.organizations}; "
         f"re-encrypted: {result.reencrypted}; already current: {result.already_current}; "
         f"unreadable: {result.unreadable}",

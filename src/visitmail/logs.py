@@ -21,14 +21,17 @@ _BEARER = re.compile(r"(?i)(bearer\s+)\S+")
 # Unsubscribe links are capabilities (and in their first format carried the address):
 # the access log keeps the path, not the token.
 _UNSUBSCRIBE_PATH = re.compile(r"(/api/v1/unsubscribe/)[^\s\"?#]+")
+# A relay webhook's URL token names the organization's endpoint: kept out of the access log.
+_RELAY_WEBHOOK_PATH = re.compile(r"(/api/v1/relay-webhooks/[A-Za-z0-9_-]{1,40}/)[^\s\"?#]+")
 # The OAuth sign-in's callback carries the authorization code and the state in its query.
 _OAUTH_CALLBACK_QUERY = re.compile(r"(/settings/smtp/oauth/callback\?)[^\s\"#]+")
 
 
 def scrub_text(text: str) -> str:
-    """Mask API tokens, bearer credentials, unsubscribe tokens and the OAuth callback's
-    code and state inside free text."""
+    """Mask API tokens, bearer credentials, unsubscribe and relay webhook tokens and the
+    OAuth callback's code and state inside free text."""
     text = _UNSUBSCRIBE_PATH.sub(r"\1" + REDACTED, text)
+    text = _RELAY_WEBHOOK_PATH.sub(r"\1" + REDACTED, text)
     text = _OAUTH_CALLBACK_QUERY.sub(r"\1" + REDACTED, text)
     return _BEARER.sub(r"\1" + REDACTED, _TOKEN_TEXT.sub(REDACTED, text))
 

@@ -22,6 +22,7 @@ from visitmail.web.api import identity as identity_api
 from visitmail.web.api import mapping as mapping_api
 from visitmail.web.api import messages as messages_api
 from visitmail.web.api import oauth_connect as oauth_connect_api
+from visitmail.web.api import relay_webhooks as relay_webhooks_api
 from visitmail.web.api import reports as reports_api
 from visitmail.web.api import smtp as smtp_api
 from visitmail.web.api import suppressions as suppressions_api
@@ -42,6 +43,7 @@ from visitmail.web.ui import (
     oauth_pages,
     outbox_pages,
     pages,
+    relay_webhook_pages,
     report_pages,
     smtp_pages,
     suppression_pages,
@@ -117,10 +119,13 @@ def create_app(
     app.include_router(suppressions_api.router)
     app.include_router(webhooks_api.router)
     app.include_router(bounce_mailbox_api.router)
+    app.include_router(relay_webhooks_api.receiver)
+    app.include_router(relay_webhooks_api.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(smtp_pages.router)
     app.include_router(bounce_pages.router)
+    app.include_router(relay_webhook_pages.router)
     app.include_router(oauth_pages.router)
     app.include_router(dev_inbox_pages.router)
     app.include_router(outbox_pages.router)

@@ -201,8 +201,8 @@ async def test_keys_rotate_with_nothing_stored_is_fine(site: Site) -> None:
     reply = await cli(["keys", "rotate"], site.env, site.tmp)
     assert reply.returncode == 0, reply.stderr
     assert (
-        "secret holders (SMTP settings + webhook secrets + DKIM keys + bounce mailboxes): 0"
-        in reply.stdout
+        "secret holders (SMTP settings + webhook secrets + DKIM keys + bounce mailboxes + "
+        "relay webhooks): 0" in reply.stdout
     )
 
 

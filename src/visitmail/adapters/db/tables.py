@@ -654,3 +654,33 @@ class BounceMailboxRow(Base):
     poll_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RelayWebhookRow(Base):
+    """One relay's webhook endpoint of an organization (``services.relay_webhooks``): the
+    SHA-256 of the URL's token, never the token; the provider's verification data, the
+    secret part (Mailgun signing key, basic-auth password) sealed for
+    ``relay_webhook:<provider>``; what its events did so far."""
+
+    __tablename__ = "relay_webhooks"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "provider", name="uq_relay_webhooks_org_provider"),
+        UniqueConstraint("token_hash", name="uq_relay_webhooks_token_hash"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    topic_arn: Mapped[str | None] = mapped_column(String(400), nullable=True)
+    secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    applied: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    unmatched: Mapped[int] = mapped_column(Integer, default=0)

@@ -38,6 +38,7 @@ from visitmail.adapters.db.identity_repos import (
 from visitmail.adapters.db.mapping_repo import SqlMappings
 from visitmail.adapters.db.oauth_connect_repo import SqlPendingConnects
 from visitmail.adapters.db.outbox_repo import SqlOutbox
+from visitmail.adapters.db.relay_webhook_repo import SqlRelayWebhooks
 from visitmail.adapters.db.report_repos import SqlEvents, SqlMedia, SqlReports
 from visitmail.adapters.db.smtp_repo import SqlOAuthTokens, SqlSmtpSettings
 from visitmail.adapters.db.webhook_repo import SqlWebhookSecrets
@@ -63,6 +64,7 @@ from visitmail.services.ports import (
     TokenRepository,
     UserRepository,
 )
+from visitmail.services.relay_webhook_ports import RelayWebhookRepository
 from visitmail.services.report_ports import (
     EventRepository,
     MediaRepository,
@@ -98,6 +100,7 @@ class SqlUnitOfWork:
     dkim_keys: DkimKeyRepository
     delivery_events: DeliveryEventRepository
     bounce_mailboxes: BounceMailboxRepository
+    relay_webhooks: RelayWebhookRepository
     session: AsyncSession
 
     def __init__(
@@ -142,6 +145,7 @@ class SqlUnitOfWork:
         self.dkim_keys = SqlDkimKeys(self.session)
         self.delivery_events = SqlDeliveryEvents(self.session)
         self.bounce_mailboxes = SqlBounceMailboxes(self.session)
+        self.relay_webhooks = SqlRelayWebhooks(self.session)
         return self
 
     async def __aexit__(
