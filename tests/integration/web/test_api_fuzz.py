@@ -114,8 +114,23 @@ async def seed_objects(
             "/api/v1/smtp-settings/dkim", headers=h, json={"selector": selector}
         )
         assert made.status_code == 201, made.text
+    mailbox = await client.put(
+        "/api/v1/bounce-mailbox",
+        headers=h,
+        json={
+            "host": server.host,
+            "port": server.port,
+            "username": "b@example.com",
+            "password": "pw",
+        },
+    )
+    assert mailbox.status_code == 200, mailbox.text
+    relay = await client.post("/api/v1/relay-webhook-endpoints/mailgun", headers=h)
+    assert relay.status_code == 201, relay.text
     revisions = await client.get("/api/v1/notification-mapping/revisions", headers=h)
     ids = {
+        "provider": "mailgun",
+        "endpoint_token": relay.json()["url"].rstrip("/").rsplit("/", 1)[1],
         "key_id": made.json()["id"],
         "event_id": event["id"],
         "report_id": report["id"],
