@@ -147,7 +147,8 @@ def start_danted(directory: Path) -> ProxyProcess:
         # Rules come after the server settings (danted refuses them in any other order).
         lines += [
             "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
-            "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
+            # Log each connection, so tests can see what went through the proxy.
+            "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 log: connect }",
         ]
         config = "\n".join(lines) + "\n"
         command = [

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.integration.smtp.conftest import settings_for
+from tests.integration.smtp.conftest import http_proxy, settings_for, socks5_proxy
+from tests.integration.smtp.test_proxies import proxied
 from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.support.proxies import ProxyProcess
 from visitmail.adapters.imap.mailbox import MailboxFailure, MailboxStep, poll_mailbox
 from visitmail.domain.bounce_mailbox import BounceMailbox, MailboxCursor
 from visitmail.domain.delivery_reports import ReportKind, read_report
 from visitmail.domain.network_policy import NetworkPolicy
-from visitmail.domain.smtp_settings import Security, SmtpSecrets
+from visitmail.domain.smtp_settings import ProxyKind, ProxySettings, Security, SmtpSecrets
 from visitmail.services.bounce_mailbox_ports import MailboxLogin as Login
 
 SAMPLES = Path(__file__).resolve().parents[2] / "unit" / "domain" / "reports_samples"
@@ -28,6 +30,7 @@ USER = "sales@acme.example"
 PASSWORD = "Imap-Pa55-word-7"
 LOOPBACK = NetworkPolicy((ipaddress.ip_network("127.0.0.0/8"),))
 NOW = datetime.now(UTC)  # the first look searches SINCE a day: Dovecot's clock is real
+__all__ = ["http_proxy", "socks5_proxy"]  # fixtures, shared with the SMTP proxy tests
 PERSON = b"From: Lead <lead@example.com>\r\nSubject: Re: Thanks\r\n\r\nCall me.\r\n"
 
 
@@ -60,6 +63,7 @@ async def poll(
     cursor: MailboxCursor | None = None,
     ca_pem: str | None = None,
     policy: NetworkPolicy = LOOPBACK,
+    proxy: ProxySettings | None = None,
 ):  # type: ignore[no-untyped-def]
     mailbox = BounceMailbox(
         host=server.host,
@@ -67,7 +71,7 @@ async def poll(
         security=security,
         folder=folder,
     )
-    smtp = settings_for(ca_pem=ca_pem or server.ca_pem)
+    smtp = settings_for(ca_pem=ca_pem or server.ca_pem, **({"proxy": proxy} if proxy else {}))
     return await poll_mailbox(
         mailbox,
         smtp,
@@ -177,3 +181,18 @@ async def test_the_network_guard_refuses_loopback_unless_allowed(
     with pytest.raises(MailboxFailure) as caught:
         await poll(dovecot, policy=NetworkPolicy(()))
     assert caught.value.step is MailboxStep.CONNECT
+
+
+@pytest.mark.parametrize("kind", [ProxyKind.SOCKS5, ProxyKind.HTTP])
+async def test_reads_through_the_mail_servers_proxy(
+    dovecot: DovecotServer,
+    user: str,
+    kind: ProxyKind,
+    socks5_proxy: ProxyProcess,
+    http_proxy: ProxyProcess,
+) -> None:
+    proxy = socks5_proxy if kind is ProxyKind.SOCKS5 else http_proxy
+    dovecot.deliver(user, (SAMPLES / "postfix_bounce.eml").read_bytes())
+    batch = await poll(dovecot, proxy=proxied(proxy, kind))
+    assert len(batch.mails) == 1
+    assert str(dovecot.tls_port) in proxy.log()  # the proxy made the connection
