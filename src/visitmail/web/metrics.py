@@ -8,6 +8,8 @@ exactly what the database said, with no stale labels left behind.
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,7 +19,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-from visitmail.adapters.db.metrics_queries import delivery_events_since, paused_organizations
+from visitmail.adapters.db.metrics_queries import (
+    delivery_events_since,
+    messages_sent,
+    paused_organizations,
+)
 from visitmail.logs import get_logger
 from visitmail.runtime import Runtime
 from visitmail.services.clock import utcnow
@@ -44,6 +50,8 @@ async def metrics(runtime: RuntimeDep) -> Response:
     - `visitmail_delivery_events_30d{organization,kind}` (gauge): bounces (`bounced_hard`,
       `bounced_soft`), complaints (`complained`), delays and relay unsubscribes reported
       after a 250 in the last 30 days, per organization id
+    - `visitmail_complaint_rate_30d{organization}` (gauge): those complaints per message
+      accepted in the outbox's retention period (Gmail asks bulk senders for < 0.001)
     - `visitmail_metrics_database_up` (gauge): 1 if the database answered this scrape; at 0
       the two gauges above are missing, the process's own metrics are still served
     - `visitmail_delivery_attempts_total{outcome}` (counter): this process's attempts
@@ -67,6 +75,8 @@ async def database_gauges(runtime: Runtime) -> bytes:
             counts = await uow.outbox.counts(None)
             paused = await paused_organizations(uow.session)
             came_back = await delivery_events_since(uow.session, utcnow() - RATE_WINDOW)
+            # Only organizations that had something come back: a rate of 0 needs no series.
+            sent = await messages_sent(uow.session, sorted({org for org, _, _ in came_back}))
     except Exception as exc:  # a scrape must not fail because the database is away
         log.warning("metrics: database unreachable", error_type=type(exc).__name__)
         up.set(0)
@@ -92,6 +102,19 @@ async def database_gauges(runtime: Runtime) -> bytes:
         ["organization", "kind"],
         registry=registry,
     )
+    complaints: dict[uuid.UUID, int] = {}
     for organization, kind, n in came_back:
         reported.labels(organization=str(organization), kind=kind).set(n)
+        if kind == "complained":
+            complaints[organization] = n
+    rate = Gauge(
+        "visitmail_complaint_rate_30d",
+        "Spam complaints of the last 30 days per message the server accepted that the outbox "
+        "holds (Gmail asks bulk senders for < 0.001), per organization",
+        ["organization"],
+        registry=registry,
+    )
+    for organization, n in complaints.items():
+        if sent.get(organization):
+            rate.labels(organization=str(organization)).set(n / sent[organization])
     return generate_latest(registry)

@@ -277,12 +277,22 @@ async def test_metrics_count_what_came_back_per_organization(
     events = events_of(postfix_bounce_for(message_id, "lead@fabrikam.example"))
     async with runtime.uow() as uow:
         await delivery_events.apply_events(uow, org.organization.id, events, now=datetime.now(UTC))
-    found = samples((await client.get("/metrics")).text)
-    key = (
-        "visitmail_delivery_events_30d",
-        (("kind", "bounced_hard"), ("organization", str(org.organization.id))),
+    complaint = (
+        (SAMPLES / "arf_complaint.eml")
+        .read_bytes()
+        .replace(b"<0190c1f5-2222-7000-8000-000000002222@acme.example>", message_id.encode())
+        .replace(b"User@example.com", b"lead@fabrikam.example")
     )
-    assert found[key] == 1
+    async with runtime.uow() as uow:
+        await delivery_events.apply_events(
+            uow, org.organization.id, events_of(complaint, ref="uid-2"), now=datetime.now(UTC)
+        )
+    found = samples((await client.get("/metrics")).text)
+    org_label = ("organization", str(org.organization.id))
+    assert found[("visitmail_delivery_events_30d", (("kind", "bounced_hard"), org_label))] == 1
+    assert found[("visitmail_delivery_events_30d", (("kind", "complained"), org_label))] == 1
+    # One complaint per one message accepted.
+    assert found[("visitmail_complaint_rate_30d", (org_label,))] == 1.0
 
 
 async def test_the_dashboard_counts_bounces_and_complaints(

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from visitmail.adapters.db.tables import DeliveryEventRow, SmtpHealthRow
+from visitmail.adapters.db.tables import DeliveryEventRow, OutboxMessageRow, SmtpHealthRow
 
 
 async def paused_organizations(session: AsyncSession) -> int:
@@ -34,3 +34,19 @@ async def delivery_events_since(
     return [
         (org, f"{kind}_{severity}" if severity else kind, int(n)) for org, kind, severity, n in rows
     ]
+
+
+async def messages_sent(
+    session: AsyncSession, organizations: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Messages the server accepted that the outbox still holds (the retention period), for
+    each of ``organizations`` (an index-only count on ``ix_outbox_org_status`` each)."""
+    m = OutboxMessageRow
+    if not organizations:
+        return {}
+    rows = await session.execute(
+        select(m.organization_id, func.count())
+        .where(m.organization_id.in_(organizations), m.status == "sent")
+        .group_by(m.organization_id)
+    )
+    return {org: int(n) for org, n in rows}
