@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -142,6 +143,18 @@ def open_menu(page: Page) -> None:
     button = page.get_by_role("button", name="Menu")
     if button.is_visible() and button.get_attribute("aria-expanded") != "true":
         button.click()
+
+
+def api(server: Server, method: str, path: str, body: Any = None) -> Any:
+    """One API call as the first-start admin (what the phone app does, or a read for an
+    assertion); ``path`` under ``/api/v1`` unless it starts with ``/api/``. Asserts a 200
+    or 201 and returns the JSON."""
+    url = f"{server.url}{path if path.startswith('/api/') else '/api/v1' + path}"
+    reply = httpx.request(
+        method, url, headers={"Authorization": f"Bearer {server.token}"}, json=body, timeout=30
+    )
+    assert reply.status_code in (200, 201), reply.text
+    return reply.json()
 
 
 def screenshot(page: Page, name: str) -> Path:

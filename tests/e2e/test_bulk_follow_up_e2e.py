@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, api, screenshot
 from tests.e2e.test_events_reports_e2e import SUBJECT, TEXT, new_lead
 from tests.e2e.test_login_e2e import log_in
-from tests.e2e.test_mapping_outbox_e2e import api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, screenshot, serving
+from tests.e2e.conftest import Server, api, screenshot, serving
 from tests.support.dns_server import DnsTestServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -39,18 +37,6 @@ def fresh(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) -
     organization has the dev inbox as its mail server and nothing else."""
     with serving(tmp_path_factory.mktemp("dashboard-e2e"), dns_server) as started:
         yield started
-
-
-def api(server: Server, method: str, path: str, body: Any = None) -> Any:
-    reply = httpx.request(
-        method,
-        f"{server.url}/api/v1{path}",
-        headers={"Authorization": f"Bearer {server.token}"},
-        json=body,
-        timeout=30,
-    )
-    assert reply.status_code in (200, 201), reply.text
-    return reply.json()
 
 
 def log_in(browser: Browser, server: Server, width: int, height: int) -> Page:

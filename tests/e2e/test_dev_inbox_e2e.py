@@ -9,13 +9,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, api, screenshot
 from tests.support.processes import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -35,18 +33,6 @@ def fits(page: Page, width: int, what: str) -> None:
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 1, f"{what} is {overflow}px wider than a {width}px screen"
-
-
-def api(server: Server, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    reply = httpx.request(
-        method,
-        f"{server.url}{path}",
-        headers={"Authorization": f"Bearer {server.token}"},
-        json=body,
-        timeout=15,
-    )
-    assert reply.status_code in (200, 201), reply.text
-    return reply.json()
 
 
 def test_the_connection_test_message_arrives_in_the_dev_inbox(page: Page, server: Server) -> None:

@@ -12,9 +12,8 @@ import uuid
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, api, screenshot
 from tests.e2e.test_login_e2e import log_in
-from tests.e2e.test_mapping_outbox_e2e import api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

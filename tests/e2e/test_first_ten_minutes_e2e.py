@@ -18,14 +18,12 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.e2e.conftest import Server, open_menu, screenshot, serving
+from tests.e2e.conftest import Server, api, open_menu, screenshot, serving
 from tests.support.dns_server import DnsTestServer
 from tests.support.processes import run_cli
 
@@ -44,19 +42,6 @@ def fresh(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) -
     """A new SQLite database: the first-start organization has only the dev inbox."""
     with serving(tmp_path_factory.mktemp("first-ten-e2e"), dns_server) as started:
         yield started
-
-
-def api(server: Server, method: str, path: str, body: Any = None) -> Any:
-    """The phone app's calls (capture, export) and reads of state for the assertions."""
-    reply = httpx.request(
-        method,
-        f"{server.url}/api/v1{path}",
-        headers={"Authorization": f"Bearer {server.token}"},
-        json=body,
-        timeout=30,
-    )
-    assert reply.status_code in (200, 201), reply.text
-    return reply.json()
 
 
 class Walk:

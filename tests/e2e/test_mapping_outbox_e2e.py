@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, api, screenshot
 from tests.e2e.test_login_e2e import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -41,18 +39,6 @@ def mapping(on: str) -> str:
         ],
     }
     return json.dumps(document, indent=2)
-
-
-def api(server: Server, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    reply = httpx.request(
-        method,
-        f"{server.url}{path}",
-        headers={"Authorization": f"Bearer {server.token}"},
-        json=body,
-        timeout=15,
-    )
-    assert reply.status_code in (200, 201), reply.text
-    return reply.json()
 
 
 def test_admin_edits_the_mapping_and_sees_the_notification_sent(page: Page, server: Server) -> None:

@@ -11,21 +11,17 @@ still there (rendered by the server)."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, api, screenshot, serving
 from tests.support.dns_server import DnsTestServer
-from tests.support.processes import VISITMAIL, cli_env, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -63,18 +59,6 @@ CELLS_JS = """() => [...document.querySelectorAll('main table')].flatMap(table =
 class Site:
     server: Server
     users: dict[str, str]  # role -> email (the admin is the first-start admin)
-
-
-def api(server: Server, method: str, path: str, body: Any = None) -> Any:
-    reply = httpx.request(
-        method,
-        f"{server.url}/api/v1{path}",
-        headers={"Authorization": f"Bearer {server.token}"},
-        json=body,
-        timeout=30,
-    )
-    assert reply.status_code in (200, 201), reply.text
-    return reply.json()
 
 
 def _fill(server: Server) -> dict[str, str]:
@@ -174,45 +158,8 @@ def _fill(server: Server) -> dict[str, str]:
 def site(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsTestServer) -> Iterator[Site]:
     """``visitmail serve --dev-inbox`` on a SQLite database of its own (other modules'
     mapping and data stay out of it), filled through the API."""
-    tmp = tmp_path_factory.mktemp("responsive-e2e")
-    port, inbox_port = free_port(), free_port()
-    env = cli_env(
-        tmp,
-        f"sqlite:///{tmp / 'e2e.db'}",
-        VISITMAIL_DEV_INBOX_PORT=str(inbox_port),
-        VISITMAIL_DNS_NAMESERVERS=f"127.0.0.1:{dns_server.port}",
-    )
-    log = (tmp / "serve.log").open("w+")
-    proc = subprocess.Popen(
-        [*VISITMAIL, "serve", "--dev-inbox", "--port", str(port)],
-        env=env,
-        cwd=tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("visitmail serve did not start")
-        log.seek(0)
-        output = log.read()
-        password = re.search(r"password:\s+(\S+)", output)
-        token = re.search(r"API token:\s+(\S+)", output)
-        assert password and token, output
-        server = Server(url, "admin@example.com", password.group(1), token.group(1), inbox_port)
+    with serving(tmp_path_factory.mktemp("responsive-e2e"), dns_server) as server:
         yield Site(server, _fill(server))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 def log_in(page: Page, site: Site, role: str) -> None:

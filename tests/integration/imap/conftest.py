@@ -14,7 +14,7 @@ import trustme
 from fastapi import FastAPI
 
 from tests.conftest import make_settings
-from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.orgs import OrgFixture, new_org
 from tests.support.outbox import configure_server
 from visitmail.runtime import Runtime, build_runtime
@@ -27,14 +27,8 @@ PASSWORD = "Returns-Box-Pa55"
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(ca=trustme.CA(), users={BOUNCES: PASSWORD})
-    except DovecotUnavailable as e:
-        pytest.skip(f"no real Dovecot on this machine: {e}")
-    try:
+    with running_dovecot(ca=trustme.CA(), users={BOUNCES: PASSWORD}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

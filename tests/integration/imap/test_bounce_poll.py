@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.orgs import OrgFixture
 from tests.support.outbox import LOOPBACK, configure_server, enqueue, make_worker
 from tests.support.smtp_servers import SmtpServer, start_smtp_server
@@ -36,14 +36,8 @@ PASSWORD = "Bounce-Box-Pa55"
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(ca=trustme.CA(), users={BOUNCES: PASSWORD})
-    except DovecotUnavailable as e:
-        pytest.skip(f"no real Dovecot on this machine: {e}")
-    try:
+    with running_dovecot(ca=trustme.CA(), users={BOUNCES: PASSWORD}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import trustme
 
 from tests.integration.smtp.conftest import http_proxy, settings_for, socks5_proxy
 from tests.integration.smtp.test_proxies import proxied
-from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.proxies import ProxyProcess
 from visitmail.adapters.imap.mailbox import MailboxFailure, MailboxStep, poll_mailbox
 from visitmail.domain.bounce_mailbox import BounceMailbox, MailboxCursor
@@ -36,14 +36,8 @@ PERSON = b"From: Lead <lead@example.com>\r\nSubject: Re: Thanks\r\n\r\nCall me.\
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(ca=trustme.CA(), users={USER: PASSWORD})
-    except DovecotUnavailable as e:
-        pytest.skip(f"no real Dovecot on this machine: {e}")
-    try:
+    with running_dovecot(ca=trustme.CA(), users={USER: PASSWORD}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

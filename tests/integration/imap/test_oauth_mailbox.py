@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.oauth_provider import OAuthProvider, start_oauth_provider
 from tests.support.orgs import OrgFixture
 from tests.support.outbox import LOOPBACK
@@ -50,18 +50,12 @@ class Servers:
 def servers() -> Iterator[Servers]:
     provider = start_oauth_provider()
     try:
-        try:
-            dovecot = start_dovecot(
-                ca=trustme.CA(),
-                users={MAILBOX: "no-password-sign-in-here"},
-                introspection_url=f"{provider.base_url}/introspect",
-            )
-        except DovecotUnavailable as e:
-            pytest.skip(f"no real Dovecot on this machine: {e}")
-        try:
+        with running_dovecot(
+            ca=trustme.CA(),
+            users={MAILBOX: "no-password-sign-in-here"},
+            introspection_url=f"{provider.base_url}/introspect",
+        ) as dovecot:
             yield Servers(provider, dovecot)
-        finally:
-            dovecot.stop()
     finally:
         provider.close()
 

@@ -18,7 +18,7 @@ import trustme
 
 from tests.integration.web.test_follow_ups_api import GERMAN, follow_up, put_template
 from tests.integration.web.test_reports_api import capture, live_event
-from tests.support.dovecot_server import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.orgs import OrgFixture
 from tests.support.outbox import LOOPBACK, configure_server, make_worker
 from tests.support.postfix_server import (
@@ -54,11 +54,7 @@ class Daemons:
 @pytest.fixture(scope="module")
 def daemons() -> Iterator[Daemons]:
     ca = trustme.CA()
-    try:
-        dovecot = start_dovecot(ca=ca, users={SALES: MAILBOX_PASSWORD})
-    except DovecotUnavailable as e:
-        pytest.skip(f"no real Dovecot on this machine: {e}")
-    try:
+    with running_dovecot(ca=ca, users={SALES: MAILBOX_PASSWORD}) as dovecot:
         local = LocalMail(
             base=dovecot.directory / "mail",
             domains=("acme.example", "fabrikam.example"),
@@ -72,8 +68,6 @@ def daemons() -> Iterator[Daemons]:
             yield Daemons(postfix, dovecot)
         finally:
             postfix.stop()
-    finally:
-        dovecot.stop()
 
 
 def clock() -> datetime:
