@@ -23,6 +23,6 @@ echo "postfix postfix/mailname string localhost" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Installing a daemon must not leave it running on its default port: tests start their own.
-for svc in tinyproxy danted postfix; do
+for svc in tinyproxy danted postfix dovecot; do
   if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done
