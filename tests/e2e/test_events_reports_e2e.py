@@ -173,7 +173,7 @@ def test_templates_preview_media_and_bulk_follow_up(page: Page, server: Server) 
     page.get_by_label(f"Choose Anna {last_name}").check()
     page.get_by_label(f"Choose John {english['lead']['last_name']}").check()
     page.get_by_role("button", name="Send follow-ups").click()
-    expect(page.locator("#confirm-heading")).to_contain_text("2 of the 2 chosen leads")
+    expect(page.locator("#confirm-heading")).to_contain_text("All 2 chosen leads will be mailed")
     page.get_by_role("button", name="Mail 2 leads").click()
     results = page.locator("table.bulk-results")
     for report in (german, english):

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, api
 from tests.e2e.test_login_e2e import log_in
-from tests.e2e.test_mapping_outbox_e2e import api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 SIZES = [(1366, 768), (390, 844)]
@@ -102,6 +101,36 @@ def test_the_unsubscribe_page_is_styled_and_fits(
         expect(page.get_by_role("heading", level=1)).to_have_text("Dieser Link ist ungültig")
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(246, 248, 250)"  # app.css loaded: the app's --bg
+        assert overflow(page) <= 1
+    finally:
+        context.close()
+
+
+def test_placeholders_are_inserted_from_a_list_where_the_cursor_was(
+    browser: Browser, server: Server
+) -> None:
+    event = labeled_event(server)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        log_in(page, server)
+        page.goto(f"{server.url}/events/{event['id']}")
+        form = page.locator("#template-en")
+        subject = form.get_by_label("Subject")
+        subject.fill("Your visit: ")
+        subject.click()
+        subject.press("End")
+        picker = form.get_by_label("Insert placeholder")
+        picker.select_option(label="Event: name")
+        expect(subject).to_have_value("Your visit: {{ event.name }}")
+        expect(picker).to_have_value("")  # back to its prompt
+        text = form.get_by_label("Text", exact=True)
+        text.fill("")
+        text.focus()
+        picker.select_option(label="Answer: Interest")  # the question's label, not its key
+        expect(text).to_have_value("{{ answers.interest }}")
+        # The live preview renders what was inserted: the option's label, the event's name.
+        expect(form.locator(".preview-subject")).to_have_text(f"Your visit: {event['name']}")
         assert overflow(page) <= 1
     finally:
         context.close()

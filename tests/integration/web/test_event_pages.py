@@ -281,7 +281,7 @@ async def test_bulk_follow_up_confirms_the_count_then_redirects_to_named_results
     review_again = await client.post(
         f"{path}/follow-ups", data={"csrf_token": csrf, "report_ids": [consenting["id"]]}
     )
-    assert "None of the 1 chosen lead will be mailed" in review_again.text
+    assert "The chosen lead will not be mailed" in review_again.text
     assert "Mail 1 lead" not in review_again.text
     tone, _, _, words = result_rows(review_again.text)[consenting["id"]]
     assert tone == "warn" and re.fullmatch(

@@ -40,6 +40,7 @@ from visitmail.web.ui.mapping_pages import SAMPLE_LEAD
 from visitmail.web.ui.outbox_pages import csrf_failed, error_page
 from visitmail.web.ui.pages import render, templates, to_login
 from visitmail.web.ui.session import UiSession, current_session, tokens_match
+from visitmail.web.ui.template_placeholders import placeholder_groups
 
 router = APIRouter(include_in_schema=False)
 
@@ -193,6 +194,7 @@ async def _event_page(
         event=event,
         questions=_question_rows(event),
         forms=all_forms,
+        placeholders={lang: placeholder_groups(event, lang) for lang in event.languages},
         errors=errors or {},
         media=media,
         media_error=media_error,

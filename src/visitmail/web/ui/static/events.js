@@ -14,6 +14,29 @@
 
   var FRAME_POLICY = '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'">';
 
+  // "Insert placeholder": into the subject, text or HTML field the cursor was in last (the
+  // text when none was), at the cursor; then the list goes back to its prompt.
+  document.querySelectorAll("form.template-form").forEach(function (form) {
+    var picker = form.querySelector("select.placeholder-picker");
+    if (!picker) { return; }
+    var target = form.elements.text;
+    ["subject", "text", "html"].forEach(function (name) {
+      var field = form.elements[name];
+      if (field) { field.addEventListener("focus", function () { target = field; }); }
+    });
+    picker.addEventListener("change", function () {
+      var text = picker.value;
+      if (!text || !target) { return; }
+      var start = target.selectionStart === null ? target.value.length : target.selectionStart;
+      var end = target.selectionEnd === null ? target.value.length : target.selectionEnd;
+      target.value = target.value.slice(0, start) + text + target.value.slice(end);
+      target.focus();
+      target.setSelectionRange(start + text.length, start + text.length);
+      target.dispatchEvent(new Event("input", { bubbles: true }));
+      picker.value = "";
+    });
+  });
+
   document.querySelectorAll("form.template-form").forEach(function (form) {
     var output = form.querySelector(".preview-output");
     var problem = form.querySelector(".preview-error");
