@@ -4,6 +4,7 @@ parsed from real-world formats."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -266,6 +267,36 @@ async def test_the_report_and_the_outbox_show_what_came_back(
     message = (await client.get(f"/outbox/{pk}")).text
     assert "Reported after the server accepted it" in message
     assert 'class="badge rcpt-bounced"' in message
+    listed = (await client.get("/suppressions")).text
+    assert "The bounce said: <code>550 5.1.1 &lt;lead@fabrikam.example&gt;" in listed
+
+
+async def test_a_soft_bounce_on_the_report_is_not_called_undeliverable(
+    client: httpx.AsyncClient, runtime: Runtime, org: OrgFixture, smtp: SmtpServer
+) -> None:
+    event_ = await live_event(client, org)
+    report_id = (await capture(client, org.headers, event_["id"]))["id"]
+    await configure_server(runtime, org, smtp.port)
+    _, message_id = await enqueue(
+        runtime,
+        org,
+        ["full@fabrikam.example"],
+        kind=MessageKind.FOLLOW_UP,
+        meta={"report_id": report_id},
+    )
+    await make_worker(runtime, org).run_until_idle()
+    raw = (
+        postfix_bounce_for(message_id, "full@fabrikam.example")
+        .replace(b"Status: 5.1.1", b"Status: 5.2.2")
+        .replace(b"550 5.1.1", b"552 5.2.2")
+        .replace(b"User unknown in local", b"Mailbox full in local")
+    )
+    async with runtime.uow() as uow:
+        await delivery_events.apply_events(uow, org.organization.id, events_of(raw), now=NOW)
+    await log_in_as(client, runtime, org, Role.ADMIN)
+    report = (await client.get(f"/reports/{report_id}")).text
+    assert "An email bounced temporarily" in report and "Email undeliverable" not in report
+    assert re.search(r"full@fabrikam.example</strong>:\s+bounced temporarily\s+on", report)
 
 
 async def test_metrics_count_what_came_back_per_organization(
