@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from visitmail.domain.errors import InvalidInput
+from visitmail.domain.errors import InvalidInput, VisitmailError
 from visitmail.domain.header_text import header_safe
 from visitmail.domain.smtp_settings import Security
 
@@ -67,6 +68,25 @@ class BounceMailbox:
     @property
     def own_login(self) -> bool:
         return self.username is not None
+
+
+class MailboxStep(StrEnum):
+    CONNECT = "connect"
+    TLS = "tls"
+    LOGIN = "login"
+    FOLDER = "folder"
+    READ = "read"
+
+
+class MailboxFailure(VisitmailError):
+    """The mailbox could not be read: ``step`` failed; ``fix`` says what to do."""
+
+    code = "mailbox_failed"
+
+    def __init__(self, message: str, *, step: MailboxStep, fix: str) -> None:
+        super().__init__(message, field="bounce_mailbox")
+        self.step = step
+        self.fix = fix
 
 
 @dataclass(frozen=True, slots=True)

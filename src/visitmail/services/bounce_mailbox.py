@@ -21,7 +21,9 @@ from visitmail.domain.bounce_mailbox import (
     FIRST_LOOK_DAYS,
     BounceMailbox,
     MailboxCursor,
+    MailboxFailure,
     MailboxState,
+    MailboxStep,
 )
 from visitmail.domain.delivery_events import DeliveryEvent, events_of_report
 from visitmail.domain.delivery_reports import read_report
@@ -195,6 +197,13 @@ async def login_for(
     return MailboxLogin(username, password=secrets.password)
 
 
+def _explained(exc: VisitmailError) -> str:
+    """What failed and how to fix it, as stored and shown: the mailbox's failures, the OAuth
+    token's and the mail server settings' carry a ``fix``."""
+    fix = getattr(exc, "fix", None)
+    return f"{exc.message} {fix}" if fix else exc.message
+
+
 async def _read(
     organization_id: UUID,
     stored: StoredBounceMailbox,
@@ -218,8 +227,8 @@ async def _read(
             stored.settings, smtp, secrets, login, policy=policy, cursor=cursor, now=now
         )
     except VisitmailError as exc:
-        step = getattr(getattr(exc, "step", None), "value", None)
-        if step != "login" or login.access_token is None or tokens is None:
+        refused = isinstance(exc, MailboxFailure) and exc.step is MailboxStep.LOGIN
+        if not refused or login.access_token is None or tokens is None:
             raise
         fresh = await tokens.access_token(
             organization_id, login.username, rejected=login.access_token
@@ -285,9 +294,7 @@ async def poll_once(
         cursor = batch.cursor
         result = PollResult(batch.looked_at, reports, applied.applied, applied.suppressed)
     except VisitmailError as exc:
-        fix = getattr(exc, "fix", None)
-        error = f"{exc.message} {fix}" if fix else exc.message
-        result = PollResult(0, 0, 0, (), error=error[:1000])
+        result = PollResult(0, 0, 0, (), error=_explained(exc)[:1000])
     async with uow_factory() as uow:
         await uow.bounce_mailboxes.finish(
             organization_id,
@@ -339,13 +346,8 @@ async def test_mailbox(
             org, stored, smtp, secrets, box, tokens, reader, policy=policy, cursor=None, now=now
         )
     except VisitmailError as exc:
-        fix = getattr(exc, "fix", None)
-        step = getattr(exc, "step", None)
-        return MailboxTest(
-            ok=False,
-            error=f"{exc.message} {fix}" if fix else exc.message,
-            step=str(step.value) if step is not None else None,
-        )
+        step = exc.step.value if isinstance(exc, MailboxFailure) else None
+        return MailboxTest(ok=False, error=_explained(exc), step=step)
     reports, _events = events_of_batch(batch, now)
     return MailboxTest(
         ok=True,

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,13 @@ from fastapi import FastAPI
 from tests.conftest import make_settings
 from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.orgs import OrgFixture, new_org
-from tests.support.outbox import configure_server
+from tests.support.outbox import LOOPBACK, configure_server
+from visitmail.adapters.crypto.secret_box import SecretBox
+from visitmail.adapters.imap.mailbox import poll_mailbox
 from visitmail.runtime import Runtime, build_runtime
+from visitmail.services import bounce_mailbox
+from visitmail.services.bounce_mailbox import PollResult
+from visitmail.services.oauth_tokens import AccessTokenSource
 from visitmail.web.app import create_app
 
 SAMPLES = Path(__file__).resolve().parents[2] / "unit" / "domain" / "reports_samples"
@@ -66,3 +72,28 @@ async def admin(loopback_runtime: Runtime, dovecot: DovecotServer) -> AsyncItera
     await configure_server(loopback_runtime, org, 2525, ca_pem=dovecot.ca_pem)
     yield org
     dovecot.empty(BOUNCES)
+
+
+def clock() -> datetime:
+    """Real time: Dovecot dates the mail it holds with the real clock."""
+    return datetime.now(UTC)
+
+
+async def poll_bounces(
+    runtime: Runtime,
+    org: OrgFixture,
+    *,
+    tokens: AccessTokenSource | None = None,
+    box: SecretBox | None = None,
+) -> PollResult | None:
+    """One poll of ``org``'s bounce mailbox over real IMAP, as the worker runs it (the
+    network guard allows loopback)."""
+    return await bounce_mailbox.poll_once(
+        runtime.uow,
+        box or SecretBox(runtime.keyring),
+        org.organization.id,
+        reader=poll_mailbox,
+        policy=LOOPBACK,
+        tokens=tokens,
+        clock=clock,
+    )

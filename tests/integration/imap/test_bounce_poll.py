@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import trustme
 
+from tests.integration.imap.conftest import clock, poll_bounces
 from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.orgs import OrgFixture
 from tests.support.outbox import LOOPBACK, configure_server, enqueue, make_worker
 from tests.support.smtp_servers import SmtpServer, start_smtp_server
 from visitmail.adapters.crypto.keyring import KeyRing, new_key
 from visitmail.adapters.crypto.secret_box import SecretBox
-from visitmail.adapters.imap.mailbox import poll_mailbox
 from visitmail.delivery.bounce_poller import BouncePoller
 from visitmail.domain.bounce_mailbox import BounceMailbox
 from visitmail.domain.errors import InvalidInput
@@ -54,10 +54,6 @@ async def smtp() -> AsyncIterator[SmtpServer]:
     await server.close()
 
 
-def clock() -> datetime:
-    return datetime.now(UTC)
-
-
 async def set_up(
     runtime: Runtime, org: OrgFixture, dovecot: DovecotServer, smtp: SmtpServer, password: str
 ) -> None:
@@ -71,18 +67,6 @@ async def set_up(
             password=password,
             now=clock(),
         )
-
-
-async def poll(runtime: Runtime, org: OrgFixture):  # type: ignore[no-untyped-def]
-    return await bounce_mailbox.poll_once(
-        runtime.uow,
-        SecretBox(runtime.keyring),
-        org.organization.id,
-        reader=poll_mailbox,
-        policy=LOOPBACK,
-        tokens=None,
-        clock=clock,
-    )
 
 
 async def test_a_bounce_in_the_mailbox_marks_the_follow_up_and_suppresses(
@@ -100,7 +84,7 @@ async def test_a_bounce_in_the_mailbox_marks_the_follow_up_and_suppresses(
     dsn = (SAMPLES / "postfix_bounce.eml").read_bytes().replace(POSTFIX_ID, message_id.encode())
     dovecot.deliver(BOUNCES, dsn)
 
-    result = await poll(runtime, org)
+    result = await poll_bounces(runtime, org)
 
     assert result is not None and result.error is None
     assert (result.reports, result.applied) == (1, 1)
@@ -114,7 +98,7 @@ async def test_a_bounce_in_the_mailbox_marks_the_follow_up_and_suppresses(
     assert view.state.reports_found == 1 and view.state.last_error is None
     assert view.state.cursor is not None and view.password_set
 
-    again = await poll(runtime, org)
+    again = await poll_bounces(runtime, org)
     assert again is not None and (again.looked_at, again.applied) == (0, 0)
 
 
@@ -122,7 +106,7 @@ async def test_a_failed_sign_in_is_stored_and_the_cursor_stays(
     runtime: Runtime, org: OrgFixture, dovecot: DovecotServer, smtp: SmtpServer
 ) -> None:
     await set_up(runtime, org, dovecot, smtp, "Not-The-Password-1")
-    result = await poll(runtime, org)
+    result = await poll_bounces(runtime, org)
     assert result is not None and result.error is not None
     assert "refused the sign-in as bounces@acme.example" in result.error
     assert "Not-The-Password-1" not in result.error
@@ -142,7 +126,7 @@ async def test_one_worker_polls_a_mailbox_at_a_time(
             org.organization.id, now, now + timedelta(minutes=5)
         )
         await uow.commit()
-    assert await poll(runtime, org) is None  # the lease is held elsewhere
+    assert await poll_bounces(runtime, org) is None  # the lease is held elsewhere
     async with runtime.uow() as uow:
         due = await uow.bounce_mailboxes.due(now, now, 1000)
     assert org.organization.id not in due
@@ -204,13 +188,5 @@ async def test_master_key_rotation_reseals_the_mailbox_password_and_polls_still_
         after = await uow.bounce_mailboxes.sealed_passwords(org.organization.id)
     assert after is not None and after != before
     assert after.startswith(f"v1:{ring.newest.key_id}:")
-    polled = await bounce_mailbox.poll_once(
-        runtime.uow,
-        SecretBox(ring),
-        org.organization.id,
-        reader=poll_mailbox,
-        policy=LOOPBACK,
-        tokens=None,
-        clock=clock,
-    )
+    polled = await poll_bounces(runtime, org, box=SecretBox(ring))
     assert polled is not None and polled.error is None

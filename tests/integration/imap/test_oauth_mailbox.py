@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import trustme
 
+from tests.integration.imap.conftest import clock, poll_bounces
 from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.oauth_provider import OAuthProvider, start_oauth_provider
 from tests.support.orgs import OrgFixture
 from tests.support.outbox import LOOPBACK
 from visitmail.adapters.crypto.secret_box import SecretBox
-from visitmail.adapters.imap.mailbox import poll_mailbox
 from visitmail.adapters.oauth.client import HttpTokenClient
 from visitmail.domain.bounce_mailbox import BounceMailbox
 from visitmail.domain.oauth import OAuthEndpoints, OAuthSettings
@@ -58,10 +57,6 @@ def servers() -> Iterator[Servers]:
             yield Servers(provider, dovecot)
     finally:
         provider.close()
-
-
-def clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def tokens(runtime: Runtime, provider: OAuthProvider) -> TokenService:
@@ -120,15 +115,7 @@ async def test_the_mailbox_signs_in_with_the_mail_servers_oauth_token(
     await set_up(runtime, org, servers)
     servers.dovecot.deliver(MAILBOX, (SAMPLES / "exchange_online_ndr.eml").read_bytes())
 
-    polled = await bounce_mailbox.poll_once(
-        runtime.uow,
-        SecretBox(runtime.keyring),
-        org.organization.id,
-        reader=poll_mailbox,
-        policy=LOOPBACK,
-        tokens=tokens(runtime, servers.provider),
-        clock=clock,
-    )
+    polled = await poll_bounces(runtime, org, tokens=tokens(runtime, servers.provider))
 
     assert polled is not None and polled.error is None, polled
     assert polled.reports >= 1  # read over XOAUTH2; the NDR is not ours, so nothing applies
@@ -145,15 +132,7 @@ async def test_a_token_revoked_at_the_provider_is_refreshed_once(
     servers.provider.revoke_access_tokens()  # e.g. after the mailbox's password changed
     before = len(servers.provider.token_requests("refresh_token"))
 
-    polled = await bounce_mailbox.poll_once(
-        runtime.uow,
-        SecretBox(runtime.keyring),
-        org.organization.id,
-        reader=poll_mailbox,
-        policy=LOOPBACK,
-        tokens=service,
-        clock=clock,
-    )
+    polled = await poll_bounces(runtime, org, tokens=service)
 
     assert polled is not None and polled.error is None, polled
     assert len(servers.provider.token_requests("refresh_token")) == before + 1
@@ -168,15 +147,7 @@ async def test_a_sign_in_the_provider_no_longer_honours_says_to_reconnect(
     servers.provider.revoke_access_tokens()
     servers.provider.revoke_refresh_tokens()
 
-    polled = await bounce_mailbox.poll_once(
-        runtime.uow,
-        SecretBox(runtime.keyring),
-        org.organization.id,
-        reader=poll_mailbox,
-        policy=LOOPBACK,
-        tokens=service,
-        clock=clock,
-    )
+    polled = await poll_bounces(runtime, org, tokens=service)
 
     assert polled is not None and polled.error is not None
     assert "Reconnect the account" in polled.error

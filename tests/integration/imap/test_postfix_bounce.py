@@ -10,17 +10,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 import trustme
 
+from tests.integration.imap.conftest import clock, poll_bounces
 from tests.integration.web.test_follow_ups_api import GERMAN, follow_up, put_template
 from tests.integration.web.test_reports_api import capture, live_event
 from tests.support.dovecot_server import DovecotServer, running_dovecot
 from tests.support.orgs import OrgFixture
-from tests.support.outbox import LOOPBACK, configure_server, make_worker
+from tests.support.outbox import configure_server, make_worker
 from tests.support.postfix_server import (
     LocalMail,
     PostfixAccount,
@@ -29,7 +29,6 @@ from tests.support.postfix_server import (
     start_postfix,
 )
 from visitmail.adapters.crypto.secret_box import SecretBox
-from visitmail.adapters.imap.mailbox import poll_mailbox
 from visitmail.domain.bounce_mailbox import BounceMailbox
 from visitmail.domain.follow_up import SuppressionReason
 from visitmail.domain.outbox import RecipientStatus
@@ -68,10 +67,6 @@ def daemons() -> Iterator[Daemons]:
             yield Daemons(postfix, dovecot)
         finally:
             postfix.stop()
-
-
-def clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def wait_for_mail(dovecot: DovecotServer, user: str, count: int, seconds: float = 30) -> None:
@@ -122,15 +117,7 @@ async def test_a_follow_up_postfix_bounces_ends_bounced_and_suppressed(
     postfix.wait_for_log(f"to=<{UNKNOWN}>")
     wait_for_mail(dovecot, SALES, before + 1)
 
-    polled = await bounce_mailbox.poll_once(
-        runtime.uow,
-        SecretBox(runtime.keyring),
-        org.organization.id,
-        reader=poll_mailbox,
-        policy=LOOPBACK,
-        tokens=None,
-        clock=clock,
-    )
+    polled = await poll_bounces(runtime, org)
 
     assert polled is not None and polled.error is None, polled
     assert polled.applied == 1 and polled.suppressed == (UNKNOWN,)

@@ -45,11 +45,16 @@ async def smtp() -> AsyncIterator[SmtpServer]:
 
 
 async def sent_follow_up(
-    runtime: Runtime, org: OrgFixture, smtp: SmtpServer, to: str
+    runtime: Runtime,
+    org: OrgFixture,
+    smtp: SmtpServer,
+    to: str,
+    report_id: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, str, uuid.UUID]:
-    """A follow-up to ``to`` for a report, delivered (the server said 250)."""
+    """A follow-up to ``to`` for a report (``report_id``, else a made-up one), delivered
+    (the server said 250)."""
     await configure_server(runtime, org, smtp.port)
-    report_id = uuid.uuid4()
+    report_id = report_id or uuid.uuid4()
     pk, message_id = await enqueue(
         runtime, org, [to], kind=MessageKind.FOLLOW_UP, meta={"report_id": str(report_id)}
     )
@@ -63,6 +68,16 @@ def postfix_bounce_for(message_id: str, address: str) -> bytes:
         raw.replace(POSTFIX_ID, message_id.encode())
         .replace(b"nobody@fabrikam.example", address.encode())
         .replace(b"Nobody@Fabrikam.example", address.encode())
+    )
+
+
+def soft_bounce_for(message_id: str, address: str) -> bytes:
+    """Postfix's DSN for a full mailbox (5.2.2): a soft bounce."""
+    return (
+        postfix_bounce_for(message_id, address)
+        .replace(b"Status: 5.1.1", b"Status: 5.2.2")
+        .replace(b"550 5.1.1", b"552 5.2.2")
+        .replace(b"User unknown in local", b"Mailbox full in local")
     )
 
 
@@ -159,12 +174,7 @@ async def test_soft_bounces_suppress_only_at_the_limit(
     address = "full@fabrikam.example"
     for n in range(1, SOFT_BOUNCE_LIMIT + 1):
         pk, message_id, _ = await sent_follow_up(runtime, org, smtp, address)
-        raw = (
-            postfix_bounce_for(message_id, address)
-            .replace(b"Status: 5.1.1", b"Status: 5.2.2")
-            .replace(b"550 5.1.1", b"552 5.2.2")
-            .replace(b"User unknown in local", b"Mailbox full in local")
-        )
+        raw = soft_bounce_for(message_id, address)
         [event] = events_of(raw, ref=f"uid-{n}")
         assert event.severity is Severity.SOFT
         async with runtime.uow() as uow:
@@ -246,15 +256,9 @@ async def test_the_report_and_the_outbox_show_what_came_back(
 ) -> None:
     event_ = await live_event(client, org)
     report_id = (await capture(client, org.headers, event_["id"]))["id"]
-    await configure_server(runtime, org, smtp.port)
-    pk, message_id = await enqueue(
-        runtime,
-        org,
-        ["lead@fabrikam.example"],
-        kind=MessageKind.FOLLOW_UP,
-        meta={"report_id": report_id},
+    pk, message_id, _ = await sent_follow_up(
+        runtime, org, smtp, "lead@fabrikam.example", uuid.UUID(report_id)
     )
-    await make_worker(runtime, org).run_until_idle()
     events = events_of(postfix_bounce_for(message_id, "lead@fabrikam.example"))
     async with runtime.uow() as uow:
         await delivery_events.apply_events(uow, org.organization.id, events, now=NOW)
@@ -276,21 +280,10 @@ async def test_a_soft_bounce_on_the_report_is_not_called_undeliverable(
 ) -> None:
     event_ = await live_event(client, org)
     report_id = (await capture(client, org.headers, event_["id"]))["id"]
-    await configure_server(runtime, org, smtp.port)
-    _, message_id = await enqueue(
-        runtime,
-        org,
-        ["full@fabrikam.example"],
-        kind=MessageKind.FOLLOW_UP,
-        meta={"report_id": report_id},
+    _, message_id, _ = await sent_follow_up(
+        runtime, org, smtp, "full@fabrikam.example", uuid.UUID(report_id)
     )
-    await make_worker(runtime, org).run_until_idle()
-    raw = (
-        postfix_bounce_for(message_id, "full@fabrikam.example")
-        .replace(b"Status: 5.1.1", b"Status: 5.2.2")
-        .replace(b"550 5.1.1", b"552 5.2.2")
-        .replace(b"User unknown in local", b"Mailbox full in local")
-    )
+    raw = soft_bounce_for(message_id, "full@fabrikam.example")
     async with runtime.uow() as uow:
         await delivery_events.apply_events(uow, org.organization.id, events_of(raw), now=NOW)
     await log_in_as(client, runtime, org, Role.ADMIN)

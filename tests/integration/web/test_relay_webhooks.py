@@ -136,7 +136,8 @@ class Relay:
         return path
 
     async def configure(self, client: httpx.AsyncClient, org: OrgFixture) -> None:
-        pass
+        """Set the relay's verification data after the endpoint is created. The default
+        sets nothing: Postmark's and Brevo's generated password is already stored."""
 
     def bounce(
         self, message_id: str, address: str, *, forged: bool = False

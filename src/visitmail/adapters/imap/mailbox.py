@@ -22,7 +22,6 @@ import re
 import socket
 import ssl
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from visitmail.adapters.smtp import connect as smtp_connect
 from visitmail.domain.bounce_mailbox import (
@@ -30,9 +29,10 @@ from visitmail.domain.bounce_mailbox import (
     MAX_PER_POLL,
     BounceMailbox,
     MailboxCursor,
+    MailboxFailure,
+    MailboxStep,
 )
 from visitmail.domain.delivery_reports import MAX_REPORT_BYTES, might_be_report
-from visitmail.domain.errors import VisitmailError
 from visitmail.domain.network_policy import NetworkPolicy
 from visitmail.domain.smtp_errors import SmtpFailure
 from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings
@@ -42,25 +42,6 @@ _FETCH_CHUNK = 100
 _HEADERS = "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT CONTENT-TYPE X-FAILED-RECIPIENTS)]"
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
-
-
-class MailboxStep(StrEnum):
-    CONNECT = "connect"
-    TLS = "tls"
-    LOGIN = "login"
-    FOLDER = "folder"
-    READ = "read"
-
-
-class MailboxFailure(VisitmailError):
-    """The mailbox could not be read: ``step`` failed; ``fix`` says what to do."""
-
-    code = "mailbox_failed"
-
-    def __init__(self, message: str, *, step: MailboxStep, fix: str) -> None:
-        super().__init__(message, field="bounce_mailbox")
-        self.step = step
-        self.fix = fix
 
 
 def _route_settings(mailbox: BounceMailbox, smtp: SmtpSettings) -> SmtpSettings:

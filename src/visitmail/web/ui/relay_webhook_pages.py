@@ -84,6 +84,22 @@ async def _session(request: Request, runtime: RuntimeDep, csrf_token: str) -> Re
     return session
 
 
+async def _refused(
+    request: Request,
+    runtime: RuntimeDep,
+    session: UiSession,
+    exc: VisitmailError,
+    provider: str | None = None,
+) -> Response:
+    """A form the service refused: the 403 page for a lower role, else the page again with
+    the error beside the endpoint's form (``provider``) or at the top."""
+    if isinstance(exc, PermissionDenied):
+        return error_page(request, session, 403, FORBIDDEN)
+    return await _render(
+        request, runtime, session, status=status_for(exc), error=exc, error_provider=provider
+    )
+
+
 def _provider(value: str) -> RelayProvider:
     return svc.parse_provider(value)
 
@@ -112,10 +128,8 @@ async def relay_webhook_create(
             change = await svc.create_endpoint(
                 uow, SecretBox(runtime.keyring), session.principal, relay
             )
-    except PermissionDenied:
-        return error_page(request, session, 403, FORBIDDEN)
     except VisitmailError as exc:
-        return await _render(request, runtime, session, status=status_for(exc), error=exc)
+        return await _refused(request, runtime, session, exc)
     shown = {"provider": relay.label, "url": base_url(request, runtime) + (change.path or "")}
     if change.password:
         shown |= {"username": change.endpoint.username or "", "password": change.password}
@@ -156,12 +170,8 @@ async def relay_webhook_verification(
                 used,
                 generate_password=bool(generate_password) and not password,
             )
-    except PermissionDenied:
-        return error_page(request, session, 403, FORBIDDEN)
     except VisitmailError as exc:
-        return await _render(
-            request, runtime, session, status=status_for(exc), error=exc, error_provider=provider
-        )
+        return await _refused(request, runtime, session, exc, provider)
     if change.password:
         shown = {
             "provider": relay.label,
@@ -188,12 +198,8 @@ async def relay_webhook_self_test(
             result = await svc.self_test(
                 uow, SecretBox(runtime.keyring), sns_client(request), session.principal, relay
             )
-    except PermissionDenied:
-        return error_page(request, session, 403, FORBIDDEN)
     except VisitmailError as exc:
-        return await _render(
-            request, runtime, session, status=status_for(exc), error=exc, error_provider=provider
-        )
+        return await _refused(request, runtime, session, exc, provider)
     return await _render(request, runtime, session, tested=(relay.label, result))
 
 

@@ -43,64 +43,91 @@ class ResetNotice:
     password: str = field(repr=False)  # never in a repr or a log line
 
 
-def _box(runtime: Runtime) -> SecretBox:
-    return SecretBox(runtime.keyring)
+def _field(kind: str, session: UiSession) -> str:
+    """The sealing field: the notice's kind and the admin it was made for."""
+    return f"ui.{kind}.{session.principal.user.id}"
 
 
-def _cookie_field(session: UiSession) -> str:
-    return f"ui.password_reset_notice.{session.principal.user.id}"
+_RESET = "password_reset_notice"
+_CREATED = "user_created_notice"
+
+
+def _seal(runtime: Runtime, session: UiSession, kind: str, payload: dict[str, Any]) -> str:
+    body = json.dumps({**payload, "at": int(time.time())})
+    return SecretBox(runtime.keyring).seal(
+        body, organization_id=session.principal.organization_id, field=_field(kind, session)
+    )
+
+
+def _open(
+    request: Request, runtime: Runtime, session: UiSession, cookie: str, kind: str
+) -> dict[str, Any] | None:
+    """The cookie's payload if it is this admin's notice of ``kind``, unaltered and fresh;
+    else ``None`` (another admin's, altered, stale: nothing to show)."""
+    sealed = request.cookies.get(cookie)
+    if not sealed or len(sealed) > MAX_COOKIE_LENGTH:
+        return None
+    try:
+        plain = SecretBox(runtime.keyring).open(
+            sealed,
+            organization_id=session.principal.organization_id,
+            field=_field(kind, session),
+        )
+        data: dict[str, Any] = json.loads(plain)
+        if time.time() - int(data["at"]) > RESET_NOTICE_SECONDS:
+            return None
+        return data
+    except (VisitmailError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _forget(response: Response, runtime: Runtime, cookie: str) -> None:
+    response.delete_cookie(
+        cookie,
+        path=RESET_COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=runtime.settings.secure_cookies,
+    )
 
 
 def seal_notice(runtime: Runtime, session: UiSession, reset: PasswordReset) -> str:
-    body = json.dumps(
+    return _seal(
+        runtime,
+        session,
+        _RESET,
         {
             "u": str(reset.user.id),
             "e": reset.user.email,
             "p": reset.one_time_password,
             "s": reset.sessions_ended,
             "t": reset.tokens_revoked,
-            "at": int(time.time()),
-        }
-    )
-    return _box(runtime).seal(
-        body, organization_id=session.principal.organization_id, field=_cookie_field(session)
+        },
     )
 
 
 def open_reset_notice(request: Request, runtime: Runtime, session: UiSession) -> ResetNotice | None:
     """The reset notice the redirect carried, if any, readable and fresh; the caller shows
     it and deletes the cookie (:func:`forget_reset_notice`)."""
-    sealed = request.cookies.get(RESET_COOKIE)
-    if not sealed or len(sealed) > MAX_COOKIE_LENGTH:
-        return None
+    data = _open(request, runtime, session, RESET_COOKIE, _RESET)
     try:
-        plain = _box(runtime).open(
-            sealed,
-            organization_id=session.principal.organization_id,
-            field=_cookie_field(session),
+        return (
+            None
+            if data is None
+            else ResetNotice(
+                UUID(str(data["u"])),
+                str(data["e"]),
+                int(data["s"]),
+                int(data["t"]),
+                password=str(data["p"]),
+            )
         )
-        data: dict[str, Any] = json.loads(plain)
-        if time.time() - int(data["at"]) > RESET_NOTICE_SECONDS:
-            return None
-        return ResetNotice(
-            UUID(str(data["u"])),
-            str(data["e"]),
-            int(data["s"]),
-            int(data["t"]),
-            password=str(data["p"]),
-        )
-    except (VisitmailError, ValueError, KeyError, TypeError):
-        return None  # another admin's, altered or stale: nothing to show
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def forget_reset_notice(response: Response, runtime: Runtime) -> None:
-    response.delete_cookie(
-        RESET_COOKIE,
-        path=RESET_COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=runtime.settings.secure_cookies,
-    )
+    _forget(response, runtime, RESET_COOKIE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,22 +138,17 @@ class CreatedNotice:
     password: str | None = field(default=None, repr=False)  # None: the admin chose none
 
 
-def _created_field(session: UiSession) -> str:
-    return f"ui.user_created_notice.{session.principal.user.id}"
-
-
 def seal_created(runtime: Runtime, session: UiSession, created: NewUser) -> str:
-    body = json.dumps(
+    return _seal(
+        runtime,
+        session,
+        _CREATED,
         {
             "u": str(created.user.id),
             "e": created.user.email,
             "r": created.user.role.value,
             "p": created.initial_password,
-            "at": int(time.time()),
-        }
-    )
-    return _box(runtime).seal(
-        body, organization_id=session.principal.organization_id, field=_created_field(session)
+        },
     )
 
 
@@ -135,17 +157,9 @@ def open_created_notice(
 ) -> CreatedNotice | None:
     """The "user added" notice the redirect carried, if readable and fresh; the caller
     shows it and deletes the cookie (:func:`forget_created_notice`)."""
-    sealed = request.cookies.get(CREATED_COOKIE)
-    if not sealed or len(sealed) > MAX_COOKIE_LENGTH:
-        return None
+    data = _open(request, runtime, session, CREATED_COOKIE, _CREATED)
     try:
-        plain = _box(runtime).open(
-            sealed,
-            organization_id=session.principal.organization_id,
-            field=_created_field(session),
-        )
-        data: dict[str, Any] = json.loads(plain)
-        if time.time() - int(data["at"]) > RESET_NOTICE_SECONDS:
+        if data is None:
             return None
         password = data.get("p")
         return CreatedNotice(
@@ -154,7 +168,7 @@ def open_created_notice(
             str(data["r"]),
             password=str(password) if password else None,
         )
-    except (VisitmailError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -171,10 +185,4 @@ def set_notice_cookie(response: Response, runtime: Runtime, name: str, sealed: s
 
 
 def forget_created_notice(response: Response, runtime: Runtime) -> None:
-    response.delete_cookie(
-        CREATED_COOKIE,
-        path=RESET_COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=runtime.settings.secure_cookies,
-    )
+    _forget(response, runtime, CREATED_COOKIE)

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from visitmail.domain.events import Event, Labels
 from visitmail.domain.reports import LEAD_FIELDS
-from visitmail.web.ui.mapping_builder import LEAD_LABELS
+from visitmail.web.ui.mapping_builder import LEAD_LABELS, OTHER_PLACEHOLDERS
 
 Group = tuple[str, list[tuple[str, str]]]  # (heading, [(placeholder, label)])
 
-_GENERAL: tuple[tuple[str, str], ...] = (
-    ("{{ salutation }}", "Salutation (Dear Dr. Miller / Sehr geehrte Frau …)"),
-    ("{{ reporter.name }}", "Reporter: name (who met the lead)"),
-    ("{{ reporter.email }}", "Reporter: email"),
-    ("{{ notes }}", "Notes"),
+# The mapping builder's own list, less what only a notification knows (trigger, status).
+_GENERAL: tuple[tuple[str, str], ...] = tuple(
+    (text, label)
+    for text, label in OTHER_PLACEHOLDERS
+    if text in {"{{ salutation }}", "{{ reporter.name }}", "{{ reporter.email }}", "{{ notes }}"}
 )
 _EVENT: tuple[tuple[str, str], ...] = (
     ("{{ event.name }}", "Event: name"),
