@@ -190,3 +190,22 @@ async def test_reads_through_the_mail_servers_proxy(
     batch = await poll(dovecot, proxy=proxied(proxy, kind))
     assert len(batch.mails) == 1
     assert str(dovecot.tls_port) in proxy.log()  # the proxy made the connection
+
+
+async def test_a_host_that_does_not_resolve_is_named_with_an_imap_example(
+    dovecot: DovecotServer, user: str
+) -> None:
+    mailbox = BounceMailbox(host="no-such-host.invalid")
+    with pytest.raises(MailboxFailure) as caught:
+        await poll_mailbox(
+            mailbox,
+            settings_for(ca_pem=dovecot.ca_pem),
+            SmtpSecrets(),
+            Login(USER, password=PASSWORD),
+            policy=LOOPBACK,
+            cursor=None,
+            now=NOW,
+        )
+    assert caught.value.step is MailboxStep.CONNECT
+    assert "no-such-host.invalid could not be resolved" in caught.value.message
+    assert "IMAP host name (for example outlook.office365.com)" in caught.value.fix

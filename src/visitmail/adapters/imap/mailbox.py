@@ -34,7 +34,7 @@ from visitmail.domain.bounce_mailbox import (
 )
 from visitmail.domain.delivery_reports import MAX_REPORT_BYTES, might_be_report
 from visitmail.domain.network_policy import NetworkPolicy
-from visitmail.domain.smtp_errors import SmtpFailure
+from visitmail.domain.smtp_errors import SmtpDnsFailed, SmtpFailure
 from visitmail.domain.smtp_settings import Security, SmtpSecrets, SmtpSettings
 from visitmail.services.bounce_mailbox_ports import FetchedMail, MailboxLogin, ReadBatch
 
@@ -69,6 +69,8 @@ async def open_mailbox_socket(
     except SmtpFailure as e:
         step = MailboxStep.TLS if e.stage.value == "tls" else MailboxStep.CONNECT
         fix = e.fix or "Check the IMAP host and port (IMAPS is usually port 993)."
+        if isinstance(e, SmtpDnsFailed):  # its fix names an SMTP host as the example
+            fix = "Check the spelling of the IMAP host name (for example outlook.office365.com)."
         raise MailboxFailure(e.message, step=step, fix=fix) from e
     return sock, context, settings
 
